@@ -1,0 +1,55 @@
+// Package cooper coordinates HTTP upgrades: it owns the moment a request
+// such as GET /ws with Upgrade: websocket stops being HTTP, decides whether
+// it may, answers, and hands the connection and what was agreed to the
+// layer that speaks the new protocol (a WebSocket framing library, or your
+// own protocol). Reading and writing frames is not cooper's job.
+//
+// A WebSocket endpoint with a framing layer of your choice:
+//
+//	http.Handle("/ws", cooper.Hijack(func(conn net.Conn, proto string) {
+//		defer conn.Close()
+//		// the framing layer takes over conn
+//	}, cooper.Protocols("websocket")))
+//
+// # The pipeline
+//
+// Every upgrade, whether through [Hijack], [Upgrader.Handler] or
+// [Upgrader.Accept], takes the same five steps:
+//
+//  1. validate the request as RFC 9110, section 7.8 and, for WebSocket,
+//     RFC 6455, section 4.2.1 ask, and refuse a bad one with the right
+//     status, the headers the RFC asks for and a one-line reason
+//     ([UpgradeError] lists them);
+//  2. negotiate the Upgrade protocol, Sec-WebSocket-Accept and the
+//     subprotocol;
+//  3. take the connection over with [http.ResponseController], so
+//     ResponseWriters wrapped by middleware work;
+//  4. answer 101 in one write, bounded by [HandshakeTimeout];
+//  5. hand over a net.Conn that first returns any bytes the client sent
+//     after its request and net/http had already read, and is the socket
+//     itself (*net.TCPConn, *tls.Conn) when there were none, with no
+//     deadline left on it.
+//
+// Nothing is written before the decision, and a refused request is answered
+// through the ResponseWriter, never taken over. cooper never logs and never
+// panics on input; errors go to [OnError] and to [Upgrader.Accept]'s caller.
+//
+// With [Hijack] and [Upgrader.Handler], ServeHTTP returns as soon as the
+// connection is handed over and the handler runs on a goroutine of its own,
+// so an idle upgraded connection does not keep net/http's buffers and
+// request state. [Upgrader.Shutdown] refuses new upgrades, cancels the
+// handlers' contexts, waits for them and closes what is left, which
+// [http.Server.Shutdown] does not do for hijacked connections.
+//
+// # Security
+//
+// A browser sends cookies with a WebSocket request to any site, so a page
+// elsewhere could act as its visitor (cross-site WebSocket hijacking). cooper
+// refuses a request whose Origin is not the request's own host with 403
+// unless [OriginPatterns] allows that origin, or [InsecureSkipOriginCheck]
+// turns the check off. Requests without Origin (non-browser clients) pass.
+//
+// Values from [ResponseHeaders] cannot split the 101 or change the headers
+// cooper writes, and a request that declares a body is refused, so no byte
+// of it reaches the handler as protocol data.
+package cooper

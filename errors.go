@@ -1,0 +1,149 @@
+package cooper
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime/debug"
+)
+
+// Sentinel errors of the server side. Every error cooper returns or reports
+// matches one of them with [errors.Is]; a refusal is also an [*UpgradeError].
+var (
+	// ErrMethod: the request's method is not GET (405, with Allow: GET).
+	ErrMethod = errors.New("cooper: method is not GET")
+
+	// ErrHTTPVersion: the request is older than HTTP/1.1, whose Upgrade
+	// header RFC 9110, section 7.8 says to ignore (426).
+	ErrHTTPVersion = errors.New("cooper: HTTP version is older than HTTP/1.1")
+
+	// ErrRequestBody: the request declares a body, whose bytes would
+	// otherwise reach the handler as protocol data (400).
+	ErrRequestBody = errors.New("cooper: upgrade request declares a body")
+
+	// ErrNotUpgrade: Connection has no "upgrade" token, or there is no
+	// Upgrade header (426, with Upgrade and Connection).
+	ErrNotUpgrade = errors.New("cooper: not an upgrade request")
+
+	// ErrProtocol: Upgrade names none of the protocols set with [Protocols]
+	// (426, with Upgrade and Connection).
+	ErrProtocol = errors.New("cooper: no acceptable protocol")
+
+	// ErrMalformedHeader: Connection, Upgrade or Sec-WebSocket-Protocol is not
+	// a well-formed list (400).
+	ErrMalformedHeader = errors.New("cooper: malformed header")
+
+	// ErrWebSocketKey: Sec-WebSocket-Key is missing, sent more than once, or
+	// does not decode to 16 bytes (400).
+	ErrWebSocketKey = errors.New("cooper: invalid Sec-WebSocket-Key")
+
+	// ErrWebSocketVersion: Sec-WebSocket-Version is not 13 (426), or is
+	// missing or sent more than once (400); both with
+	// Sec-WebSocket-Version: 13.
+	ErrWebSocketVersion = errors.New("cooper: unsupported Sec-WebSocket-Version")
+
+	// ErrOrigin: a browser's cross-origin request that the origin policy does
+	// not allow (403). See [OriginPatterns].
+	ErrOrigin = errors.New("cooper: origin not allowed")
+
+	// ErrShutdown: the Upgrader is shutting down (503, with Retry-After). See
+	// [Upgrader.Shutdown].
+	ErrShutdown = errors.New("cooper: shutting down")
+
+	// ErrResponseHeader: a header returned by the [ResponseHeaders] function
+	// has an invalid name or value, or names a header negotiation owns (500).
+	ErrResponseHeader = errors.New("cooper: invalid response header")
+
+	// ErrHijackFailed: the connection could not be taken over, for instance
+	// because the ResponseWriter (and every writer it unwraps to) cannot be
+	// hijacked (500). The error also matches the cause, such as
+	// [http.ErrNotSupported].
+	ErrHijackFailed = errors.New("cooper: hijack")
+
+	// ErrHandlerPanic: a handler started by [Hijack] or [Upgrader.Handler]
+	// panicked; cooper closed its connection. The error is a [*PanicError].
+	ErrHandlerPanic = errors.New("cooper: handler panic")
+)
+
+// An UpgradeError is a refused upgrade: the request was answered with an
+// error status through the ResponseWriter instead of 101, and the connection
+// was not taken over. It unwraps to one of the sentinel errors, so
+// errors.Is(err, ErrOrigin) and errors.As(err, &upgradeErr) both work.
+type UpgradeError struct {
+	// Status is the status code sent, for example 426.
+	Status int
+	// Header holds the headers the RFC asks for with that status (Allow on
+	// 405; Upgrade and Connection on 426; Sec-WebSocket-Version on a version
+	// refusal); nil when there are none.
+	Header http.Header
+
+	err    error  // a sentinel, possibly wrapped with a cause
+	reason string // one line: "cooper: <Header>: <what was wrong>"
+}
+
+// Error returns the one-line reason sent to the client as the response body.
+func (e *UpgradeError) Error() string { return e.reason }
+
+// Unwrap returns the sentinel error the refusal matches.
+func (e *UpgradeError) Unwrap() error { return e.err }
+
+// refuse returns the refusal with status, the sentinel err and the reason
+// built from format and args, which must start with the header name.
+func refuse(status int, err error, header http.Header, format string, args ...any) *UpgradeError {
+	return &UpgradeError{Status: status, Header: header, err: err, reason: "cooper: " + fmt.Sprintf(format, args...)}
+}
+
+// write sends the refusal through w as a one-line text/plain body.
+func (e *UpgradeError) write(w http.ResponseWriter) {
+	h := w.Header()
+	for k, v := range e.Header {
+		h[k] = v
+	}
+	http.Error(w, e.reason, e.Status)
+}
+
+// A PanicError reports a panic in a handler started by [Hijack] or
+// [Upgrader.Handler]. It matches [ErrHandlerPanic].
+type PanicError struct {
+	// Value is the value the handler panicked with.
+	Value any
+	// Stack is the panicking goroutine's stack, as [debug.Stack] formats it.
+	Stack []byte
+}
+
+// Error returns the panic value on one line; the stack is in Stack.
+func (e *PanicError) Error() string { return fmt.Sprintf("cooper: handler panic: %v", e.Value) }
+
+// Unwrap returns [ErrHandlerPanic].
+func (e *PanicError) Unwrap() error { return ErrHandlerPanic }
+
+// newPanicError captures the current goroutine's stack for the panic value v.
+func newPanicError(v any) *PanicError { return &PanicError{Value: v, Stack: debug.Stack()} }
+
+// maxQuoted is how many bytes of a client's value an error message shows.
+const maxQuoted = 64
+
+// quote returns s quoted with %q, which escapes control bytes so a value
+// cannot forge log lines, cut to maxQuoted bytes.
+func quote(s string) string {
+	if len(s) > maxQuoted {
+		return fmt.Sprintf("%q...", s[:maxQuoted])
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// quoteLines quotes the header lines joined as one list.
+func quoteLines(lines []string) string {
+	n := 0
+	for _, l := range lines {
+		n += len(l) + 2
+	}
+	b := make([]byte, 0, n)
+	for i, l := range lines {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, l...)
+	}
+	return quote(string(b))
+}

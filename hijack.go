@@ -1,0 +1,701 @@
+package cooper
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Hijack returns a handler that upgrades requests to one of the protocols
+// set with [Protocols] and calls h with the connection and the agreed
+// protocol. A request that cannot be upgraded gets an error response with a
+// one-line reason; h is not called.
+//
+// h owns conn and must close it. When h runs, the 101 has been written, no
+// deadline is set, and the first bytes read are those the client sent after
+// its request. h runs on a goroutine of its own: ServeHTTP has returned, so
+// net/http's per-connection state is released. If h panics, the connection
+// is closed and the panic is reported to [OnError] as [ErrHandlerPanic].
+//
+// Hijack(h, opts...) is [New](opts...) with a handler that is given the
+// protocol; use [Upgrader.Handler] for the subprotocol, the request and
+// graceful shutdown. Panics if h is nil.
+func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
+	if h == nil {
+		panic("cooper: Hijack: nil handler")
+	}
+	return &handler{u: New(opts...), proto: h}
+}
+
+// An Upgrader takes HTTP requests over to another protocol: it validates
+// each request, negotiates the protocol, subprotocol and extensions, takes
+// the connection over, answers 101 and hands the connection over. Its
+// configuration is fixed by [New]; it is safe for concurrent use.
+//
+// Refusals are answered through the ResponseWriter with the status and
+// headers RFC 6455 and RFC 9110 ask for and never take the connection over:
+//
+//   - a method other than GET: 405 with Allow: GET ([ErrMethod]);
+//   - HTTP/1.0: 426 ([ErrHTTPVersion]);
+//   - a request that declares a body: 400 ([ErrRequestBody]);
+//   - no "upgrade" token in Connection, or no Upgrade: 426 ([ErrNotUpgrade]);
+//   - no acceptable protocol in Upgrade: 426 ([ErrProtocol]);
+//   - Connection, Upgrade or Sec-WebSocket-Protocol not a valid list: 400
+//     ([ErrMalformedHeader]);
+//   - for "websocket", a Sec-WebSocket-Version other than 13 or missing: 426,
+//     or sent twice: 400 ([ErrWebSocketVersion]); a Sec-WebSocket-Key
+//     missing, sent twice, or not 16 base64-encoded bytes: 400
+//     ([ErrWebSocketKey]);
+//   - a cross-origin browser request: 403 ([ErrOrigin]).
+//
+// Every 426 carries Upgrade (the [Protocols] list) and Connection: Upgrade;
+// without a [Protocols] list there is nothing to name, so those are 400
+// instead. A version refusal also carries Sec-WebSocket-Version: 13.
+type Upgrader struct {
+	cfg *config
+
+	ctx    context.Context // cancelled by Shutdown; handlers' contexts follow it
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	active tracked // sentinel of the ring of connections whose handlers run
+	count  int
+	closed atomic.Bool // Shutdown was called
+}
+
+// New returns an Upgrader configured by opts. The options are read once,
+// here; the Upgrader never changes afterwards.
+func New(opts ...Option) *Upgrader {
+	u := &Upgrader{cfg: newConfig(opts)}
+	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.active.prev, u.active.next = &u.active, &u.active
+	return u
+}
+
+// A Handshake is what an upgrade agreed on, for the layer that speaks the
+// new protocol.
+type Handshake struct {
+	// Protocol is the agreed Upgrade protocol, for instance "websocket".
+	Protocol string
+	// Subprotocol is the agreed Sec-WebSocket-Protocol; "" when none.
+	Subprotocol string
+	// Request is the upgrade request. Its context keeps the request's
+	// values, is not cancelled when ServeHTTP returns, and is cancelled when
+	// the Upgrader shuts down. Its Body is empty.
+	Request *http.Request
+}
+
+// Handler returns a handler that upgrades requests as the Upgrader is
+// configured and calls h with the connection and what was agreed. A request
+// that cannot be upgraded gets an error response with a one-line reason; h
+// is not called.
+//
+// h owns conn and must close it. When h runs, the 101 has been written, no
+// deadline is set, and the first bytes read are those the client sent after
+// its request. h runs on a goroutine of its own: ServeHTTP has returned, so
+// net/http's per-connection state is released, and hs.Request's context
+// stays valid until the Upgrader shuts down. The Upgrader tracks h until it
+// returns, for [Upgrader.Shutdown]. If h panics, the connection is closed
+// and the panic is reported to [OnError] as [ErrHandlerPanic].
+//
+// Panics if h is nil.
+func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
+	if h == nil {
+		panic("cooper: Handler: nil handler")
+	}
+	return &handler{u: u, handshake: h}
+}
+
+// Accept upgrades the connection of r and returns it with what was agreed,
+// for callers that stay inside their own handler. On a refusal it has
+// already answered through w, and returns an [*UpgradeError]; on any error
+// the connection is not handed over.
+//
+// The caller owns conn and must close it. No deadline is set on it, and the
+// first bytes read are those the client sent after its request. While the
+// caller's ServeHTTP runs, net/http keeps its per-connection state (about
+// 12 KiB: buffers, the parsed request, a grown stack), and the Upgrader
+// tracks conn for [Upgrader.Shutdown]; returning from ServeHTTP, for
+// instance after starting a goroutine for conn, releases both. hs.Request's
+// context is not cancelled when ServeHTTP returns, only by Shutdown.
+func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
+	conn, d, t, err := u.upgrade(w, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	context.AfterFunc(r.Context(), func() { u.untrack(t) })
+	return conn, u.handshake(r, &d), nil
+}
+
+// Shutdown stops the Upgrader: from then on, requests are refused with 503
+// and Retry-After, and the contexts of running handlers are cancelled so a
+// handler can say goodbye and return. Shutdown waits for every handler to
+// return (and, for [Upgrader.Accept], every ServeHTTP that took a
+// connection), or for ctx to be done; then it closes the connections still
+// open and returns ctx's error. Calling it more than once is safe.
+func (u *Upgrader) Shutdown(ctx context.Context) error {
+	u.closed.Store(true)
+	u.cancel()
+	const maxPoll = 100 * time.Millisecond
+	poll := time.Millisecond
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	for {
+		u.mu.Lock()
+		n := u.count
+		u.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			u.closeAll()
+			return ctx.Err()
+		case <-timer.C:
+			poll = min(2*poll, maxPoll)
+			timer.Reset(poll)
+		}
+	}
+}
+
+// A handler is the http.Handler of [Hijack] and [Upgrader.Handler]; one of
+// proto and handshake is set.
+type handler struct {
+	u         *Upgrader
+	proto     func(net.Conn, string)
+	handshake func(net.Conn, *Handshake)
+}
+
+// ServeHTTP upgrades the request and starts the handler on its own
+// goroutine, then returns so net/http releases the connection's state.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, d, t, err := h.u.upgrade(w, r)
+	if err != nil {
+		return
+	}
+	if h.proto != nil {
+		go h.u.serveProto(t, h.proto, d.protocol)
+		return
+	}
+	go h.u.serveHandshake(t, h.handshake, h.u.handshake(r, &d))
+}
+
+// serveProto runs h for the tracked connection t on the goroutine it was
+// started on, then stops tracking t.
+func (u *Upgrader) serveProto(t *tracked, h func(net.Conn, string), proto string) {
+	defer u.finish(t)
+	h(t.conn, proto)
+}
+
+// serveHandshake runs h for the tracked connection t on the goroutine it
+// was started on, then stops tracking t.
+func (u *Upgrader) serveHandshake(t *tracked, h func(net.Conn, *Handshake), hs *Handshake) {
+	defer u.finish(t)
+	h(t.conn, hs)
+}
+
+// finish stops tracking t after its handler returned. After a panic, which
+// would otherwise end the process, it closes the connection and reports the
+// panic.
+func (u *Upgrader) finish(t *tracked) {
+	if v := recover(); v != nil {
+		t.conn.Close()
+		if v != http.ErrAbortHandler {
+			u.report(newPanicError(v))
+		}
+	}
+	u.untrack(t)
+}
+
+// handshake returns the Handshake for the agreed d and the request r, whose
+// context it replaces by one that outlives ServeHTTP.
+func (u *Upgrader) handshake(r *http.Request, d *decision) *Handshake {
+	ctx := &connContext{values: context.WithoutCancel(r.Context()), done: u.ctx}
+	return &Handshake{Protocol: d.protocol, Subprotocol: d.subprotocol, Request: r.WithContext(ctx)}
+}
+
+// upgrade is the pipeline: validate, negotiate, take over, answer, hand
+// over. Nothing is written to w before the decision; a refusal is answered
+// through w and the connection is not taken over. On success the
+// connection is tracked as t until untrack.
+func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, decision, *tracked, error) {
+	proto, rej := validate(r, u.cfg)
+	var d decision
+	if rej == nil {
+		d, rej = negotiate(r, u.cfg, proto)
+	}
+	var extra http.Header
+	if rej == nil {
+		extra, rej = u.responseHeaders(r, proto)
+	}
+	var t *tracked
+	if rej == nil {
+		t, rej = u.track()
+	}
+	if rej != nil {
+		rej.write(w)
+		u.report(rej)
+		return nil, d, nil, rej
+	}
+	conn, brw, err := takeOver(w)
+	if err == nil {
+		err = writeAnswer(conn, brw, &d, extra, u.cfg.handshakeTimeout)
+	}
+	if err != nil {
+		u.untrack(t)
+		u.report(err)
+		return nil, d, nil, err
+	}
+	conn = handOver(conn, brw.Reader)
+	u.handedOver(t, conn)
+	return conn, d, t, nil
+}
+
+// A decision is what validate and negotiate agreed on for a request.
+type decision struct {
+	protocol    string // the agreed Upgrade protocol
+	subprotocol string // the agreed Sec-WebSocket-Protocol, or ""
+	key         string // Sec-WebSocket-Key without white space; "" unless protocol is websocket
+}
+
+// validate checks r as an upgrade request (RFC 9110, section 7.8; for
+// WebSocket RFC 6455, section 4.2.1) and picks the Upgrade protocol. It does
+// no I/O and does not allocate unless it refuses.
+func validate(r *http.Request, c *config) (proto string, rej *UpgradeError) {
+	if r.Method != http.MethodGet {
+		return "", refuse(http.StatusMethodNotAllowed, ErrMethod, http.Header{"Allow": {"GET"}},
+			"method: %s is not GET", quote(r.Method))
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return "", c.upgradeRequired(ErrHTTPVersion, "HTTP version: %s ignores Upgrade (RFC 9110, section 7.8)", quote(r.Proto))
+	}
+	if r.ContentLength != 0 {
+		return "", refuse(http.StatusBadRequest, ErrRequestBody, nil,
+			"Content-Length: %s: an upgrade request has no body", quote(strconv.FormatInt(r.ContentLength, 10)))
+	}
+	if len(r.TransferEncoding) > 0 {
+		return "", refuse(http.StatusBadRequest, ErrRequestBody, nil,
+			"Transfer-Encoding: %s: an upgrade request has no body", quoteLines(r.TransferEncoding))
+	}
+	conn := r.Header[hdrConnection]
+	switch found, ok := hasToken(conn, "upgrade"); {
+	case !ok:
+		return "", malformed(hdrConnection, conn)
+	case !found:
+		return "", c.upgradeRequired(ErrNotUpgrade, "Connection: %s has no \"upgrade\" token", quoteLines(conn))
+	}
+	upgrade := r.Header[hdrUpgrade]
+	proto, ok := negotiateProtocol(r.Header, c.protocols)
+	switch {
+	case !ok:
+		return "", malformed(hdrUpgrade, upgrade)
+	case proto == "" && len(upgrade) == 0:
+		return "", c.upgradeRequired(ErrNotUpgrade, "Upgrade: missing")
+	case proto == "":
+		return "", c.upgradeRequired(ErrProtocol, "Upgrade: %s has none of %s", quoteLines(upgrade), quote(c.upgradeList))
+	}
+	if isWebSocket(proto) {
+		if rej := validateWebSocket(r.Header); rej != nil {
+			return "", rej
+		}
+	}
+	if rej := validateOrigin(r, c); rej != nil {
+		return "", rej
+	}
+	return proto, nil
+}
+
+// isWebSocket reports whether proto is RFC 6455's Upgrade token.
+func isWebSocket(proto string) bool { return tokenEqual(proto, "websocket") }
+
+// upgradeRequired refuses a request that did not ask for one of the
+// configured protocols: 426 with Upgrade and Connection (RFC 9110, section
+// 15.5.22), or 400 when no protocols are configured and so none can be
+// named.
+func (c *config) upgradeRequired(err error, format string, args ...any) *UpgradeError {
+	if c.upgradeList == "" {
+		return refuse(http.StatusBadRequest, err, nil, format, args...)
+	}
+	h := http.Header{"Upgrade": {c.upgradeList}, "Connection": {"Upgrade"}}
+	return refuse(http.StatusUpgradeRequired, err, h, format, args...)
+}
+
+// malformed refuses a request whose header key is not a well-formed list.
+func malformed(key string, lines []string) *UpgradeError {
+	return refuse(http.StatusBadRequest, ErrMalformedHeader, nil, "%s: %s is not a valid list", rfcName(key), quoteLines(lines))
+}
+
+// rfcName returns the RFC spelling of a canonical header key, for messages.
+func rfcName(key string) string {
+	switch key {
+	case hdrWSKey:
+		return "Sec-WebSocket-Key"
+	case hdrWSVersion:
+		return "Sec-WebSocket-Version"
+	case hdrWSProtocol:
+		return "Sec-WebSocket-Protocol"
+	case hdrWSExtensions:
+		return "Sec-WebSocket-Extensions"
+	case hdrWSAccept:
+		return "Sec-WebSocket-Accept"
+	}
+	return key
+}
+
+// validateWebSocket checks the headers RFC 6455, section 4.2.1 requires of
+// a WebSocket opening handshake.
+func validateWebSocket(h http.Header) *UpgradeError {
+	switch v := h[hdrWSVersion]; {
+	case len(v) > 1:
+		return refuse(http.StatusBadRequest, ErrWebSocketVersion, http.Header{"Sec-Websocket-Version": {"13"}},
+			"Sec-WebSocket-Version: sent %d times", len(v))
+	case len(v) == 0 || trimOWS(v[0]) != "13":
+		// RFC 6455, section 4.2.2: answer 426 with the versions understood;
+		// RFC 9110, section 15.5.22: a 426 names the protocol in Upgrade.
+		h := http.Header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
+		if len(v) == 0 {
+			return refuse(http.StatusUpgradeRequired, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
+		}
+		return refuse(http.StatusUpgradeRequired, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
+	}
+	switch k := h[hdrWSKey]; {
+	case len(k) == 0:
+		return refuse(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: missing")
+	case len(k) > 1:
+		return refuse(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: sent %d times", len(k))
+	case !isValidKey(k[0]):
+		return refuse(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: %s does not decode to 16 bytes", quote(k[0]))
+	}
+	return nil
+}
+
+// validateOrigin applies the origin policy against cross-site WebSocket
+// hijacking (RFC 6455, section 10.2): a browser's request, which carries
+// Origin, must come from the request's own host[:port] or from an origin
+// OriginPatterns allows. The scheme is not compared: behind a proxy that
+// ends TLS the request's own scheme is unknown. A default port (80 for
+// http, 443 for https) is the same as none.
+func validateOrigin(r *http.Request, c *config) *UpgradeError {
+	origins := r.Header[hdrOrigin]
+	switch {
+	case c.skipOriginCheck || len(origins) == 0:
+		return nil
+	case len(origins) > 1:
+		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: sent %d times", len(origins))
+	}
+	scheme, host, ok := parseOrigin(origins[0])
+	if !ok {
+		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %s is not scheme://host[:port]", quote(origins[0]))
+	}
+	if sameHost(scheme, host, r.Host) || matchOrigin(c.originPatterns, scheme, host) {
+		return nil
+	}
+	return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %s does not match Host %s", quote(origins[0]), quote(r.Host))
+}
+
+// parseOrigin splits a serialized origin (RFC 6454, section 6.2), such as
+// "https://example.com:8443", into scheme and host[:port]. ok is false for
+// "null" and for anything else that is not scheme://host[:port].
+func parseOrigin(s string) (scheme, host string, ok bool) {
+	i := strings.Index(s, "://")
+	if i <= 0 || i+3 == len(s) {
+		return "", "", false
+	}
+	scheme, host = s[:i], s[i+3:]
+	for j := 0; j < len(scheme); j++ {
+		c := scheme[j]
+		if !('a' <= lowerASCII(c) && lowerASCII(c) <= 'z' || j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return "", "", false
+		}
+	}
+	for j := 0; j < len(host); j++ {
+		if c := host[j]; c <= ' ' || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '\\' {
+			return "", "", false
+		}
+	}
+	return scheme, host, true
+}
+
+// sameHost reports whether the origin's host[:port] is the request's Host,
+// ignoring ASCII case and the scheme's default port on either side.
+func sameHost(scheme, host, reqHost string) bool {
+	var port string
+	switch lowerToken(scheme) {
+	case "http", "ws":
+		port = ":80"
+	case "https", "wss":
+		port = ":443"
+	}
+	return tokenEqual(stripSuffix(host, port), stripSuffix(reqHost, port))
+}
+
+// stripSuffix returns s without suffix, ignoring ASCII case, if it ends
+// with it.
+func stripSuffix(s, suffix string) string {
+	if suffix != "" && len(s) > len(suffix) && tokenEqual(s[len(s)-len(suffix):], suffix) {
+		return s[:len(s)-len(suffix)]
+	}
+	return s
+}
+
+// matchOrigin reports whether one of the lower-case patterns matches host,
+// or scheme://host for a pattern with "://".
+func matchOrigin(patterns []string, scheme, host string) bool {
+	if len(patterns) == 0 {
+		return false
+	}
+	// allocates: only for cross-origin requests.
+	host = lowerToken(host)
+	full := lowerToken(scheme) + "://" + host
+	for _, p := range patterns {
+		target := host
+		if strings.Contains(p, "://") {
+			target = full
+		}
+		if ok, _ := path.Match(p, target); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// negotiate settles what the handler gets beyond the protocol: for
+// WebSocket, the key to answer and the subprotocol. It does no I/O and does
+// not allocate unless it refuses.
+func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeError) {
+	d := decision{protocol: proto}
+	if !isWebSocket(proto) {
+		return d, nil
+	}
+	d.key = trimOWS(r.Header[hdrWSKey][0])
+	sub, ok := negotiateSubprotocol(r.Header, c.subprotocols)
+	if !ok {
+		return d, malformed(hdrWSProtocol, r.Header[hdrWSProtocol])
+	}
+	d.subprotocol = sub
+	return d, nil
+}
+
+// responseHeaders calls the ResponseHeaders function, if any, and checks
+// what it returns: names must be tokens, values free of control bytes, and
+// no header may be one negotiation owns or a 101 must not carry (RFC 9110,
+// section 8.6). Upgrade, Connection and Sec-WebSocket-Accept are dropped:
+// cooper sends its own.
+func (u *Upgrader) responseHeaders(r *http.Request, proto string) (http.Header, *UpgradeError) {
+	if u.cfg.responseHeaders == nil {
+		return nil, nil
+	}
+	h := u.cfg.responseHeaders(r, proto)
+	for name, values := range h {
+		switch {
+		case !isToken(name):
+			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+				"ResponseHeaders: header name %s is not a token", quote(name))
+		case tokenEqual(name, hdrWSProtocol), tokenEqual(name, hdrWSExtensions),
+			tokenEqual(name, hdrContentLength), tokenEqual(name, "Transfer-Encoding"):
+			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+				"ResponseHeaders: %s is not the handler's to set", quote(name))
+		}
+		for _, v := range values {
+			if !isFieldValue(v) {
+				return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+					"ResponseHeaders: value of %s has a control byte: %s", quote(name), quote(v))
+			}
+		}
+	}
+	return h, nil
+}
+
+// isOwnHeader reports whether name is a header cooper writes into every
+// 101 itself.
+func isOwnHeader(name string) bool {
+	return tokenEqual(name, hdrUpgrade) || tokenEqual(name, hdrConnection) || tokenEqual(name, hdrWSAccept)
+}
+
+// isFieldValue reports whether v may be sent as a field value: no control
+// bytes other than HTAB (RFC 9110, section 5.5), so no CR or LF.
+func isFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// takeOver hijacks the connection through http.ResponseController, so a
+// ResponseWriter wrapped by middleware that has an Unwrap method works.
+// When no writer in the chain can be hijacked it answers 500 through w.
+func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: %w", ErrHijackFailed, err)}
+		rej.reason = rej.err.Error()
+		if errors.Is(err, http.ErrNotSupported) {
+			// Nothing was taken over, so w can still answer; after any other
+			// failure it may not.
+			rej.write(w)
+		}
+		return nil, nil, rej
+	}
+	if brw == nil {
+		// A Hijacker of a middleware's own making may return none.
+		brw = bufio.NewReadWriter(nil, bufio.NewWriter(conn))
+	}
+	return conn, brw, nil
+}
+
+// writeAnswer sends the 101 for d in one Write on conn, within timeout.
+// The answer is built in the free space of net/http's hijacked write buffer,
+// which is not used otherwise. Afterwards no deadline is left on conn. On
+// failure conn is closed.
+func writeAnswer(conn net.Conn, brw *bufio.ReadWriter, d *decision, extra http.Header, timeout time.Duration) error {
+	b := appendAnswer(brw.Writer.AvailableBuffer(), d, extra)
+	err := conn.SetDeadline(time.Now().Add(timeout))
+	if err == nil {
+		_, err = conn.Write(b)
+	}
+	if err == nil {
+		err = conn.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("cooper: write 101: %w", err)
+	}
+	return nil
+}
+
+// appendAnswer appends the 101 response for d, with the extra headers in
+// the order of their names, to b.
+func appendAnswer(b []byte, d *decision, extra http.Header) []byte {
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "...)
+	b = append(b, d.protocol...)
+	b = append(b, "\r\nConnection: Upgrade\r\n"...)
+	if d.key != "" {
+		b = append(b, "Sec-WebSocket-Accept: "...)
+		b = AppendAcceptKey(b, d.key)
+		b = append(b, "\r\n"...)
+	}
+	if d.subprotocol != "" {
+		b = append(b, "Sec-WebSocket-Protocol: "...)
+		b = append(b, d.subprotocol...)
+		b = append(b, "\r\n"...)
+	}
+	if len(extra) > 0 {
+		// allocates: only when the application adds headers.
+		for _, name := range slices.Sorted(mapKeys(extra)) {
+			if isOwnHeader(name) {
+				continue
+			}
+			for _, v := range extra[name] {
+				b = append(b, name...)
+				b = append(b, ": "...)
+				b = append(b, v...)
+				b = append(b, "\r\n"...)
+			}
+		}
+	}
+	return append(b, "\r\n"...)
+}
+
+// mapKeys returns an iterator over the names in h.
+func mapKeys(h http.Header) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range h {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// A tracked is an upgraded connection whose handler runs, in the
+// Upgrader's ring of them.
+type tracked struct {
+	prev, next *tracked
+	conn       net.Conn // nil until the connection is handed over
+}
+
+// track adds a connection to the ring before it is taken over, or refuses
+// with 503 when the Upgrader is shutting down.
+func (u *Upgrader) track() (*tracked, *UpgradeError) {
+	t := &tracked{}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed.Load() {
+		return nil, refuse(http.StatusServiceUnavailable, ErrShutdown, http.Header{"Retry-After": {"1"}},
+			"shutdown: the server is shutting down")
+	}
+	t.prev, t.next = u.active.prev, &u.active
+	t.prev.next, t.next.prev = t, t
+	u.count++
+	return t, nil
+}
+
+// handedOver records the connection t's handler got, for closeAll.
+func (u *Upgrader) handedOver(t *tracked, conn net.Conn) {
+	u.mu.Lock()
+	t.conn = conn
+	u.mu.Unlock()
+}
+
+// untrack removes t from the ring; it is safe to call more than once.
+func (u *Upgrader) untrack(t *tracked) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if t.next == nil {
+		return
+	}
+	t.prev.next, t.next.prev = t.next, t.prev
+	t.prev, t.next = nil, nil
+	u.count--
+}
+
+// closeAll closes every tracked connection that was handed over.
+func (u *Upgrader) closeAll() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for t := u.active.next; t != &u.active; t = t.next {
+		if t.conn != nil {
+			t.conn.Close()
+		}
+	}
+}
+
+// report tells the OnError function about err, if there is one.
+func (u *Upgrader) report(err error) {
+	if u.cfg.onError != nil {
+		u.cfg.onError(err)
+	}
+}
+
+// A connContext is the context of an upgraded connection's request: it
+// keeps the request's values but not its cancellation, which net/http
+// triggers when ServeHTTP returns, and is cancelled instead when the
+// Upgrader shuts down. Many share the Upgrader's one cancellation, so a
+// connection costs no goroutine, channel or registration.
+type connContext struct {
+	values context.Context // context.WithoutCancel(r.Context())
+	done   context.Context // the Upgrader's
+}
+
+func (c *connContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *connContext) Done() <-chan struct{}       { return c.done.Done() }
+func (c *connContext) Err() error                  { return c.done.Err() }
+func (c *connContext) Value(key any) any           { return c.values.Value(key) }
+
+// AfterFunc lets contexts derived from c follow its cancellation without a
+// goroutine each (see context.AfterFunc).
+func (c *connContext) AfterFunc(f func()) (stop func() bool) { return context.AfterFunc(c.done, f) }
+
+func (c *connContext) String() string { return "cooper.connContext" }

@@ -1,0 +1,174 @@
+package cooper
+
+import (
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// An Option configures cooper. Options are applied once, in order, when the
+// handler or [Upgrader] is built; a later option overrides an earlier one.
+// Every option has a safe default, stated in its documentation.
+type Option func(*config)
+
+// config is what the options build. It is never modified after newConfig
+// returns, so the request path reads it without locks.
+type config struct {
+	protocols        []string // accepted Upgrade protocols; empty: any
+	upgradeList      string   // protocols joined for the 426 Upgrade header
+	subprotocols     []string
+	responseHeaders  func(*http.Request, string) http.Header
+	onError          func(error)
+	originPatterns   []string // lower case
+	skipOriginCheck  bool
+	handshakeTimeout time.Duration
+}
+
+// DefaultHandshakeTimeout is how long writing the 101 may take when
+// [HandshakeTimeout] is not set.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// defaultConfig holds every default in one place.
+func defaultConfig() config {
+	return config{handshakeTimeout: DefaultHandshakeTimeout}
+}
+
+// newConfig applies opts to the defaults and precomputes what depends only
+// on the configuration.
+func newConfig(opts []Option) *config {
+	c := defaultConfig()
+	for _, o := range opts {
+		o(&c)
+	}
+	c.upgradeList = strings.Join(c.protocols, ", ")
+	return &c
+}
+
+// Protocols sets the Upgrade protocols the server accepts, such as
+// "websocket" or "myproto/2". The first protocol in the client's Upgrade list
+// that is one of names (compared ignoring ASCII case) is agreed and reported
+// in the server's spelling. A request that offers none of them is refused
+// with 426 and an Upgrade header listing names in the order given.
+//
+// Default: any protocol is accepted (a generic upgrade); the client's first
+// protocol is agreed, in lower case, and the handler must check it. Whatever
+// the protocols, "websocket" is validated as RFC 6455 requires.
+//
+// Panics if names is empty or a name is not a protocol (token ["/" token]).
+func Protocols(names ...string) Option {
+	if len(names) == 0 {
+		panic("cooper: Protocols: no protocol names")
+	}
+	for _, n := range names {
+		if !isProtocol(n) {
+			panic("cooper: Protocols: " + quote(n) + " is not a protocol name")
+		}
+	}
+	names = slices.Clone(names)
+	return func(c *config) { c.protocols = names }
+}
+
+// Subprotocols sets the WebSocket subprotocols the server speaks. The first
+// value in the client's Sec-WebSocket-Protocol lists (all of its lines) that
+// is one of names, byte for byte, is agreed and answered. The client's order
+// wins: RFC 6455, section 11.3.4 has the client list subprotocols in order of
+// preference. When none matches, the upgrade succeeds without a subprotocol
+// and [Handshake].Subprotocol is "".
+//
+// Default: none; no Sec-WebSocket-Protocol is ever answered.
+//
+// Panics if a name is not a token.
+func Subprotocols(names ...string) Option {
+	for _, n := range names {
+		if !isToken(n) {
+			panic("cooper: Subprotocols: " + quote(n) + " is not a token")
+		}
+	}
+	names = slices.Clone(names)
+	return func(c *config) { c.subprotocols = names }
+}
+
+// ResponseHeaders sets a function whose headers are added to the 101
+// response, for instance cookies. It runs on the request's goroutine after
+// the request is accepted and before the connection is taken over, with the
+// agreed protocol.
+//
+// cooper writes Upgrade, Connection and Sec-WebSocket-Accept itself; values
+// fn returns for them are not sent. A header name that is not a token, a
+// value with a control byte, or a header negotiation owns
+// (Sec-WebSocket-Protocol, Sec-WebSocket-Extensions) or that a 101 must not
+// carry (Content-Length, Transfer-Encoding) fails the upgrade with 500 and
+// [ErrResponseHeader]: nothing fn returns can split the response.
+//
+// Default: nil, no extra headers.
+func ResponseHeaders(fn func(r *http.Request, proto string) http.Header) Option {
+	return func(c *config) { c.responseHeaders = fn }
+}
+
+// OnError sets a function that is told every error: each refusal (an
+// [*UpgradeError]), a failed take-over or 101 write, and a handler's panic
+// (a [*PanicError]). It runs synchronously, on the request's goroutine or,
+// for a panic, on the handler's, so it should return quickly.
+//
+// Default: nil; errors are only returned (by [Upgrader.Accept]) or sent to
+// the client as the response body. cooper never logs.
+func OnError(fn func(error)) Option {
+	return func(c *config) { c.onError = fn }
+}
+
+// OriginPatterns allows cross-origin requests from origins whose host
+// matches one of patterns, with [path.Match] syntax, ignoring ASCII case:
+// "example.com", "*.example.com", "localhost:*". A pattern that contains
+// "://" is matched against "scheme://host" instead, as "https://*.example.com".
+//
+// The origin check guards against cross-site WebSocket hijacking: a page on
+// another site opening a WebSocket with the user's cookies. Allow only the
+// sites you trust; each one can act as the user on this endpoint.
+//
+// Default: only same-origin requests pass: a request with an Origin header
+// whose host[:port] is not the request's Host, ignoring the scheme and a
+// default port, is refused with 403 and [ErrOrigin], and so is
+// "Origin: null". Requests without Origin (non-browser clients) pass.
+//
+// Panics if a pattern is malformed or matches every host ("*"); use
+// [InsecureSkipOriginCheck] to say that.
+func OriginPatterns(patterns ...string) Option {
+	lower := make([]string, len(patterns))
+	for i, p := range patterns {
+		p = lowerToken(p)
+		if _, err := path.Match(p, ""); err != nil {
+			panic("cooper: OriginPatterns: " + quote(p) + " is not a valid pattern")
+		}
+		if p == "*" || p == "*://*" {
+			panic("cooper: OriginPatterns: " + quote(p) + " allows every origin; use InsecureSkipOriginCheck to say so")
+		}
+		lower[i] = p
+	}
+	return func(c *config) { c.originPatterns = lower }
+}
+
+// InsecureSkipOriginCheck turns the origin check off: any web page, on any
+// site, can open a connection with its visitors' cookies and act as them
+// (cross-site WebSocket hijacking). Use it only for endpoints that do not
+// rely on cookies or other ambient credentials.
+//
+// Default: the check is on; see [OriginPatterns].
+func InsecureSkipOriginCheck() Option {
+	return func(c *config) { c.skipOriginCheck = true }
+}
+
+// HandshakeTimeout bounds writing the 101 response: a client that stops
+// reading cannot hold the request's goroutine longer than d. The deadline
+// is cleared before the connection is handed over.
+//
+// Default: [DefaultHandshakeTimeout] (10 s).
+//
+// Panics if d is not positive.
+func HandshakeTimeout(d time.Duration) Option {
+	if d <= 0 {
+		panic("cooper: HandshakeTimeout: duration must be positive")
+	}
+	return func(c *config) { c.handshakeTimeout = d }
+}
