@@ -1,0 +1,191 @@
+package cooper_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"lowbit.dev/cooper"
+)
+
+// A WebSocket endpoint: cooper answers the handshake, then the handler's
+// framing layer (here, a plain echo) owns the connection.
+func ExampleHijack() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) {
+		defer conn.Close()
+		io.Copy(conn, conn)
+	}, cooper.Protocols("websocket")))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	conn := resp.Body.(io.ReadWriteCloser) // a 101's body is the connection
+	defer conn.Close()
+	fmt.Println(resp.Status, resp.Header.Get("Sec-WebSocket-Accept"))
+	conn.Write([]byte("hi"))
+	buf := make([]byte, 2)
+	io.ReadFull(conn, buf)
+	fmt.Printf("%s\n", buf)
+	// Output:
+	// 101 Switching Protocols s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
+	// hi
+}
+
+// A handler that needs the subprotocol and the request gets the Handshake.
+func ExampleUpgrader_Handler() {
+	u := cooper.New(cooper.Protocols("websocket"), cooper.Subprotocols("v2.chat", "v1.chat"))
+	done := make(chan struct{})
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer close(done)
+		defer conn.Close()
+		fmt.Println(hs.Protocol, hs.Subprotocol, hs.Request.URL.Path)
+	}))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL+"/rooms/1", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Sec-WebSocket-Protocol", "v1.chat, v2.chat") // the client prefers v1
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	<-done
+	fmt.Println(resp.Header.Get("Sec-WebSocket-Protocol"))
+	// Output:
+	// websocket v1.chat /rooms/1
+	// v1.chat
+}
+
+// A handler that upgrades inside its own ServeHTTP, for instance after
+// authenticating. Accept has already answered a refused request.
+func ExampleUpgrader_Accept() {
+	u := cooper.New(cooper.Protocols("websocket"))
+	refusals := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, hs, err := u.Accept(w, r)
+		if err != nil {
+			refusals <- err
+			return
+		}
+		go func() { // returning from ServeHTTP releases net/http's state
+			defer conn.Close()
+			io.WriteString(conn, hs.Protocol)
+		}()
+	}))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL) // a plain GET cannot be upgraded
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println("refused:", <-refusals)
+	fmt.Println(resp.Status, resp.Header.Get("Upgrade"))
+	// Output:
+	// refused: cooper: Connection: "" has no "upgrade" token
+	// 426 Upgrade Required websocket
+}
+
+// The Sec-WebSocket-Accept value for the sample key of RFC 6455, section 1.3.
+func ExampleAcceptKey() {
+	fmt.Println(cooper.AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="))
+	// Output: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
+}
+
+// A page on another site may connect only when OriginPatterns allows its
+// origin; other browsers' cross-origin requests are refused with 403.
+func Example_crossOrigin() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"), cooper.OriginPatterns("*.example.com")))
+	defer srv.Close()
+
+	for _, origin := range []string{"https://app.example.com", "https://evil.example"} {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Host = "ws.example.net"
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		reason, _ := io.ReadAll(resp.Body) // empty for a 101
+		resp.Body.Close()
+		fmt.Println(strings.TrimSpace(fmt.Sprintln(origin, resp.StatusCode, string(reason))))
+	}
+	// Output:
+	// https://app.example.com 101
+	// https://evil.example 403 cooper: Origin: "https://evil.example" does not match Host "ws.example.net"
+}
+
+// A protocol of your own over Upgrade: without WebSocket's headers, cooper
+// checks Connection and Upgrade and switches.
+func Example_generic() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) {
+		defer conn.Close()
+		fmt.Fprintf(conn, "speaking %s\n", proto)
+	}, cooper.Protocols("lines/1")))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "LINES/1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	line, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(resp.Header.Get("Upgrade"), ": ", string(line))
+	// Output: lines/1: speaking lines/1
+}
+
+// Shutdown cancels the handlers' contexts, waits for them, and closes what
+// is left at ctx's deadline. A server calls it from
+// http.Server.RegisterOnShutdown, since http.Server.Shutdown neither waits
+// for nor closes upgraded connections.
+func ExampleUpgrader_Shutdown() {
+	u := cooper.New(cooper.Protocols("lines/1"))
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		io.WriteString(conn, "ready\n")
+		<-hs.Request.Context().Done() // a framing loop would say goodbye here
+		fmt.Println("handler told:", hs.Request.Context().Err())
+	}))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "lines/1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	io.ReadFull(resp.Body, make([]byte, len("ready\n")))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println("Shutdown:", u.Shutdown(ctx))
+	// Output:
+	// handler told: context canceled
+	// Shutdown: <nil>
+}

@@ -1,0 +1,702 @@
+package cooper
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRefusals sends one invalid request per rule and checks the status, the
+// headers the RFCs ask for, the one-line reason, the error OnError gets, and
+// that the connection was not taken over.
+func TestRefusals(t *testing.T) {
+	type header = http.Header
+	swv := header{"Sec-Websocket-Version": {"13"}}
+	upgradeWS := header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
+	cases := []struct {
+		name   string
+		opts   []Option
+		edit   func(r *http.Request)
+		body   string
+		status int
+		header http.Header // headers the response must carry
+		err    error
+	}{
+		{name: "POST is refused with 405 and Allow: GET",
+			edit: func(r *http.Request) { r.Method = "POST" }, status: 405, header: header{"Allow": {"GET"}}, err: ErrMethod},
+		{name: "HEAD is refused with 405 and Allow: GET",
+			edit: func(r *http.Request) { r.Method = "HEAD" }, status: 405, header: header{"Allow": {"GET"}}, err: ErrMethod},
+		// net/http drops Connection from responses to HTTP/1.0, which closes
+		// after every response anyway.
+		{name: "HTTP/1.0 is refused with 426 naming the protocols",
+			edit: func(r *http.Request) { r.Proto = "HTTP/1.0" }, status: 426, header: header{"Upgrade": {"websocket"}}, err: ErrHTTPVersion},
+		{name: "a request with a Content-Length body is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Content-Length", "5") }, body: "hello", status: 400, err: ErrRequestBody},
+		{name: "a request with a chunked body is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Transfer-Encoding", "chunked") }, body: "5\r\nhello\r\n0\r\n\r\n", status: 400, err: ErrRequestBody},
+		{name: "a request without Connection is refused with 426",
+			edit: func(r *http.Request) { r.Header.Del("Connection") }, status: 426, header: upgradeWS, err: ErrNotUpgrade},
+		{name: "Connection without the upgrade token is refused with 426",
+			edit: func(r *http.Request) { r.Header.Set("Connection", "keep-alive") }, status: 426, header: upgradeWS, err: ErrNotUpgrade},
+		{name: "Connection: upgradex is not the upgrade token",
+			edit: func(r *http.Request) { r.Header.Set("Connection", "upgradex") }, status: 426, header: upgradeWS, err: ErrNotUpgrade},
+		{name: "Connection with a space inside an element is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Connection", "keep alive, Upgrade") }, status: 400, err: ErrMalformedHeader},
+		{name: "Connection with an unterminated quoted string is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Connection", `Upgrade, "x`) }, status: 400, err: ErrMalformedHeader},
+		{name: "a request without Upgrade is refused with 426 naming the protocols",
+			edit: func(r *http.Request) { r.Header.Del("Upgrade") }, status: 426, header: upgradeWS, err: ErrNotUpgrade},
+		{name: "an empty Upgrade is refused with 426",
+			edit: func(r *http.Request) { r.Header.Set("Upgrade", " , ") }, status: 426, header: upgradeWS, err: ErrProtocol},
+		{name: "Upgrade naming another protocol is refused with 426 naming ours",
+			edit: func(r *http.Request) { r.Header.Set("Upgrade", "h2c") }, status: 426, header: upgradeWS, err: ErrProtocol},
+		{name: "Upgrade with a KELVIN SIGN lookalike of websocket is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Upgrade", "websoc\u212Aet") }, status: 400, err: ErrMalformedHeader},
+		{name: "Upgrade with a space inside a protocol is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Upgrade", "web socket") }, status: 400, err: ErrMalformedHeader},
+		{name: "Upgrade with a valid protocol after a malformed one is refused with 400",
+			edit: func(r *http.Request) { r.Header["Upgrade"] = []string{"websocket", "a/b/c"} }, status: 400, err: ErrMalformedHeader},
+		{name: "a request without Sec-WebSocket-Version is refused with 426 and Sec-WebSocket-Version: 13",
+			edit: func(r *http.Request) { r.Header.Del("Sec-Websocket-Version") }, status: 426, header: swv, err: ErrWebSocketVersion},
+		{name: "Sec-WebSocket-Version 8 is refused with 426, Sec-WebSocket-Version: 13 and Upgrade",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Version", "8") }, status: 426,
+			header: header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}}, err: ErrWebSocketVersion},
+		{name: "Sec-WebSocket-Version listing 13 among others is refused with 426",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Version", "13, 8") }, status: 426, header: swv, err: ErrWebSocketVersion},
+		{name: "Sec-WebSocket-Version 013 is not 13",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Version", "013") }, status: 426, header: swv, err: ErrWebSocketVersion},
+		{name: "Sec-WebSocket-Version sent twice is refused with 400 and Sec-WebSocket-Version: 13",
+			edit: func(r *http.Request) { r.Header["Sec-Websocket-Version"] = []string{"13", "13"} }, status: 400, header: swv, err: ErrWebSocketVersion},
+		{name: "a request without Sec-WebSocket-Key is refused with 400",
+			edit: func(r *http.Request) { r.Header.Del("Sec-Websocket-Key") }, status: 400, err: ErrWebSocketKey},
+		{name: "a key of 15 bytes is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Key", "AAAAAAAAAAAAAAAAAAAA") }, status: 400, err: ErrWebSocketKey},
+		{name: "a key of 17 bytes is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Key", "AAAAAAAAAAAAAAAAAAAAAAA=") }, status: 400, err: ErrWebSocketKey},
+		{name: "a key of 24 characters that are not base64 is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Key", "!!!!!!!!!!!!!!!!!!!!!!==") }, status: 400, err: ErrWebSocketKey},
+		{name: "a key in URL-safe base64 is refused with 400",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Key", "________________-_____==") }, status: 400, err: ErrWebSocketKey},
+		{name: "a key sent twice is refused with 400",
+			edit: func(r *http.Request) { r.Header["Sec-Websocket-Key"] = []string{testKey, testKey} }, status: 400, err: ErrWebSocketKey},
+		{name: "a cross-origin request is refused with 403",
+			edit: func(r *http.Request) { r.Header.Set("Origin", "https://evil.example") }, status: 403, err: ErrOrigin},
+		{name: "Origin: null is refused with 403",
+			edit: func(r *http.Request) { r.Header.Set("Origin", "null") }, status: 403, err: ErrOrigin},
+		{name: "an Origin on another port of the same host is refused with 403",
+			edit: func(r *http.Request) { r.Header.Set("Origin", "http://127.0.0.1:1") }, status: 403, err: ErrOrigin},
+		{name: "an Origin without a scheme is refused with 403",
+			edit: func(r *http.Request) { r.Header.Set("Origin", r.Host) }, status: 403, err: ErrOrigin},
+		{name: "an Origin whose host only starts with the Host is refused with 403",
+			edit: func(r *http.Request) { r.Header.Set("Origin", "http://"+r.Host+".evil.example") }, status: 403, err: ErrOrigin},
+		{name: "Origin sent twice is refused with 403",
+			edit: func(r *http.Request) { r.Header["Origin"] = []string{"http://" + r.Host, "http://" + r.Host} }, status: 403, err: ErrOrigin},
+		{name: "an origin the patterns do not match is refused with 403",
+			opts: []Option{OriginPatterns("*.example.com")},
+			edit: func(r *http.Request) { r.Header.Set("Origin", "https://example.com.evil") }, status: 403, err: ErrOrigin},
+		{name: "a pattern with a scheme does not match another scheme",
+			opts: []Option{OriginPatterns("https://app.example")},
+			edit: func(r *http.Request) { r.Header.Set("Origin", "http://app.example") }, status: 403, err: ErrOrigin},
+		{name: "a malformed Sec-WebSocket-Protocol is refused with 400",
+			opts: []Option{Subprotocols("chat")},
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "chat, super chat") }, status: 400, err: ErrMalformedHeader},
+		{name: "without Protocols a request without Upgrade is refused with 400, as no protocol can be named",
+			opts: []Option{},
+			edit: func(r *http.Request) { r.Header.Del("Upgrade") }, status: 400, err: ErrNotUpgrade},
+		{name: "a CR LF in a ResponseHeaders value fails the upgrade with 500",
+			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
+				return http.Header{"X-Split": {"a\r\nSet-Cookie: x=y"}}
+			})}, status: 500, err: ErrResponseHeader},
+		{name: "a NUL in a ResponseHeaders value fails the upgrade with 500",
+			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
+				return http.Header{"X-Nul": {"a\x00b"}}
+			})}, status: 500, err: ErrResponseHeader},
+		{name: "a ResponseHeaders name that is not a token fails the upgrade with 500",
+			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
+				return http.Header{"X Bad": {"v"}}
+			})}, status: 500, err: ErrResponseHeader},
+		{name: "a Sec-WebSocket-Protocol from ResponseHeaders fails the upgrade with 500",
+			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
+				return http.Header{"Sec-Websocket-Protocol": {"chat"}}
+			})}, status: 500, err: ErrResponseHeader},
+		{name: "a Content-Length from ResponseHeaders fails the upgrade with 500",
+			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
+				return http.Header{"content-length": {"0"}}
+			})}, status: 500, err: ErrResponseHeader},
+	}
+	run(t, func(t *testing.T, m mode) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				opts := tc.opts
+				if opts == nil {
+					opts = []Option{Protocols("websocket")}
+				}
+				f := newFixture(t, m, opts...)
+				r := f.wsRequest()
+				if tc.edit != nil {
+					tc.edit(r)
+				}
+				resp, body, _, _ := f.roundTrip(t, r, tc.body)
+				if resp.StatusCode != tc.status {
+					t.Fatalf("status = %d, want %d (body %q)", resp.StatusCode, tc.status, body)
+				}
+				for k, v := range tc.header {
+					if got := resp.Header.Values(k); strings.Join(got, ", ") != strings.Join(v, ", ") {
+						t.Errorf("%s = %q, want %q", k, got, v)
+					}
+				}
+				if r.Method != "HEAD" {
+					checkReason(t, resp, body)
+				}
+				err := wait(t, f.errs, "error reported to OnError")
+				if !errors.Is(err, tc.err) {
+					t.Errorf("OnError got %v, want an error matching %v", err, tc.err)
+				}
+				var ue *UpgradeError
+				if !errors.As(err, &ue) || ue.Status != tc.status || r.Method != "HEAD" && ue.Error()+"\n" != body {
+					t.Errorf("OnError got %#v, want an *UpgradeError with status %d and reason %q", err, tc.status, body)
+				}
+				none(t, f.handled, "handler call")
+				if n := f.hijacked.Load(); n != 0 {
+					t.Errorf("%d connections were taken over, want 0", n)
+				}
+			})
+		}
+	})
+}
+
+// checkReason checks that a refusal's body is one text/plain line of the
+// form "cooper: <what>: <what was wrong>".
+func checkReason(t *testing.T, resp *http.Response, body string) {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		t.Errorf("Content-Type = %q, want text/plain", ct)
+	}
+	line, rest, _ := strings.Cut(body, "\n")
+	if rest != "" || !strings.HasPrefix(line, "cooper: ") || strings.Count(line, ": ") < 2 {
+		t.Errorf("body = %q, want one line \"cooper: <what>: <what was wrong>\"", body)
+	}
+}
+
+// TestAccepted sends valid requests in the forms RFC 9110 and RFC 6455 allow
+// and checks the 101, what the handler is told, and that the connection then
+// carries bytes both ways.
+func TestAccepted(t *testing.T) {
+	cases := []struct {
+		name        string
+		opts        []Option
+		edit        func(r *http.Request)
+		proto       string // the agreed protocol
+		subprotocol string
+	}{
+		{name: "a browser's request is accepted",
+			proto: "websocket"},
+		{name: "tokens are matched ignoring ASCII case and position in the list",
+			edit: func(r *http.Request) {
+				r.Header.Set("Connection", "keep-alive, UPGRADE")
+				r.Header.Set("Upgrade", "WebSocket")
+			}, proto: "websocket"},
+		{name: "every Connection and Upgrade line counts",
+			edit: func(r *http.Request) {
+				r.Header["Connection"] = []string{"keep-alive", "Upgrade"}
+				r.Header["Upgrade"] = []string{"h2c", "websocket"}
+			}, proto: "websocket"},
+		{name: "empty list elements are ignored",
+			edit: func(r *http.Request) { r.Header.Set("Connection", " , ,upgrade ,") }, proto: "websocket"},
+		{name: "the first acceptable protocol in the client's list is agreed in the server's spelling",
+			opts: []Option{Protocols("Chat/2", "websocket")},
+			edit: func(r *http.Request) { r.Header.Set("Upgrade", "websocket, chat/2") }, proto: "websocket"},
+		{name: "a generic protocol is agreed in the server's spelling",
+			opts: []Option{Protocols("Chat/2")},
+			edit: func(r *http.Request) { r.Header.Set("Upgrade", "chat/2") }, proto: "Chat/2"},
+		{name: "without Protocols the client's first protocol is agreed in lower case",
+			opts: []Option{},
+			edit: func(r *http.Request) { r.Header.Set("Upgrade", "Chat/2, websocket") }, proto: "chat/2"},
+		{name: "a key with surrounding white space is accepted and answered without it",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Key", " \t"+testKey+"\t") }, proto: "websocket"},
+		{name: "a request without Origin is accepted",
+			edit: func(r *http.Request) { r.Header.Del("Origin") }, proto: "websocket"},
+		{name: "an Origin that spells the Host in another case is accepted",
+			edit: func(r *http.Request) { r.Host = "LOCALHOST:1"; r.Header.Set("Origin", "http://localhost:1") }, proto: "websocket"},
+		{name: "an Origin with the scheme's default port matches a Host without it",
+			edit: func(r *http.Request) { r.Host = "app.example"; r.Header.Set("Origin", "https://app.example:443") }, proto: "websocket"},
+		{name: "a Host with the default port matches an Origin without it",
+			edit: func(r *http.Request) { r.Host = "app.example:80"; r.Header.Set("Origin", "http://app.example") }, proto: "websocket"},
+		{name: "an origin matched by a pattern is accepted",
+			opts: []Option{Protocols("websocket"), OriginPatterns("*.example.com")},
+			edit: func(r *http.Request) { r.Header.Set("Origin", "https://App.Example.com") }, proto: "websocket"},
+		{name: "an origin matched by a pattern with a scheme is accepted",
+			opts: []Option{Protocols("websocket"), OriginPatterns("https://app.example")},
+			edit: func(r *http.Request) { r.Header.Set("Origin", "https://app.example") }, proto: "websocket"},
+		{name: "InsecureSkipOriginCheck lets any origin in",
+			opts: []Option{Protocols("websocket"), InsecureSkipOriginCheck()},
+			edit: func(r *http.Request) { r.Header.Set("Origin", "null") }, proto: "websocket"},
+		{name: "the client's first acceptable subprotocol is agreed",
+			opts: []Option{Protocols("websocket"), Subprotocols("v1.chat", "v2.chat")},
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "v2.chat, v1.chat") },
+			proto: "websocket", subprotocol: "v2.chat"},
+		{name: "every Sec-WebSocket-Protocol line counts",
+			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
+			edit: func(r *http.Request) { r.Header["Sec-Websocket-Protocol"] = []string{"mqtt", "chat"} },
+			proto: "websocket", subprotocol: "chat"},
+		{name: "subprotocols are compared byte for byte",
+			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "Chat") }, proto: "websocket"},
+		{name: "no common subprotocol upgrades without one",
+			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "mqtt") }, proto: "websocket"},
+		{name: "a subprotocol offered without server subprotocols is not answered",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "chat") }, proto: "websocket"},
+	}
+	run(t, func(t *testing.T, m mode) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				opts := tc.opts
+				if opts == nil {
+					opts = []Option{Protocols("websocket")}
+				}
+				f := newFixture(t, m, opts...)
+				r := f.wsRequest()
+				if tc.edit != nil {
+					tc.edit(r)
+				}
+				resp, body, c, br := f.roundTrip(t, r, "")
+				if resp.StatusCode != http.StatusSwitchingProtocols {
+					t.Fatalf("status = %d, want 101 (body %q)", resp.StatusCode, body)
+				}
+				want := http.Header{"Upgrade": {tc.proto}, "Connection": {"Upgrade"}}
+				if isWebSocket(tc.proto) {
+					want["Sec-Websocket-Accept"] = []string{AcceptKey(testKey)}
+				}
+				if tc.subprotocol != "" {
+					want["Sec-Websocket-Protocol"] = []string{tc.subprotocol}
+				}
+				checkHeader(t, resp.Header, want)
+				hs := wait(t, f.handled, "handler call")
+				if hs.Protocol != tc.proto || hs.Subprotocol != tc.subprotocol {
+					t.Errorf("Handshake = {Protocol: %q, Subprotocol: %q}, want {%q, %q}", hs.Protocol, hs.Subprotocol, tc.proto, tc.subprotocol)
+				}
+				echo(t, c, br, "ping")
+			})
+		}
+	})
+}
+
+// checkHeader checks that h holds exactly want.
+func checkHeader(t *testing.T, h, want http.Header) {
+	t.Helper()
+	for k, v := range want {
+		if got := h[k]; strings.Join(got, "\n") != strings.Join(v, "\n") {
+			t.Errorf("%s = %q, want %q", k, got, v)
+		}
+	}
+	for k, v := range h {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected header %s: %q", k, v)
+		}
+	}
+}
+
+// TestAnswerBytes checks the exact bytes of a 101: status line, cooper's
+// headers in a fixed order, the application's headers sorted, nothing that
+// net/http would add (Date, Content-Length), all in one piece.
+func TestAnswerBytes(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		f := newFixture(t, m, Protocols("websocket"), Subprotocols("chat"),
+			ResponseHeaders(func(r *http.Request, proto string) http.Header {
+				h := http.Header{}
+				h.Set("X-Proto", proto)
+				h.Add("Set-Cookie", "a=1")
+				h.Add("Set-Cookie", "b=2")
+				h.Set("Upgrade", "h2c")          // not sent: cooper writes its own
+				h.Set("Sec-WebSocket-Accept", "") // likewise
+				return h
+			}))
+		r := f.wsRequest()
+		r.Header.Set("Sec-Websocket-Protocol", "chat")
+		c := f.dial(t)
+		if _, err := c.Write(appendRequest(nil, r, "")); err != nil {
+			t.Fatal(err)
+		}
+		want := "HTTP/1.1 101 Switching Protocols\r\n" +
+			"Upgrade: websocket\r\n" +
+			"Connection: Upgrade\r\n" +
+			"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+			"Sec-WebSocket-Protocol: chat\r\n" +
+			"Set-Cookie: a=1\r\n" +
+			"Set-Cookie: b=2\r\n" +
+			"X-Proto: websocket\r\n" +
+			"\r\n"
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c, got); err != nil {
+			t.Fatalf("reading the 101: %v (got %q)", err, got)
+		}
+		if string(got) != want {
+			t.Fatalf("101 =\n%s\nwant\n%s", got, want)
+		}
+		echo(t, c, bufio.NewReader(c), "after")
+	})
+}
+
+// TestEarlyBytesReplayed sends the request and the first protocol bytes in
+// one write: net/http has read them into its buffer, and the handler must
+// read them first, exactly once, then what follows.
+func TestEarlyBytesReplayed(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		f := newFixture(t, m, Protocols("websocket"))
+		early := strings.Repeat("early-bytes ", 100)
+		resp, _, c, br := f.roundTrip(t, f.wsRequest(), early)
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		got := make([]byte, len(early))
+		if _, err := io.ReadFull(br, got); err != nil {
+			t.Fatalf("reading the echo of the early bytes: %v", err)
+		}
+		if string(got) != early {
+			t.Fatalf("echo of the early bytes = %q, want %q", got, early)
+		}
+		echo(t, c, br, "later bytes")
+		conn := wait(t, f.conns, "handler's connection")
+		nc, ok := conn.(interface{ NetConn() net.Conn })
+		if !ok {
+			t.Fatalf("handler's connection is %T, want one with NetConn", conn)
+		}
+		checkSocket(t, m, nc.NetConn())
+	})
+}
+
+// TestSocketHandedOver checks that with nothing buffered the handler gets
+// the socket itself, so type assertions and io.Copy fast paths work.
+func TestSocketHandedOver(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		f := newFixture(t, m, Protocols("websocket"))
+		resp, _, c, br := f.roundTrip(t, f.wsRequest(), "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		checkSocket(t, m, wait(t, f.conns, "handler's connection"))
+		echo(t, c, br, "ping")
+	})
+}
+
+// checkSocket checks that conn is the socket of mode m.
+func checkSocket(t *testing.T, m mode, conn net.Conn) {
+	t.Helper()
+	switch conn.(type) {
+	case *net.TCPConn:
+		if m == h1 {
+			return
+		}
+	case *tls.Conn:
+		if m == h1TLS {
+			return
+		}
+	}
+	t.Errorf("handler's connection is %T, want the socket of %s", conn, m)
+}
+
+// TestNoDeadlineLeft runs a server whose timeouts, and cooper's handshake
+// timeout, are far shorter than the time the handler waits before it reads
+// and writes: no deadline may be left on the connection it gets.
+func TestNoDeadlineLeft(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		const short = 50 * time.Millisecond
+		u := New(Protocols("websocket"), HandshakeTimeout(short))
+		s := newServerConfig(t, m, u.Handler(func(conn net.Conn, hs *Handshake) {
+			defer conn.Close()
+			time.Sleep(6 * short)
+			io.Copy(conn, conn)
+		}), func(s *http.Server) {
+			s.ReadTimeout, s.WriteTimeout, s.ReadHeaderTimeout, s.IdleTimeout = short, short, short, short
+		})
+		t.Cleanup(func() { u.Shutdown(context.Background()) })
+		resp, _, c, br := s.roundTrip(t, s.wsRequest(), "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		time.Sleep(8 * short)
+		echo(t, c, br, "still open")
+	})
+}
+
+// TestMiddlewareWrappedWriter upgrades through a ResponseWriter wrapper that
+// offers only Unwrap, as logging and metrics middleware do.
+func TestMiddlewareWrappedWriter(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		u := New(Protocols("websocket"))
+		upgraded := make(chan net.Conn, 1)
+		inner := u.Handler(func(conn net.Conn, hs *Handshake) {
+			defer conn.Close()
+			upgraded <- conn
+			io.Copy(conn, conn)
+		})
+		s := newServer(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inner.ServeHTTP(&unwrapOnly{ResponseWriter: w}, r)
+		}))
+		t.Cleanup(func() { u.Shutdown(context.Background()) })
+		resp, _, c, br := s.roundTrip(t, s.wsRequest(), "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		checkSocket(t, m, wait(t, upgraded, "handler call"))
+		echo(t, c, br, "through the wrapper")
+	})
+}
+
+// unwrapOnly is a middleware's ResponseWriter that hides every optional
+// interface but Unwrap.
+type unwrapOnly struct{ http.ResponseWriter }
+
+func (w *unwrapOnly) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// opaqueWriter is a middleware's ResponseWriter that can be neither hijacked
+// nor unwrapped.
+type opaqueWriter struct{ http.ResponseWriter }
+
+// TestUnhijackableWriter checks that a writer that cannot be hijacked gets a
+// 500 with a reason, OnError gets ErrHijackFailed, and nothing panics.
+func TestUnhijackableWriter(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		errs := make(chan error, 1)
+		called := make(chan struct{}, 1)
+		u := New(Protocols("websocket"), OnError(func(err error) { errs <- err }))
+		inner := u.Handler(func(conn net.Conn, hs *Handshake) { called <- struct{}{}; conn.Close() })
+		s := newServer(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inner.ServeHTTP(opaqueWriter{w}, r)
+		}))
+		resp, body, _, _ := s.roundTrip(t, s.wsRequest(), "")
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("status = %d, want 500", resp.StatusCode)
+		}
+		checkReason(t, resp, body)
+		err := wait(t, errs, "error reported to OnError")
+		if !errors.Is(err, ErrHijackFailed) || !errors.Is(err, http.ErrNotSupported) {
+			t.Errorf("OnError got %v, want an error matching ErrHijackFailed and http.ErrNotSupported", err)
+		}
+		none(t, called, "handler call")
+		if n := s.hijacked.Load(); n != 0 {
+			t.Errorf("%d connections were taken over, want 0", n)
+		}
+	})
+}
+
+// TestHandlerPanic checks that a handler's panic closes its connection,
+// reaches OnError as ErrHandlerPanic with the value and stack, and leaves
+// the server serving.
+func TestHandlerPanic(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		errs := make(chan error, 2)
+		u := New(Protocols("websocket"), OnError(func(err error) { errs <- err }))
+		s := newServer(t, m, u.Handler(func(conn net.Conn, hs *Handshake) {
+			if hs.Request.URL.Path == "/panic" {
+				panic("boom")
+			}
+			defer conn.Close()
+			io.Copy(conn, conn)
+		}))
+		t.Cleanup(func() { u.Shutdown(context.Background()) })
+		r := s.wsRequest()
+		r.URL.Path = "/panic"
+		resp, _, _, br := s.roundTrip(t, r, "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("read after the handler panicked = %d, %v, want EOF", n, err)
+		}
+		err := wait(t, errs, "error reported to OnError")
+		var pe *PanicError
+		if !errors.Is(err, ErrHandlerPanic) || !errors.As(err, &pe) || pe.Value != "boom" || !strings.Contains(string(pe.Stack), "TestHandlerPanic") {
+			t.Errorf("OnError got %v, want a *PanicError with value \"boom\" and the handler's stack", err)
+		}
+		resp, _, c, br := s.roundTrip(t, s.wsRequest(), "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("after a panic: status = %d, want 101", resp.StatusCode)
+		}
+		echo(t, c, br, "still serving")
+	})
+}
+
+// TestHandlerContext checks the context of Handshake.Request: it keeps the
+// values middleware put in the request's context, outlives ServeHTTP, and
+// is cancelled by Shutdown.
+func TestHandlerContext(t *testing.T) {
+	type key struct{}
+	run(t, func(t *testing.T, m mode) {
+		u := New(Protocols("websocket"))
+		requestCtx := make(chan context.Context, 1)
+		handlerCtx := make(chan context.Context, 1)
+		inner := u.Handler(func(conn net.Conn, hs *Handshake) {
+			defer conn.Close()
+			handlerCtx <- hs.Request.Context()
+			<-hs.Request.Context().Done()
+		})
+		s := newServer(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r = r.WithContext(context.WithValue(r.Context(), key{}, "from middleware"))
+			requestCtx <- r.Context()
+			inner.ServeHTTP(w, r)
+		}))
+		resp, _, _, _ := s.roundTrip(t, s.wsRequest(), "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		rctx, hctx := wait(t, requestCtx, "request context"), wait(t, handlerCtx, "handler context")
+		wait(t, rctx.Done(), "end of the request's context when ServeHTTP returns")
+		if v := hctx.Value(key{}); v != "from middleware" {
+			t.Errorf("handler context value = %v, want the middleware's", v)
+		}
+		if err := hctx.Err(); err != nil || context.Cause(hctx) != nil {
+			t.Fatalf("handler context after ServeHTTP returned: Err = %v, Cause = %v, want nil", err, context.Cause(hctx))
+		}
+		derived, cancel := context.WithCancel(hctx)
+		defer cancel()
+		ctx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancelShutdown()
+		if err := u.Shutdown(ctx); err != nil {
+			t.Fatalf("Shutdown = %v, want nil: the handler returns once its context is cancelled", err)
+		}
+		if hctx.Err() != context.Canceled || derived.Err() != context.Canceled {
+			t.Errorf("after Shutdown: handler context Err = %v, derived Err = %v, want context.Canceled", hctx.Err(), derived.Err())
+		}
+	})
+}
+
+// TestHandshakeTimeout has a client that never reads while the 101 is too
+// large for the socket buffers: the write must fail at the handshake
+// timeout, the handler must not run, and the connection must be closed.
+func TestHandshakeTimeout(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		big := strings.Repeat("x", 32<<20)
+		f := newFixture(t, m, Protocols("websocket"), HandshakeTimeout(200*time.Millisecond),
+			ResponseHeaders(func(*http.Request, string) http.Header { return http.Header{"X-Big": {big}} }))
+		c := f.dial(t)
+		if _, err := c.Write(appendRequest(nil, f.wsRequest(), "")); err != nil {
+			t.Fatal(err)
+		}
+		err := wait(t, f.errs, "error reported to OnError")
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.HasPrefix(err.Error(), "cooper: write 101: ") {
+			t.Errorf("OnError got %v, want a write 101 error matching os.ErrDeadlineExceeded", err)
+		}
+		none(t, f.handled, "handler call")
+		// The server closes the connection. TLS cannot send close_notify
+		// after a failed write, so there the end is an unexpected EOF.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("reading until the server closes: %v, want EOF", err)
+		}
+	})
+}
+
+// TestShutdown checks Shutdown with a handler that ignores its context: new
+// requests get 503 with Retry-After at once, Shutdown returns ctx's error at
+// its deadline after closing the connection, and a second call is safe.
+func TestShutdown(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		f := newFixture(t, m, Protocols("websocket"))
+		resp, _, _, br := f.roundTrip(t, f.wsRequest(), "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		wait(t, f.handled, "handler call")
+		u := f.Config.Handler.(*handler).u
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		if err := u.Shutdown(ctx); err != context.DeadlineExceeded {
+			t.Fatalf("Shutdown with a handler still running = %v, want context.DeadlineExceeded", err)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("read after Shutdown = %v, want EOF: Shutdown closes what is left", err)
+		}
+		if err := u.Shutdown(context.Background()); err != nil {
+			t.Errorf("second Shutdown = %v, want nil", err)
+		}
+		resp, body, _, _ := f.roundTrip(t, f.wsRequest(), "")
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("after Shutdown: status = %d, Retry-After = %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		checkReason(t, resp, body)
+		if err := wait(t, f.errs, "error reported to OnError"); !errors.Is(err, ErrShutdown) {
+			t.Errorf("OnError got %v, want ErrShutdown", err)
+		}
+	})
+}
+
+// TestAccept covers Upgrader.Accept: a refusal has been answered when it
+// returns; an accepted connection is the caller's, with what was agreed.
+func TestAccept(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		u := New(Protocols("websocket"), Subprotocols("chat"))
+		results := make(chan error, 1)
+		s := newServer(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn, hs, err := u.Accept(w, r)
+			results <- err
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			if hs.Subprotocol != "chat" || hs.Request.Context().Err() != nil {
+				conn.Write([]byte("bad handshake"))
+				return
+			}
+			io.Copy(conn, conn)
+		}))
+		t.Cleanup(func() { u.Shutdown(context.Background()) })
+
+		r := s.wsRequest()
+		r.Header.Set("Sec-Websocket-Version", "12")
+		resp, _, _, _ := s.roundTrip(t, r, "")
+		err := wait(t, results, "Accept's result")
+		if resp.StatusCode != http.StatusUpgradeRequired || !errors.Is(err, ErrWebSocketVersion) {
+			t.Fatalf("bad version: status %d, Accept error %v, want 426 and ErrWebSocketVersion", resp.StatusCode, err)
+		}
+
+		r = s.wsRequest()
+		r.Header.Set("Sec-Websocket-Protocol", "chat")
+		resp, _, c, br := s.roundTrip(t, r, "early")
+		if err := wait(t, results, "Accept's result"); resp.StatusCode != http.StatusSwitchingProtocols || err != nil {
+			t.Fatalf("status %d, Accept error %v, want 101 and nil", resp.StatusCode, err)
+		}
+		got := make([]byte, len("early"))
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != "early" {
+			t.Fatalf("echo = %q, %v, want the early bytes", got, err)
+		}
+		echo(t, c, br, "ping")
+	})
+}
+
+// TestSeedExample runs the lowbit.dev/websockets README's handler unchanged:
+// it sets Sec-WebSocket-Accept itself, which must be sent once, with the
+// right value.
+func TestSeedExample(t *testing.T) {
+	calculateAcceptKey := AcceptKey
+	run(t, func(t *testing.T, m mode) {
+		h := Hijack(func(netConn net.Conn, proto string) {
+			defer netConn.Close()
+			io.Copy(netConn, netConn)
+		}, Protocols("websocket"),
+			ResponseHeaders(func(r *http.Request, proto string) http.Header {
+				h := http.Header{}
+				h.Set("Sec-WebSocket-Accept", calculateAcceptKey(r.Header.Get("Sec-WebSocket-Key")))
+				return h
+			}))
+		s := newServer(t, m, h)
+		t.Cleanup(func() { h.(*handler).u.Shutdown(context.Background()) })
+		resp, _, c, br := s.roundTrip(t, s.wsRequest(), "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		if got := resp.Header.Values("Sec-Websocket-Accept"); len(got) != 1 || got[0] != AcceptKey(testKey) {
+			t.Errorf("Sec-WebSocket-Accept = %q, want once %q", got, AcceptKey(testKey))
+		}
+		echo(t, c, br, "ping")
+	})
+}

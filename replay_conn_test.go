@@ -1,0 +1,123 @@
+package cooper
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// pipeConn returns a replayConn over one end of a loopback TCP connection
+// whose pending bytes are replay, and the other end.
+func pipeConn(t *testing.T, replay string) (*replayConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	br := bufio.NewReader(strings.NewReader(replay))
+	br.Peek(len(replay))
+	rc, ok := handOver(c, br).(*replayConn)
+	if !ok {
+		t.Fatal("handOver with buffered bytes did not wrap the connection")
+	}
+	return rc, peer
+}
+
+func TestHandOverWithNothingBuffered(t *testing.T) {
+	c, peer := net.Pipe()
+	defer c.Close()
+	defer peer.Close()
+	if got := handOver(c, bufio.NewReader(c)); got != c {
+		t.Errorf("handOver with nothing buffered = %T, want the connection itself", got)
+	}
+	if got := handOver(c, nil); got != c {
+		t.Errorf("handOver with no reader = %T, want the connection itself", got)
+	}
+}
+
+func TestReplayConnReadsBufferedBytesFirstAndOnce(t *testing.T) {
+	rc, peer := pipeConn(t, "early")
+	if _, err := peer.Write([]byte("-late")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 0, 16)
+	buf := make([]byte, 2) // smaller than the replay, so it takes several reads
+	for len(got) < len("early-late") {
+		n, err := rc.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if string(got) != "early-late" {
+		t.Errorf("read %q, want %q", got, "early-late")
+	}
+	if _, ok := rc.NetConn().(*net.TCPConn); !ok {
+		t.Errorf("NetConn() = %T, want *net.TCPConn", rc.NetConn())
+	}
+}
+
+func TestReplayConnWriteTo(t *testing.T) {
+	rc, peer := pipeConn(t, "early")
+	peer.Write([]byte("-late"))
+	peer.(*net.TCPConn).CloseWrite()
+	var out bytes.Buffer
+	n, err := io.Copy(&out, rc)
+	if err != nil || out.String() != "early-late" || n != int64(out.Len()) {
+		t.Errorf("io.Copy = %d, %v, %q; want %q", n, err, out.String(), "early-late")
+	}
+}
+
+func TestReplayConnReadFrom(t *testing.T) {
+	rc, peer := pipeConn(t, "not read here")
+	n, err := io.Copy(rc, strings.NewReader("to the peer"))
+	rc.Close()
+	got, _ := io.ReadAll(peer)
+	if err != nil || n != 11 || string(got) != "to the peer" {
+		t.Errorf("io.Copy into the conn = %d, %v; peer read %q", n, err, got)
+	}
+}
+
+// TestReplayConnConcurrentReads reads from several goroutines at once, as
+// net.Conn allows: every byte arrives exactly once (run with -race).
+func TestReplayConnConcurrentReads(t *testing.T) {
+	replay := strings.Repeat("r", 1000)
+	rc, peer := pipeConn(t, replay)
+	peer.Write([]byte(strings.Repeat("s", 1000)))
+	peer.(*net.TCPConn).CloseWrite()
+	var mu sync.Mutex
+	total := 0
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			buf := make([]byte, 7)
+			for {
+				n, err := rc.Read(buf)
+				mu.Lock()
+				total += n
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if total != 2000 {
+		t.Errorf("read %d bytes in all, want 2000", total)
+	}
+}
