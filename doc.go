@@ -20,8 +20,8 @@
 //     RFC 6455, section 4.2.1 ask, and refuse a bad one with the right
 //     status, the headers the RFC asks for and a one-line reason
 //     ([UpgradeError] lists them);
-//  2. negotiate the Upgrade protocol, Sec-WebSocket-Accept and the
-//     subprotocol;
+//  2. negotiate the Upgrade protocol, Sec-WebSocket-Accept, the
+//     subprotocol and permessage-deflate ([Deflate]);
 //  3. take the connection over with [http.ResponseController], so
 //     ResponseWriters wrapped by middleware work;
 //  4. answer 101 in one write, bounded by [HandshakeTimeout];

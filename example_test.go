@@ -102,6 +102,36 @@ func ExampleUpgrader_Accept() {
 	// 426 Upgrade Required websocket
 }
 
+// permessage-deflate: the framing layer sets its compressor and
+// decompressor from Handshake.Deflate, which holds exactly what the 101
+// announced.
+func ExampleDeflate() {
+	u := cooper.New(cooper.Protocols("websocket"), cooper.Deflate(cooper.DeflateParams{ServerNoContextTakeover: true}))
+	agreed := make(chan *cooper.DeflateParams, 1)
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		agreed <- hs.Deflate // nil when the client offered nothing acceptable
+	}))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits=10")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	fmt.Println(resp.Header.Get("Sec-WebSocket-Extensions"))
+	fmt.Printf("%+v\n", *<-agreed)
+	// Output:
+	// permessage-deflate; server_no_context_takeover; client_max_window_bits=10
+	// {ServerNoContextTakeover:true ClientNoContextTakeover:false ServerMaxWindowBits:15 ClientMaxWindowBits:10}
+}
+
 // The Sec-WebSocket-Accept value for the sample key of RFC 6455, section 1.3.
 func ExampleAcceptKey() {
 	fmt.Println(cooper.AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="))

@@ -89,6 +89,9 @@ type Handshake struct {
 	Protocol string
 	// Subprotocol is the agreed Sec-WebSocket-Protocol; "" when none.
 	Subprotocol string
+	// Deflate holds the agreed permessage-deflate parameters, which the
+	// framing layer must honour; nil when the extension was not agreed.
+	Deflate *DeflateParams
 	// Request is the upgrade request. Its context keeps the request's
 	// values, is not cancelled when ServeHTTP returns, and is cancelled when
 	// the Upgrader shuts down. Its Body is empty.
@@ -220,8 +223,22 @@ func (u *Upgrader) finish(t *tracked) {
 // handshake returns the Handshake for the agreed d and the request r, whose
 // context it replaces by one that outlives ServeHTTP.
 func (u *Upgrader) handshake(r *http.Request, d *decision) *Handshake {
-	ctx := &connContext{values: context.WithoutCancel(r.Context()), done: u.ctx}
-	return &Handshake{Protocol: d.protocol, Subprotocol: d.subprotocol, Request: r.WithContext(ctx)}
+	// allocates: all of this escapes to the handler; one allocation holds
+	// the Handshake, its DeflateParams and the context.
+	a := &struct {
+		hs      Handshake
+		deflate DeflateParams
+		ctx     connContext
+	}{
+		hs:  Handshake{Protocol: d.protocol, Subprotocol: d.subprotocol},
+		ctx: connContext{values: context.WithoutCancel(r.Context()), done: u.ctx},
+	}
+	if d.deflateOK {
+		a.deflate = d.deflate.params
+		a.hs.Deflate = &a.deflate
+	}
+	a.hs.Request = r.WithContext(&a.ctx)
+	return &a.hs
 }
 
 // upgrade is the pipeline: validate, negotiate, take over, answer, hand
@@ -266,6 +283,8 @@ type decision struct {
 	protocol    string // the agreed Upgrade protocol
 	subprotocol string // the agreed Sec-WebSocket-Protocol, or ""
 	key         string // Sec-WebSocket-Key without white space; "" unless protocol is websocket
+	deflate     deflateAnswer
+	deflateOK   bool // permessage-deflate was agreed
 }
 
 // validate checks r as an upgrade request (RFC 9110, section 7.8; for
@@ -470,8 +489,8 @@ func matchOrigin(patterns []string, scheme, host string) bool {
 }
 
 // negotiate settles what the handler gets beyond the protocol: for
-// WebSocket, the key to answer and the subprotocol. It does no I/O and does
-// not allocate unless it refuses.
+// WebSocket, the key to answer, the subprotocol and permessage-deflate. It
+// does no I/O and does not allocate unless it refuses.
 func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeError) {
 	d := decision{protocol: proto}
 	if !isWebSocket(proto) {
@@ -483,6 +502,9 @@ func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeErro
 		return d, malformed(hdrWSProtocol, r.Header[hdrWSProtocol])
 	}
 	d.subprotocol = sub
+	if c.deflate != nil {
+		d.deflate, d.deflateOK = negotiateDeflate(r.Header[hdrWSExtensions], c.deflate)
+	}
 	return d, nil
 }
 
@@ -589,6 +611,11 @@ func appendAnswer(b []byte, d *decision, extra http.Header) []byte {
 	if d.subprotocol != "" {
 		b = append(b, "Sec-WebSocket-Protocol: "...)
 		b = append(b, d.subprotocol...)
+		b = append(b, "\r\n"...)
+	}
+	if d.deflateOK {
+		b = append(b, "Sec-WebSocket-Extensions: "...)
+		b = appendDeflate(b, &d.deflate)
 		b = append(b, "\r\n"...)
 	}
 	if len(extra) > 0 {

@@ -2,8 +2,11 @@ package cooper
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -196,6 +199,8 @@ func TestAccepted(t *testing.T) {
 		edit        func(r *http.Request)
 		proto       string // the agreed protocol
 		subprotocol string
+		extensions  string         // the Sec-WebSocket-Extensions answered
+		deflate     *DeflateParams // the agreed parameters
 	}{
 		{name: "a browser's request is accepted",
 			proto: "websocket"},
@@ -253,6 +258,17 @@ func TestAccepted(t *testing.T) {
 		{name: "no common subprotocol upgrades without one",
 			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
 			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "mqtt") }, proto: "websocket"},
+		{name: "permessage-deflate offered without Deflate is not answered",
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits") }, proto: "websocket"},
+		{name: "permessage-deflate is answered with Deflate",
+			opts: []Option{Protocols("websocket"), Deflate(DeflateParams{})},
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits") },
+			proto: "websocket", extensions: "permessage-deflate; client_max_window_bits=15",
+			deflate: &DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}},
+		{name: "an offer Deflate cannot honour upgrades without the extension",
+			opts: []Option{Protocols("websocket"), Deflate(DeflateParams{})},
+			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; server_max_window_bits=10") },
+			proto: "websocket"},
 		{name: "a subprotocol offered without server subprotocols is not answered",
 			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "chat") }, proto: "websocket"},
 	}
@@ -279,10 +295,16 @@ func TestAccepted(t *testing.T) {
 				if tc.subprotocol != "" {
 					want["Sec-Websocket-Protocol"] = []string{tc.subprotocol}
 				}
+				if tc.extensions != "" {
+					want["Sec-Websocket-Extensions"] = []string{tc.extensions}
+				}
 				checkHeader(t, resp.Header, want)
 				hs := wait(t, f.handled, "handler call")
 				if hs.Protocol != tc.proto || hs.Subprotocol != tc.subprotocol {
 					t.Errorf("Handshake = {Protocol: %q, Subprotocol: %q}, want {%q, %q}", hs.Protocol, hs.Subprotocol, tc.proto, tc.subprotocol)
+				}
+				if (hs.Deflate == nil) != (tc.deflate == nil) || hs.Deflate != nil && *hs.Deflate != *tc.deflate {
+					t.Errorf("Handshake.Deflate = %+v, want %+v", hs.Deflate, tc.deflate)
 				}
 				echo(t, c, br, "ping")
 			})
@@ -699,4 +721,156 @@ func TestSeedExample(t *testing.T) {
 		}
 		echo(t, c, br, "ping")
 	})
+}
+
+// TestDeflateEndToEnd upgrades with permessage-deflate and exchanges
+// compressed messages (RFC 7692, section 7.2) with compress/flate on both
+// sides, each driven only by the agreed parameters: the server by
+// Handshake.Deflate, the client by the 101's Sec-WebSocket-Extensions.
+// With context takeover a repeated message compresses to a back-reference;
+// without it, it compresses the same as the first time.
+func TestDeflateEndToEnd(t *testing.T) {
+	cases := []struct {
+		name     string
+		policy   DeflateParams
+		offer    string
+		takeover bool // the client's compressor keeps its context
+	}{
+		{"context takeover both ways", DeflateParams{}, "permessage-deflate; client_max_window_bits", true},
+		{"no context takeover by the server's policy", DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}, "permessage-deflate", false},
+		{"no context takeover for the server, asked by the client", DeflateParams{}, "permessage-deflate; server_no_context_takeover", true},
+	}
+	run(t, func(t *testing.T, m mode) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				u := New(Protocols("websocket"), Deflate(tc.policy))
+				s := newServer(t, m, u.Handler(func(conn net.Conn, hs *Handshake) {
+					defer conn.Close()
+					if hs.Deflate == nil {
+						return
+					}
+					own := newDeflater(hs.Deflate.ServerNoContextTakeover)
+					peer := newInflater(hs.Deflate.ClientNoContextTakeover)
+					for {
+						msg, err := readMessage(conn, peer)
+						if err != nil {
+							return
+						}
+						if err := writeMessage(conn, own, msg); err != nil {
+							return
+						}
+					}
+				}))
+				t.Cleanup(func() { u.Shutdown(context.Background()) })
+				r := s.wsRequest()
+				r.Header.Set("Sec-Websocket-Extensions", tc.offer)
+				resp, _, c, br := s.roundTrip(t, r, "")
+				if resp.StatusCode != http.StatusSwitchingProtocols {
+					t.Fatalf("status = %d, want 101", resp.StatusCode)
+				}
+				elems, ok := refParseExtensions(resp.Header.Get("Sec-Websocket-Extensions"))
+				if !ok || len(elems) != 1 {
+					t.Fatalf("Sec-WebSocket-Extensions = %q, want one permessage-deflate", resp.Header.Get("Sec-Websocket-Extensions"))
+				}
+				var serverNoContext, clientNoContext bool
+				for _, p := range elems[0].params {
+					serverNoContext = serverNoContext || p.name == "server_no_context_takeover"
+					clientNoContext = clientNoContext || p.name == "client_no_context_takeover"
+				}
+				if clientNoContext == tc.takeover {
+					t.Fatalf("client_no_context_takeover answered = %v, want %v", clientNoContext, !tc.takeover)
+				}
+				own, peer := newDeflater(clientNoContext), newInflater(serverNoContext)
+				msg := []byte(strings.Repeat("permessage-deflate over cooper; ", 40))
+				var sizes []int
+				for i := range 3 {
+					before := own.out.Len()
+					if err := writeMessage(c, own, msg); err != nil {
+						t.Fatal(err)
+					}
+					sizes = append(sizes, own.out.Len()-before)
+					got, err := readMessage(br, peer)
+					if err != nil || !bytes.Equal(got, msg) {
+						t.Fatalf("echo %d = %q, %v, want the message back", i, got, err)
+					}
+				}
+				if tc.takeover != (sizes[1] < sizes[0]) {
+					t.Errorf("compressed sizes %v: a repeated message must shrink exactly when the context is kept", sizes)
+				}
+			})
+		}
+	})
+}
+
+// A deflater compresses messages as RFC 7692, section 7.2.1 says: a
+// flushed DEFLATE stream without its final 00 00 ff ff, reset after every
+// message when noContext.
+type deflater struct {
+	w         *flate.Writer
+	out       bytes.Buffer // every compressed byte so far
+	noContext bool
+}
+
+func newDeflater(noContext bool) *deflater {
+	d := &deflater{noContext: noContext}
+	d.w, _ = flate.NewWriter(&d.out, flate.BestCompression)
+	return d
+}
+
+func (d *deflater) compress(msg []byte) []byte {
+	start := d.out.Len()
+	if d.noContext {
+		d.w.Reset(&d.out)
+	}
+	d.w.Write(msg)
+	d.w.Flush()
+	b := d.out.Bytes()[start:]
+	return b[:len(b)-4]
+}
+
+// An inflater decompresses messages as RFC 7692, section 7.2.2 says,
+// keeping the last 32 KiB as the window for the next message unless
+// noContext.
+type inflater struct {
+	window    []byte
+	noContext bool
+}
+
+func newInflater(noContext bool) *inflater { return &inflater{noContext: noContext} }
+
+func (f *inflater) decompress(payload []byte) ([]byte, error) {
+	if f.noContext {
+		f.window = nil
+	}
+	src := io.MultiReader(bytes.NewReader(payload), bytes.NewReader([]byte{0, 0, 0xff, 0xff}))
+	msg, err := io.ReadAll(flate.NewReaderDict(src, f.window))
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
+	}
+	f.window = append(f.window, msg...)
+	f.window = f.window[max(0, len(f.window)-32<<10):]
+	return msg, nil
+}
+
+// writeMessage sends msg compressed, framed by its compressed length.
+func writeMessage(w io.Writer, d *deflater, msg []byte) error {
+	payload := d.compress(msg)
+	_, err := w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(payload))))
+	if err == nil {
+		_, err = w.Write(payload)
+	}
+	return err
+}
+
+// readMessage reads one message that writeMessage sent.
+func readMessage(r io.Reader, f *inflater) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
+	payload := make([]byte, binary.BigEndian.Uint32(n[:]))
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return nil, err
+	}
+	return f.decompress(payload)
 }

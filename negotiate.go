@@ -251,3 +251,283 @@ func negotiateSubprotocol(h http.Header, accept []string) (sub string, ok bool) 
 	}
 	return sub, true
 }
+
+// DeflateParams are permessage-deflate parameters (RFC 7692, section 7.1).
+// As a [Deflate] policy they say what the server's framing layer does and
+// wants; in [Handshake].Deflate they are what was agreed, which the framing
+// layer must honour, with window bits filled in (15 when unlimited).
+type DeflateParams struct {
+	// ServerNoContextTakeover: the server resets its compressor after each
+	// message. In a policy, true answers server_no_context_takeover always;
+	// false answers it only when the client asks, which then binds.
+	ServerNoContextTakeover bool
+	// ClientNoContextTakeover: the client resets its compressor after each
+	// message. In a policy, true asks the client to (answered always); it is
+	// also answered when the client offered it.
+	ClientNoContextTakeover bool
+	// ServerMaxWindowBits is the base-2 logarithm of the server
+	// compressor's window, 8 to 15; 0 means 15. In a policy it is the window
+	// the compressor really keeps (Go's compress/flate always keeps 15): an
+	// offer asking for a smaller one is declined, and an offer that carries
+	// server_max_window_bits is answered with this value.
+	ServerMaxWindowBits int
+	// ClientMaxWindowBits is the base-2 logarithm of the client
+	// compressor's window, 8 to 15; 0 means 15. In a policy it limits the
+	// client's window when the offer allows it (client_max_window_bits,
+	// with or without a value): the answer is the smaller of the two. An
+	// offer without it cannot be limited and is agreed at 15.
+	ClientMaxWindowBits int
+}
+
+// maxWindowBits is the largest LZ77 window permessage-deflate allows, and
+// the one assumed when none is given.
+const maxWindowBits = 15
+
+// A deflateAnswer is the negotiated permessage-deflate response: the
+// agreed parameters and which window parameters the answer carries.
+type deflateAnswer struct {
+	params     DeflateParams
+	serverBits bool // answer server_max_window_bits: the offer carried it
+	clientBits bool // answer client_max_window_bits: the offer carried it
+}
+
+// A deflateOffer is one permessage-deflate offer's parameters.
+type deflateOffer struct {
+	serverNoContext, clientNoContext bool
+	serverBits, clientBits           int // 0: not offered; -1: offered without a value
+}
+
+// negotiateDeflate picks the first permessage-deflate offer in the
+// Sec-WebSocket-Extensions lines that is valid and that policy can honour
+// (RFC 7692, sections 5 and 7). Other extensions are ignored. ok is false
+// when there is no such offer or the lines are malformed; the upgrade then
+// goes on without the extension.
+func negotiateDeflate(lines []string, policy *DeflateParams) (a deflateAnswer, ok bool) {
+	wellFormed := scanList(lines, isExtension, func(elem string) bool {
+		name, params := cutParam(elem)
+		if !tokenEqual(name, "permessage-deflate") {
+			return true
+		}
+		o, valid := parseDeflateOffer(params)
+		if !valid {
+			return true
+		}
+		a, ok = acceptDeflate(&o, policy)
+		return !ok
+	})
+	return a, ok && wellFormed
+}
+
+// acceptDeflate answers a valid offer o under policy, or declines it.
+func acceptDeflate(o *deflateOffer, policy *DeflateParams) (deflateAnswer, bool) {
+	serverBits := windowBits(policy.ServerMaxWindowBits)
+	if o.serverBits > 0 && o.serverBits < serverBits {
+		// RFC 7692, section 7.1.2.1: the answer may not exceed the offer,
+		// and the compressor cannot keep a smaller window than it does.
+		return deflateAnswer{}, false
+	}
+	a := deflateAnswer{
+		params: DeflateParams{
+			ServerNoContextTakeover: policy.ServerNoContextTakeover || o.serverNoContext,
+			ClientNoContextTakeover: policy.ClientNoContextTakeover || o.clientNoContext,
+			ServerMaxWindowBits:     serverBits,
+			ClientMaxWindowBits:     maxWindowBits,
+		},
+		serverBits: o.serverBits != 0,
+		clientBits: o.clientBits != 0,
+	}
+	if o.clientBits != 0 {
+		// RFC 7692, section 7.1.2.2: only an offer with the parameter may be
+		// answered with it, and with no more than its value.
+		a.params.ClientMaxWindowBits = windowBits(policy.ClientMaxWindowBits)
+		if o.clientBits > 0 {
+			a.params.ClientMaxWindowBits = min(a.params.ClientMaxWindowBits, o.clientBits)
+		}
+	}
+	return a, true
+}
+
+// windowBits returns bits, or 15 for 0.
+func windowBits(bits int) int {
+	if bits == 0 {
+		return maxWindowBits
+	}
+	return bits
+}
+
+// parseDeflateOffer parses the parameters of a permessage-deflate offer,
+// the part of the element after its name. valid is false, declining the
+// offer alone, for an unknown parameter, a parameter given twice, a
+// *_no_context_takeover with a value, server_max_window_bits without one,
+// or a window that is not 8 to 15 (RFC 7692, section 7.1).
+func parseDeflateOffer(params string) (o deflateOffer, valid bool) {
+	for params != "" {
+		var name, value string
+		var hasValue bool
+		name, value, hasValue, params = nextParam(params)
+		switch {
+		case tokenEqual(name, "server_no_context_takeover"):
+			if o.serverNoContext || hasValue {
+				return o, false
+			}
+			o.serverNoContext = true
+		case tokenEqual(name, "client_no_context_takeover"):
+			if o.clientNoContext || hasValue {
+				return o, false
+			}
+			o.clientNoContext = true
+		case tokenEqual(name, "server_max_window_bits"):
+			if o.serverBits != 0 || !hasValue {
+				return o, false
+			}
+			if o.serverBits = parseWindowBits(value); o.serverBits == 0 {
+				return o, false
+			}
+		case tokenEqual(name, "client_max_window_bits"):
+			if o.clientBits != 0 {
+				return o, false
+			}
+			o.clientBits = -1
+			if hasValue {
+				if o.clientBits = parseWindowBits(value); o.clientBits == 0 {
+					return o, false
+				}
+			}
+		default:
+			return o, false
+		}
+	}
+	return o, true
+}
+
+// parseWindowBits returns the window size in value, a token or a quoted
+// string, or 0 when it is not a decimal integer from 8 to 15 without
+// leading zeros (RFC 7692, section 7.1.2.1). It unquotes without
+// allocating: a quoted value must unescape to a token, here digits.
+func parseWindowBits(value string) int {
+	if len(value) >= 2 && value[0] == '"' {
+		value = value[1 : len(value)-1]
+	}
+	n, digits := 0, 0
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if c == '\\' && i+1 < len(value) {
+			i++
+			c = value[i]
+		}
+		if c < '0' || c > '9' || digits == 0 && c == '0' || digits == 2 {
+			return 0
+		}
+		n = 10*n + int(c-'0')
+		digits++
+	}
+	if n < 8 || n > maxWindowBits {
+		return 0
+	}
+	return n
+}
+
+// isExtension reports whether elem is an extension element (RFC 6455,
+// section 9.1):
+//
+//	extension       = extension-token *( OWS ";" OWS extension-param )
+//	extension-param = token [ OWS "=" OWS ( token / quoted-string ) ]
+//
+// White space around "=" is tolerated, as the RFC's implied *LWS allows.
+func isExtension(elem string) bool {
+	name, params := cutParam(elem)
+	if !isToken(name) {
+		return false
+	}
+	for params != "" {
+		var pname, value string
+		var hasValue bool
+		pname, value, hasValue, params = nextParam(params)
+		if !isToken(pname) || hasValue && !isToken(value) && !isQuotedToken(value) {
+			return false
+		}
+	}
+	return true
+}
+
+// isQuotedToken reports whether s is a quoted string that unescapes to a
+// token, as RFC 6455, section 9.1 requires of quoted extension values.
+func isQuotedToken(s string) bool {
+	if len(s) < 3 || s[0] != '"' || s[len(s)-1] != '"' {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		c := s[i]
+		if c == '\\' && i+1 < len(s)-1 {
+			i++
+			c = s[i]
+		}
+		if !tokenChars[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// cutParam splits elem at its first ";" outside a quoted string: the part
+// before it, without trailing white space, and the rest from that ";" on,
+// or "" when there is none.
+func cutParam(elem string) (before, rest string) {
+	for i := 0; i < len(elem); i++ {
+		switch elem[i] {
+		case ';':
+			return trimOWS(elem[:i]), elem[i:]
+		case '"':
+			end, ok := skipQuoted(elem, i)
+			if !ok {
+				return elem, ""
+			}
+			i = end - 1
+		}
+	}
+	return trimOWS(elem), ""
+}
+
+// nextParam splits the first parameter off params, which starts with the
+// ";" before it: its name, its value (raw, a token or a quoted string) if it
+// has one, and the parameters after it. An empty parameter, as in a
+// trailing ";", has an empty name.
+func nextParam(params string) (name, value string, hasValue bool, rest string) {
+	param, rest := cutParam(params[1:])
+	param = trimOWS(param)
+	for i := 0; i < len(param); i++ {
+		if param[i] == '=' {
+			return trimOWS(param[:i]), trimOWS(param[i+1:]), true, rest
+		}
+	}
+	return param, "", false, rest
+}
+
+// appendDeflate appends the permessage-deflate answer a to b: the agreed
+// parameters, each once, in a fixed order.
+func appendDeflate(b []byte, a *deflateAnswer) []byte {
+	b = append(b, "permessage-deflate"...)
+	if a.params.ServerNoContextTakeover {
+		b = append(b, "; server_no_context_takeover"...)
+	}
+	if a.params.ClientNoContextTakeover {
+		b = append(b, "; client_no_context_takeover"...)
+	}
+	if a.serverBits {
+		b = append(b, "; server_max_window_bits="...)
+		b = appendBits(b, a.params.ServerMaxWindowBits)
+	}
+	if a.clientBits {
+		b = append(b, "; client_max_window_bits="...)
+		b = appendBits(b, a.params.ClientMaxWindowBits)
+	}
+	return b
+}
+
+// appendBits appends a window size, 8 to 15, in decimal.
+func appendBits(b []byte, bits int) []byte {
+	if bits >= 10 {
+		return append(b, '1', byte('0'+bits-10))
+	}
+	return append(b, byte('0'+bits))
+}

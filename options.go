@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -19,6 +20,7 @@ type config struct {
 	protocols        []string // accepted Upgrade protocols; empty: any
 	upgradeList      string   // protocols joined for the 426 Upgrade header
 	subprotocols     []string
+	deflate          *DeflateParams // nil: permessage-deflate is never agreed
 	responseHeaders  func(*http.Request, string) http.Header
 	onError          func(error)
 	originPatterns   []string // lower case
@@ -88,6 +90,26 @@ func Subprotocols(names ...string) Option {
 	}
 	names = slices.Clone(names)
 	return func(c *config) { c.subprotocols = names }
+}
+
+// Deflate turns permessage-deflate negotiation (RFC 7692) on, with policy
+// saying what the server's framing layer does and wants (see
+// [DeflateParams]). The client's offers are tried in its order and the first
+// one that is valid and that policy can honour is agreed; an invalid or
+// unacceptable offer is declined, and the upgrade goes on without the
+// extension, never with an error. The answer carries exactly the agreed
+// parameters, which [Handshake].Deflate reports.
+//
+// Default: off; no Sec-WebSocket-Extensions is ever answered.
+//
+// Panics if a window size is neither 0 nor 8 to 15.
+func Deflate(policy DeflateParams) Option {
+	for _, bits := range []int{policy.ServerMaxWindowBits, policy.ClientMaxWindowBits} {
+		if bits != 0 && (bits < 8 || bits > maxWindowBits) {
+			panic("cooper: Deflate: window bits " + strconv.Itoa(bits) + " are not 8 to 15")
+		}
+	}
+	return func(c *config) { c.deflate = &policy }
 }
 
 // ResponseHeaders sets a function whose headers are added to the 101
