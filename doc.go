@@ -41,6 +41,14 @@
 // handlers' contexts, waits for them and closes what is left, which
 // [http.Server.Shutdown] does not do for hijacked connections.
 //
+// # Limits
+//
+// cooper bounds what it owns: [HandshakeTimeout] bounds the 101 write, and
+// [MaxConnections] the connections held. The request before it is
+// net/http's to bound: set [http.Server] ReadHeaderTimeout, so a client that
+// sends its headers slowly cannot hold a connection, and MaxHeaderBytes.
+// [Upgrader.Stats] reads the counters at any time without locks.
+//
 // # Security
 //
 // A browser sends cookies with a WebSocket request to any site, so a page

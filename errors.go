@@ -50,6 +50,10 @@ var (
 	// [Upgrader.Shutdown].
 	ErrShutdown = errors.New("cooper: shutting down")
 
+	// ErrTooManyConnections: the Upgrader already holds as many connections
+	// as [MaxConnections] allows (503, with Retry-After).
+	ErrTooManyConnections = errors.New("cooper: too many connections")
+
 	// ErrResponseHeader: a header returned by the [ResponseHeaders] function
 	// has an invalid name or value, or names a header negotiation owns (500).
 	ErrResponseHeader = errors.New("cooper: invalid response header")

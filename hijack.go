@@ -56,7 +56,9 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 //     or sent twice: 400 ([ErrWebSocketVersion]); a Sec-WebSocket-Key
 //     missing, sent twice, or not 16 base64-encoded bytes: 400
 //     ([ErrWebSocketKey]);
-//   - a cross-origin browser request: 403 ([ErrOrigin]).
+//   - a cross-origin browser request: 403 ([ErrOrigin]);
+//   - while shutting down, or holding [MaxConnections]: 503 with
+//     Retry-After ([ErrShutdown], [ErrTooManyConnections]).
 //
 // Every 426 carries Upgrade (the [Protocols] list) and Connection: Upgrade;
 // without a [Protocols] list there is nothing to name, so those are 400
@@ -69,8 +71,60 @@ type Upgrader struct {
 
 	mu     sync.Mutex
 	active tracked // sentinel of the ring of connections whose handlers run
-	count  int
 	closed atomic.Bool // Shutdown was called
+
+	// Counters, read by Stats without locks.
+	count    atomic.Int64 // connections in the ring
+	upgrades atomic.Uint64
+	failures atomic.Uint64
+	panics   atomic.Uint64
+	refused  [len(refusalKinds)]atomic.Uint64
+}
+
+// Stats are an Upgrader's counters, from [New] to the moment they are read.
+type Stats struct {
+	// Active counts the connections handed over whose handler still runs
+	// (for [Upgrader.Accept], whose caller's ServeHTTP still runs).
+	Active int
+	// Upgrades counts the connections handed over.
+	Upgrades uint64
+	// Failures counts upgrades that failed after the request was accepted,
+	// writing the 101 (see [HandshakeTimeout]).
+	Failures uint64
+	// Panics counts handlers that panicked.
+	Panics uint64
+	// Refusals counts refused requests by the sentinel they match, from
+	// [ErrMethod] to [ErrTooManyConnections] and [ErrHijackFailed]; a
+	// sentinel with no refusal is absent.
+	Refusals map[error]uint64
+}
+
+// refusalKinds are the sentinels refusals are counted by, in the order of
+// Upgrader.refused.
+//
+// read-only
+var refusalKinds = [...]error{
+	ErrMethod, ErrHTTPVersion, ErrRequestBody, ErrNotUpgrade, ErrProtocol, ErrMalformedHeader,
+	ErrWebSocketKey, ErrWebSocketVersion, ErrOrigin, ErrShutdown, ErrTooManyConnections,
+	ErrResponseHeader, ErrHijackFailed,
+}
+
+// Stats returns the Upgrader's counters. It takes no lock that the request
+// path takes, so it may be called at any time, as often as wanted.
+func (u *Upgrader) Stats() Stats {
+	s := Stats{
+		Active:   int(u.count.Load()),
+		Upgrades: u.upgrades.Load(),
+		Failures: u.failures.Load(),
+		Panics:   u.panics.Load(),
+		Refusals: map[error]uint64{},
+	}
+	for i := range u.refused {
+		if n := u.refused[i].Load(); n > 0 {
+			s.Refusals[refusalKinds[i]] = n
+		}
+	}
+	return s
 }
 
 // New returns an Upgrader configured by opts. The options are read once,
@@ -154,10 +208,7 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
 	for {
-		u.mu.Lock()
-		n := u.count
-		u.mu.Unlock()
-		if n == 0 {
+		if u.count.Load() == 0 {
 			return nil
 		}
 		select {
@@ -213,6 +264,7 @@ func (u *Upgrader) serveHandshake(t *tracked, h func(net.Conn, *Handshake), hs *
 func (u *Upgrader) finish(t *tracked) {
 	if v := recover(); v != nil {
 		t.conn.Close()
+		u.panics.Add(1)
 		if v != http.ErrAbortHandler {
 			u.report(newPanicError(v))
 		}
@@ -261,20 +313,24 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, de
 	}
 	if rej != nil {
 		rej.write(w)
-		u.report(rej)
+		u.refuse(rej)
 		return nil, d, nil, rej
 	}
-	conn, brw, err := takeOver(w)
-	if err == nil {
-		err = writeAnswer(conn, brw, &d, extra, u.cfg.handshakeTimeout)
-	}
-	if err != nil {
+	conn, brw, rej := takeOver(w)
+	if rej != nil {
 		u.untrack(t)
+		u.refuse(rej)
+		return nil, d, nil, rej
+	}
+	if err := writeAnswer(conn, brw, &d, extra, u.cfg.handshakeTimeout); err != nil {
+		u.untrack(t)
+		u.failures.Add(1)
 		u.report(err)
 		return nil, d, nil, err
 	}
 	conn = handOver(conn, brw.Reader)
 	u.handedOver(t, conn)
+	u.upgrades.Add(1)
 	return conn, d, t, nil
 }
 
@@ -558,7 +614,7 @@ func isFieldValue(v string) bool {
 // takeOver hijacks the connection through http.ResponseController, so a
 // ResponseWriter wrapped by middleware that has an Unwrap method works.
 // When no writer in the chain can be hijacked it answers 500 through w.
-func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, *UpgradeError) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: %w", ErrHijackFailed, err)}
@@ -654,18 +710,23 @@ type tracked struct {
 }
 
 // track adds a connection to the ring before it is taken over, or refuses
-// with 503 when the Upgrader is shutting down.
+// with 503 when the Upgrader is shutting down or holds MaxConnections.
 func (u *Upgrader) track() (*tracked, *UpgradeError) {
 	t := &tracked{}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed.Load() {
+		// A client should reconnect at once, to a server that is not going away.
 		return nil, refuse(http.StatusServiceUnavailable, ErrShutdown, http.Header{"Retry-After": {"1"}},
 			"shutdown: the server is shutting down")
 	}
+	if max := u.cfg.maxConns; max > 0 && u.count.Load() >= max {
+		return nil, refuse(http.StatusServiceUnavailable, ErrTooManyConnections, http.Header{"Retry-After": {"5"}},
+			"MaxConnections: %d connections are open", max)
+	}
 	t.prev, t.next = u.active.prev, &u.active
 	t.prev.next, t.next.prev = t, t
-	u.count++
+	u.count.Add(1)
 	return t, nil
 }
 
@@ -685,7 +746,7 @@ func (u *Upgrader) untrack(t *tracked) {
 	}
 	t.prev.next, t.next.prev = t.next, t.prev
 	t.prev, t.next = nil, nil
-	u.count--
+	u.count.Add(-1)
 }
 
 // closeAll closes every tracked connection that was handed over.
@@ -697,6 +758,17 @@ func (u *Upgrader) closeAll() {
 			t.conn.Close()
 		}
 	}
+}
+
+// refuse counts the refusal rej by its sentinel and reports it.
+func (u *Upgrader) refuse(rej *UpgradeError) {
+	for i, kind := range refusalKinds {
+		if errors.Is(rej, kind) {
+			u.refused[i].Add(1)
+			break
+		}
+	}
+	u.report(rej)
 }
 
 // report tells the OnError function about err, if there is one.

@@ -609,6 +609,10 @@ func TestHandshakeTimeout(t *testing.T) {
 			t.Errorf("OnError got %v, want a write 101 error matching os.ErrDeadlineExceeded", err)
 		}
 		none(t, f.handled, "handler call")
+		u := f.Config.Handler.(*handler).u
+		if s := u.Stats(); s.Active != 0 || s.Failures != 1 || s.Upgrades != 0 {
+			t.Errorf("Stats = %+v, want no active connection, one failure, no upgrade", s)
+		}
 		// The server closes the connection. TLS cannot send close_notify
 		// after a failed write, so there the end is an unexpected EOF.
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -26,6 +26,7 @@ type config struct {
 	originPatterns   []string // lower case
 	skipOriginCheck  bool
 	handshakeTimeout time.Duration
+	maxConns         int64 // 0: no limit
 }
 
 // DefaultHandshakeTimeout is how long writing the 101 may take when
@@ -179,6 +180,22 @@ func OriginPatterns(patterns ...string) Option {
 // Default: the check is on; see [OriginPatterns].
 func InsecureSkipOriginCheck() Option {
 	return func(c *config) { c.skipOriginCheck = true }
+}
+
+// MaxConnections sets the most upgraded connections the Upgrader holds at
+// once (those whose handler runs, see [Upgrader.Stats]). A request past it
+// is refused with 503, Retry-After and [ErrTooManyConnections] before
+// anything is taken over. Set it below the process's open-file limit, so
+// that plain HTTP requests are still served when it is reached.
+//
+// Default: no limit but the operating system's.
+//
+// Panics if n is not positive.
+func MaxConnections(n int) Option {
+	if n <= 0 {
+		panic("cooper: MaxConnections: n must be positive")
+	}
+	return func(c *config) { c.maxConns = int64(n) }
 }
 
 // HandshakeTimeout bounds writing the 101 response: a client that stops
