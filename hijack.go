@@ -70,7 +70,7 @@ type Upgrader struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex
-	active tracked // sentinel of the ring of connections whose handlers run
+	active tracked     // sentinel of the ring of connections whose handlers run
 	closed atomic.Bool // Shutdown was called
 
 	// Counters, read by Stats without locks.

@@ -50,7 +50,9 @@ func TestHostileRequests(t *testing.T) {
 				r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits=99999999999999999999999")
 			}, 101},
 		{"a negative window value declines the offer",
-			func(r *http.Request) { r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits=-15") }, 101},
+			func(r *http.Request) {
+				r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits=-15")
+			}, 101},
 		{"a KELVIN SIGN in Upgrade is refused with 400",
 			func(r *http.Request) { r.Header.Set("Upgrade", "websoc\u212Aet") }, 400},
 		{"a KELVIN SIGN in Connection is refused with 400",
