@@ -26,6 +26,8 @@ import (
 // its request. h runs on a goroutine of its own: ServeHTTP has returned, so
 // net/http's per-connection state is released. If h panics, the connection
 // is closed and the panic is reported to [OnError] as [ErrHandlerPanic].
+// Over HTTP/2 (see the package documentation) conn is the request's stream
+// and h runs inside ServeHTTP, whose return ends the stream.
 //
 // Hijack(h, opts...) is [New](opts...) with a handler that is given the
 // protocol; use [Upgrader.Handler] for the subprotocol, the request and
@@ -63,6 +65,11 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 // Every 426 carries Upgrade (the [Protocols] list) and Connection: Upgrade;
 // without a [Protocols] list there is nothing to name, so those are 400
 // instead. A version refusal also carries Sec-WebSocket-Version: 13.
+//
+// Over HTTP/2 the request is an extended CONNECT (RFC 8441): a method other
+// than CONNECT gets 405 with Allow: CONNECT, a CONNECT without :protocol
+// 400 ([ErrNotUpgrade]), and what would be a 426 is a 400, since HTTP/2
+// responses may not carry Upgrade or Connection (RFC 9113, section 8.2.2).
 type Upgrader struct {
 	cfg *config
 
@@ -148,7 +155,9 @@ type Handshake struct {
 	Deflate *DeflateParams
 	// Request is the upgrade request. Its context keeps the request's
 	// values, is not cancelled when ServeHTTP returns, and is cancelled when
-	// the Upgrader shuts down. Its Body is empty.
+	// the Upgrader shuts down. Its ProtoMajor is 2 when the connection is an
+	// HTTP/2 stream (RFC 8441); then its Body is the stream, which the
+	// connection reads, and otherwise empty.
 	Request *http.Request
 }
 
@@ -163,7 +172,9 @@ type Handshake struct {
 // net/http's per-connection state is released, and hs.Request's context
 // stays valid until the Upgrader shuts down. The Upgrader tracks h until it
 // returns, for [Upgrader.Shutdown]. If h panics, the connection is closed
-// and the panic is reported to [OnError] as [ErrHandlerPanic].
+// and the panic is reported to [OnError] as [ErrHandlerPanic]. Over HTTP/2
+// conn is the request's stream and h runs inside ServeHTTP, whose return
+// ends the stream.
 //
 // Panics if h is nil.
 func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
@@ -185,12 +196,21 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 // tracks conn for [Upgrader.Shutdown]; returning from ServeHTTP, for
 // instance after starting a goroutine for conn, releases both. hs.Request's
 // context is not cancelled when ServeHTTP returns, only by Shutdown.
+//
+// Over HTTP/2, conn is the request's stream, which ends when ServeHTTP
+// returns: the caller must be done with conn before it returns, and must
+// not use it afterwards.
 func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
 	conn, d, t, err := u.upgrade(w, r)
 	if err != nil {
 		return nil, nil, err
 	}
-	context.AfterFunc(r.Context(), func() { u.untrack(t) })
+	context.AfterFunc(r.Context(), func() {
+		u.untrack(t)
+		if s, ok := conn.(*streamConn); ok {
+			s.closed.Store(true)
+		}
+	})
 	return conn, u.handshake(r, &d), nil
 }
 
@@ -231,17 +251,32 @@ type handler struct {
 }
 
 // ServeHTTP upgrades the request and starts the handler on its own
-// goroutine, then returns so net/http releases the connection's state.
+// goroutine, then returns so net/http releases the connection's state. An
+// HTTP/2 stream ends when ServeHTTP returns, so there the handler runs
+// inside it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, d, t, err := h.u.upgrade(w, r)
 	if err != nil {
 		return
 	}
+	stream, inline := t.conn.(*streamConn)
+	if inline {
+		defer stream.end()
+	}
 	if h.proto != nil {
-		go h.u.serveProto(t, h.proto, d.protocol)
+		if inline {
+			h.u.serveProto(t, h.proto, d.protocol)
+		} else {
+			go h.u.serveProto(t, h.proto, d.protocol)
+		}
 		return
 	}
-	go h.u.serveHandshake(t, h.handshake, h.u.handshake(r, &d))
+	hs := h.u.handshake(r, &d)
+	if inline {
+		h.u.serveHandshake(t, h.handshake, hs)
+	} else {
+		go h.u.serveHandshake(t, h.handshake, hs)
+	}
 }
 
 // serveProto runs h for the tracked connection t on the goroutine it was
@@ -316,22 +351,38 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, de
 		u.refuse(rej)
 		return nil, d, nil, rej
 	}
-	conn, brw, rej := takeOver(w)
-	if rej != nil {
+	conn, err := switchProtocols(w, r, &d, extra, u.cfg.handshakeTimeout)
+	if err != nil {
 		u.untrack(t)
-		u.refuse(rej)
-		return nil, d, nil, rej
-	}
-	if err := writeAnswer(conn, brw, &d, extra, u.cfg.handshakeTimeout); err != nil {
-		u.untrack(t)
-		u.failures.Add(1)
-		u.report(err)
+		if rej, ok := err.(*UpgradeError); ok {
+			u.refuse(rej)
+		} else {
+			u.failures.Add(1)
+			u.report(err)
+		}
 		return nil, d, nil, err
 	}
-	conn = handOver(conn, brw.Reader)
 	u.handedOver(t, conn)
 	u.upgrades.Add(1)
 	return conn, d, t, nil
+}
+
+// switchProtocols takes the connection over, answers and hands it over:
+// over HTTP/1.1 by hijacking it and writing the 101, over HTTP/2 by
+// answering 200 on the stream, which becomes the connection (RFC 8441).
+// A failure before anything was sent is an *UpgradeError.
+func switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, timeout time.Duration) (net.Conn, error) {
+	if r.ProtoMajor >= 2 {
+		return switchStream(w, r, d, extra, timeout)
+	}
+	conn, brw, rej := takeOver(w)
+	if rej != nil {
+		return nil, rej
+	}
+	if err := writeAnswer(conn, brw, d, extra, timeout); err != nil {
+		return nil, err
+	}
+	return handOver(conn, brw.Reader), nil
 }
 
 // A decision is what validate and negotiate agreed on for a request.
@@ -343,10 +394,33 @@ type decision struct {
 	deflateOK   bool // permessage-deflate was agreed
 }
 
-// validate checks r as an upgrade request (RFC 9110, section 7.8; for
-// WebSocket RFC 6455, section 4.2.1) and picks the Upgrade protocol. It does
-// no I/O and does not allocate unless it refuses.
+// validate checks r as an upgrade request and picks the protocol: over
+// HTTP/1.1 an Upgrade (RFC 9110, section 7.8), over HTTP/2 an extended
+// CONNECT (RFC 8441); for WebSocket, as RFC 6455, section 4.2.1 and RFC
+// 8441, section 5 ask; then the origin policy. It does no I/O and does not
+// allocate unless it refuses.
 func validate(r *http.Request, c *config) (proto string, rej *UpgradeError) {
+	stream := r.ProtoMajor >= 2
+	if stream {
+		proto, rej = validateConnect(r, c)
+	} else {
+		proto, rej = validateUpgrade(r, c)
+	}
+	if rej == nil && isWebSocket(proto) {
+		rej = validateWebSocket(r.Header, stream)
+	}
+	if rej == nil {
+		rej = validateOrigin(r, c)
+	}
+	if rej != nil {
+		return "", rej
+	}
+	return proto, nil
+}
+
+// validateUpgrade checks r, an HTTP/1.x request, as an upgrade request
+// (RFC 9110, section 7.8) and picks the Upgrade protocol.
+func validateUpgrade(r *http.Request, c *config) (string, *UpgradeError) {
 	if r.Method != http.MethodGet {
 		return "", refuse(http.StatusMethodNotAllowed, ErrMethod, http.Header{"Allow": {"GET"}},
 			"method: %s is not GET", quote(r.Method))
@@ -378,14 +452,6 @@ func validate(r *http.Request, c *config) (proto string, rej *UpgradeError) {
 		return "", c.upgradeRequired(ErrNotUpgrade, "Upgrade: missing")
 	case proto == "":
 		return "", c.upgradeRequired(ErrProtocol, "Upgrade: %s has none of %s", quoteLines(upgrade), quote(c.upgradeList))
-	}
-	if isWebSocket(proto) {
-		if rej := validateWebSocket(r.Header); rej != nil {
-			return "", rej
-		}
-	}
-	if rej := validateOrigin(r, c); rej != nil {
-		return "", rej
 	}
 	return proto, nil
 }
@@ -428,20 +494,28 @@ func rfcName(key string) string {
 }
 
 // validateWebSocket checks the headers RFC 6455, section 4.2.1 requires of
-// a WebSocket opening handshake.
-func validateWebSocket(h http.Header) *UpgradeError {
+// a WebSocket opening handshake; over an HTTP/2 stream, those RFC 8441,
+// section 5 keeps: the version, not the key.
+func validateWebSocket(h http.Header, stream bool) *UpgradeError {
 	switch v := h[hdrWSVersion]; {
 	case len(v) > 1:
 		return refuse(http.StatusBadRequest, ErrWebSocketVersion, http.Header{"Sec-Websocket-Version": {"13"}},
 			"Sec-WebSocket-Version: sent %d times", len(v))
 	case len(v) == 0 || trimOWS(v[0]) != "13":
 		// RFC 6455, section 4.2.2: answer 426 with the versions understood;
-		// RFC 9110, section 15.5.22: a 426 names the protocol in Upgrade.
-		h := http.Header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
-		if len(v) == 0 {
-			return refuse(http.StatusUpgradeRequired, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
+		// RFC 9110, section 15.5.22: a 426 names the protocol in Upgrade,
+		// which HTTP/2 forbids, so there the answer is 400.
+		status, h := http.StatusUpgradeRequired, http.Header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
+		if stream {
+			status, h = http.StatusBadRequest, http.Header{"Sec-Websocket-Version": {"13"}}
 		}
-		return refuse(http.StatusUpgradeRequired, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
+		if len(v) == 0 {
+			return refuse(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
+		}
+		return refuse(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
+	}
+	if stream {
+		return nil
 	}
 	switch k := h[hdrWSKey]; {
 	case len(k) == 0:
@@ -552,7 +626,9 @@ func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeErro
 	if !isWebSocket(proto) {
 		return d, nil
 	}
-	d.key = trimOWS(r.Header[hdrWSKey][0])
+	if r.ProtoMajor == 1 {
+		d.key = trimOWS(r.Header[hdrWSKey][0])
+	}
 	sub, ok := negotiateSubprotocol(r.Header, c.subprotocols)
 	if !ok {
 		return d, malformed(hdrWSProtocol, r.Header[hdrWSProtocol])
