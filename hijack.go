@@ -201,17 +201,19 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 // returns: the caller must be done with conn before it returns, and must
 // not use it afterwards.
 func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
-	conn, d, t, err := u.upgrade(w, r)
+	t, err := u.upgrade(w, r, nil)
 	if err != nil {
 		return nil, nil, err
 	}
+	conn, hs := t.conn, t.hs
+	t.hs = nil
 	context.AfterFunc(r.Context(), func() {
 		u.untrack(t)
 		if s, ok := conn.(*streamConn); ok {
 			s.closed.Store(true)
 		}
 	})
-	return conn, u.handshake(r, &d), nil
+	return conn, hs, nil
 }
 
 // Shutdown stops the Upgrader: from then on, requests are refused with 503
@@ -255,42 +257,29 @@ type handler struct {
 // HTTP/2 stream ends when ServeHTTP returns, so there the handler runs
 // inside it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, d, t, err := h.u.upgrade(w, r)
+	t, err := h.u.upgrade(w, r, h)
 	if err != nil {
 		return
 	}
-	stream, inline := t.conn.(*streamConn)
-	if inline {
-		defer stream.end()
-	}
-	if h.proto != nil {
-		if inline {
-			h.u.serveProto(t, h.proto, d.protocol)
-		} else {
-			go h.u.serveProto(t, h.proto, d.protocol)
-		}
+	if s, ok := t.conn.(*streamConn); ok {
+		defer s.end()
+		t.run()
 		return
 	}
-	hs := h.u.handshake(r, &d)
-	if inline {
-		h.u.serveHandshake(t, h.handshake, hs)
-	} else {
-		go h.u.serveHandshake(t, h.handshake, hs)
+	go t.run()
+}
+
+// run runs the handler of t, then stops tracking t. It runs on a goroutine
+// of its own, started by ServeHTTP, or over HTTP/2 inside ServeHTTP.
+func (t *tracked) run() {
+	hs := t.hs
+	t.hs = nil // the ring does not keep what the handler may let go
+	defer t.h.u.finish(t)
+	if t.h.proto != nil {
+		t.h.proto(t.conn, hs.Protocol)
+		return
 	}
-}
-
-// serveProto runs h for the tracked connection t on the goroutine it was
-// started on, then stops tracking t.
-func (u *Upgrader) serveProto(t *tracked, h func(net.Conn, string), proto string) {
-	defer u.finish(t)
-	h(t.conn, proto)
-}
-
-// serveHandshake runs h for the tracked connection t on the goroutine it
-// was started on, then stops tracking t.
-func (u *Upgrader) serveHandshake(t *tracked, h func(net.Conn, *Handshake), hs *Handshake) {
-	defer u.finish(t)
-	h(t.conn, hs)
+	t.h.handshake(t.conn, hs)
 }
 
 // finish stops tracking t after its handler returned. After a panic, which
@@ -305,6 +294,29 @@ func (u *Upgrader) finish(t *tracked) {
 		}
 	}
 	u.untrack(t)
+}
+
+// newTracked returns the ring entry for an upgrade of r agreed as d, with
+// the Handshake the handler h (nil for Accept) is given. A Hijack handler
+// sees only the protocol, so for a configured one it shares a Handshake
+// made once by New: such an upgrade allocates the entry alone.
+func (u *Upgrader) newTracked(r *http.Request, d *decision, h *handler) *tracked {
+	t := &tracked{h: h}
+	switch {
+	case h == nil || h.proto == nil:
+		t.hs = u.handshake(r, d)
+	default:
+		for i, p := range u.cfg.protocols {
+			if p == d.protocol {
+				t.hs = &u.cfg.protocolHandshakes[i]
+				break
+			}
+		}
+		if t.hs == nil {
+			t.hs = &Handshake{Protocol: d.protocol}
+		}
+	}
+	return t
 }
 
 // handshake returns the Handshake for the agreed d and the request r, whose
@@ -329,10 +341,10 @@ func (u *Upgrader) handshake(r *http.Request, d *decision) *Handshake {
 }
 
 // upgrade is the pipeline: validate, negotiate, take over, answer, hand
-// over. Nothing is written to w before the decision; a refusal is answered
-// through w and the connection is not taken over. On success the
-// connection is tracked as t until untrack.
-func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, decision, *tracked, error) {
+// over, for the handler h (nil for Accept). Nothing is written to w before
+// the decision; a refusal is answered through w and the connection is not
+// taken over. On success the connection is t.conn, tracked until untrack.
+func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (*tracked, error) {
 	proto, rej := validate(r, u.cfg)
 	var d decision
 	if rej == nil {
@@ -344,12 +356,13 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, de
 	}
 	var t *tracked
 	if rej == nil {
-		t, rej = u.track()
+		t = u.newTracked(r, &d, h)
+		rej = u.track(t)
 	}
 	if rej != nil {
 		rej.write(w)
 		u.refuse(rej)
-		return nil, d, nil, rej
+		return nil, rej
 	}
 	conn, err := switchProtocols(w, r, &d, extra, u.cfg.handshakeTimeout)
 	if err != nil {
@@ -360,11 +373,11 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, de
 			u.failures.Add(1)
 			u.report(err)
 		}
-		return nil, d, nil, err
+		return nil, err
 	}
 	u.handedOver(t, conn)
 	u.upgrades.Add(1)
-	return conn, d, t, nil
+	return t, nil
 }
 
 // switchProtocols takes the connection over, answers and hands it over:
@@ -778,32 +791,33 @@ func mapKeys(h http.Header) func(func(string) bool) {
 	}
 }
 
-// A tracked is an upgraded connection whose handler runs, in the
-// Upgrader's ring of them.
+// A tracked is an upgraded connection in the Upgrader's ring of those whose
+// handler runs, with what the handler is given.
 type tracked struct {
 	prev, next *tracked
-	conn       net.Conn // nil until the connection is handed over
+	conn       net.Conn   // nil until the connection is handed over
+	h          *handler   // nil for Accept
+	hs         *Handshake // for the handler, until it is given
 }
 
-// track adds a connection to the ring before it is taken over, or refuses
+// track adds t to the ring before its connection is taken over, or refuses
 // with 503 when the Upgrader is shutting down or holds MaxConnections.
-func (u *Upgrader) track() (*tracked, *UpgradeError) {
-	t := &tracked{}
+func (u *Upgrader) track(t *tracked) *UpgradeError {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed.Load() {
 		// A client should reconnect at once, to a server that is not going away.
-		return nil, refuse(http.StatusServiceUnavailable, ErrShutdown, http.Header{"Retry-After": {"1"}},
+		return refuse(http.StatusServiceUnavailable, ErrShutdown, http.Header{"Retry-After": {"1"}},
 			"shutdown: the server is shutting down")
 	}
 	if max := u.cfg.maxConns; max > 0 && u.count.Load() >= max {
-		return nil, refuse(http.StatusServiceUnavailable, ErrTooManyConnections, http.Header{"Retry-After": {"5"}},
+		return refuse(http.StatusServiceUnavailable, ErrTooManyConnections, http.Header{"Retry-After": {"5"}},
 			"MaxConnections: %d connections are open", max)
 	}
 	t.prev, t.next = u.active.prev, &u.active
 	t.prev.next, t.next.prev = t, t
 	u.count.Add(1)
-	return t, nil
+	return nil
 }
 
 // handedOver records the connection t's handler got, for closeAll.

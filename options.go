@@ -17,16 +17,17 @@ type Option func(*config)
 // config is what the options build. It is never modified after newConfig
 // returns, so the request path reads it without locks.
 type config struct {
-	protocols        []string // accepted Upgrade protocols; empty: any
-	upgradeList      string   // protocols joined for the 426 Upgrade header
-	subprotocols     []string
-	deflate          *DeflateParams // nil: permessage-deflate is never agreed
-	responseHeaders  func(*http.Request, string) http.Header
-	onError          func(error)
-	originPatterns   []string // lower case
-	skipOriginCheck  bool
-	handshakeTimeout time.Duration
-	maxConns         int64 // 0: no limit
+	protocols          []string    // accepted Upgrade protocols; empty: any
+	protocolHandshakes []Handshake // one per protocol, shared by Hijack handlers
+	upgradeList        string      // protocols joined for the 426 Upgrade header
+	subprotocols       []string
+	deflate            *DeflateParams // nil: permessage-deflate is never agreed
+	responseHeaders    func(*http.Request, string) http.Header
+	onError            func(error)
+	originPatterns     []string // lower case
+	skipOriginCheck    bool
+	handshakeTimeout   time.Duration
+	maxConns           int64 // 0: no limit
 }
 
 // DefaultHandshakeTimeout is how long writing the 101 may take when
@@ -46,6 +47,9 @@ func newConfig(opts []Option) *config {
 		o(&c)
 	}
 	c.upgradeList = strings.Join(c.protocols, ", ")
+	for _, p := range c.protocols {
+		c.protocolHandshakes = append(c.protocolHandshakes, Handshake{Protocol: p})
+	}
 	return &c
 }
 
