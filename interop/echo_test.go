@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -320,8 +319,9 @@ func exchange() []message {
 
 // checkReport checks what the server saw on a connection a client closed
 // cleanly after an exchange: every message echoed, the close code 1000, the
-// agreed subprotocol and compression, and messages compressed by the client
-// exactly when compression was agreed.
+// agreed subprotocol and compression, and no message compressed by the
+// client unless compression was agreed. (Whether a client compresses when
+// it may is its own choice; the caller checks it where the client does.)
 func checkReport(t *testing.T, r *echoReport, subprotocol string, deflate *cooper.DeflateParams) {
 	t.Helper()
 	if r.err != nil {
@@ -344,15 +344,7 @@ func checkReport(t *testing.T, r *echoReport, subprotocol string, deflate *coope
 	case deflate != nil && *r.hs.Deflate != *deflate:
 		t.Errorf("Handshake.Deflate = %+v, want %+v", *r.hs.Deflate, *deflate)
 	}
-	if deflate != nil && r.compressed == 0 {
-		t.Errorf("the client sent no message compressed, with permessage-deflate agreed")
-	}
 	if deflate == nil && r.compressed != 0 {
 		t.Errorf("the client sent %d messages compressed, without permessage-deflate", r.compressed)
 	}
-}
-
-// sameOrigin returns the Origin a page served by s itself sends.
-func sameOrigin(s *httptest.Server) http.Header {
-	return http.Header{"Origin": {s.URL}}
 }

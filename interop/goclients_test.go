@@ -97,7 +97,11 @@ func runClient(t *testing.T, c clientCase) {
 	if err := cl.closeNormally(ctx); err != nil {
 		t.Errorf("closing: %v", err)
 	}
-	checkReport(t, e.report(t), "v1.echo", c.deflate)
+	r := e.report(t)
+	checkReport(t, r, "v1.echo", c.deflate)
+	if c.deflate != nil && r.compressed == 0 {
+		t.Errorf("the client sent no message compressed, with permessage-deflate agreed")
+	}
 }
 
 // runUnknownSubprotocol checks that a client offering only a subprotocol
