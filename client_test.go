@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -1268,5 +1269,252 @@ func TestDialThroughProxy(t *testing.T) {
 			}
 			wait(t, p.requested, "CONNECT")
 		})
+	})
+}
+
+// refDeflateOffer is one permessage-deflate offer as the fuzz reference
+// sees it.
+type refDeflateOffer struct {
+	serverNoContext bool
+	serverBits      int // 0: not offered
+	clientBits      int // 0: not offered; -1: offered without a value
+}
+
+// refVerifyAnswer is the client's check of a WebSocket answer written out
+// plainly, as a reference for FuzzAnswer: RFC 6455, section 4.1 for the
+// subprotocol, RFC 7692, section 7 for permessage-deflate answering one of
+// offers, and customOffered saying whether the caller offered "x-custom".
+func refVerifyAnswer(subs []string, offers []refDeflateOffer, customOffered bool, subAnswer, extAnswer []string) (sub string, agreed *DeflateParams, ok bool) {
+	switch {
+	case len(subAnswer) > 1:
+		return "", nil, false
+	case len(subAnswer) == 1 && strings.Trim(subAnswer[0], " \t") != "":
+		sub = strings.Trim(subAnswer[0], " \t")
+		found := false
+		for _, s := range subs {
+			found = found || s == sub
+		}
+		if !found {
+			return "", nil, false
+		}
+	}
+	var elems []refElem
+	for _, line := range extAnswer {
+		e, wellFormed := refParseExtensions(line)
+		if !wellFormed {
+			return "", nil, false
+		}
+		elems = append(elems, e...)
+	}
+	seen := map[string]bool{}
+	for _, e := range elems {
+		name := strings.ToLower(e.name)
+		if seen[name] {
+			return "", nil, false
+		}
+		seen[name] = true
+		if name == "x-custom" && customOffered {
+			continue
+		}
+		if name != "permessage-deflate" || len(offers) == 0 {
+			return "", nil, false
+		}
+		var snct, cnct bool
+		smwb, cmwb := 0, 0
+		params := map[string]bool{}
+		for _, p := range e.params {
+			pn := strings.ToLower(p.name)
+			if params[pn] {
+				return "", nil, false
+			}
+			params[pn] = true
+			switch pn {
+			case "server_no_context_takeover", "client_no_context_takeover":
+				if p.hasValue {
+					return "", nil, false
+				}
+				snct = snct || pn == "server_no_context_takeover"
+				cnct = cnct || pn == "client_no_context_takeover"
+			case "server_max_window_bits", "client_max_window_bits":
+				n, err := strconv.Atoi(p.value)
+				if !p.hasValue || err != nil || n < 8 || n > 15 || strconv.Itoa(n) != p.value {
+					return "", nil, false
+				}
+				if pn == "server_max_window_bits" {
+					smwb = n
+				} else {
+					cmwb = n
+				}
+			default:
+				return "", nil, false
+			}
+		}
+		effServer, effClient := smwb, cmwb
+		if effServer == 0 {
+			effServer = 15
+		}
+		if effClient == 0 {
+			effClient = 15
+		}
+		answers := false
+		for _, o := range offers {
+			if o.serverNoContext && !snct ||
+				o.serverBits != 0 && effServer > o.serverBits ||
+				cmwb != 0 && o.clientBits == 0 ||
+				o.clientBits > 0 && cmwb > o.clientBits {
+				continue
+			}
+			answers = true
+			break
+		}
+		if !answers {
+			return "", nil, false
+		}
+		agreed = &DeflateParams{ServerNoContextTakeover: snct, ClientNoContextTakeover: cnct, ServerMaxWindowBits: effServer, ClientMaxWindowBits: effClient}
+	}
+	return sub, agreed, true
+}
+
+// shapedAnswer builds a permessage-deflate answer from the bits of shape,
+// so that the fuzzer reaches every window value and parameter mix by
+// changing a number: 0x1 server_no_context_takeover, 0x2
+// client_no_context_takeover, 0x3c server_max_window_bits (0: none, else
+// 5 + the value, 6 to 20), 0x3c0 client_max_window_bits (0: none, 1: no
+// value, else 5 + the value), 0x400 a parameter twice, 0x800 x-custom
+// first, 0x1000 an unknown parameter, 0x2000 quoted values.
+func shapedAnswer(shape uint16) string {
+	b := []byte("permessage-deflate")
+	q := ""
+	if shape&0x2000 != 0 {
+		q = `"`
+	}
+	if shape&0x1 != 0 {
+		b = append(b, "; server_no_context_takeover"...)
+	}
+	if shape&0x2 != 0 {
+		b = append(b, "; client_no_context_takeover"...)
+	}
+	if n := shape >> 2 & 0xf; n != 0 {
+		b = append(b, "; server_max_window_bits="+q+strconv.Itoa(int(n)+5)+q...)
+	}
+	switch n := shape >> 6 & 0xf; n {
+	case 0:
+	case 1:
+		b = append(b, "; client_max_window_bits"...)
+	default:
+		b = append(b, "; client_max_window_bits="+q+strconv.Itoa(int(n)+5)+q...)
+	}
+	if shape&0x400 != 0 {
+		b = append(b, "; client_no_context_takeover"...)
+	}
+	if shape&0x1000 != 0 {
+		b = append(b, "; x_unknown"...)
+	}
+	if shape&0x800 != 0 {
+		return "x-custom, " + string(b)
+	}
+	return string(b)
+}
+
+// FuzzAnswer checks that, whatever Sec-WebSocket-Protocol and
+// Sec-WebSocket-Extensions answer comes in (lines separated by "\n", and
+// one built by shapedAnswer), the client's checks do not panic and agree
+// with the reference: they accept the same answers and report the same
+// subprotocol and permessage-deflate parameters, which are always valid
+// and among what was offered.
+func FuzzAnswer(f *testing.F) {
+	// Offer bits: 0x01 server_no_context_takeover, 0x02
+	// client_no_context_takeover, 0x0c server window {-, 8, 10, 15}, 0x30
+	// client window {-, 8, 12, 15}, 0x40 WithDeflate, 0x80 x-custom, 0x300
+	// subprotocols, 0x400 the caller's own two permessage-deflate offers.
+	// The seeds are valid answers at each limit, so that one changed byte
+	// crosses it, and a few invalid ones.
+	for _, seed := range []struct {
+		offer     uint16
+		sub, exts string
+	}{
+		{0x0150, "chat", "permessage-deflate; client_max_window_bits=8"},
+		{0x0170, "chat", "permessage-deflate; client_max_window_bits=15"},
+		{0x0060, "", "permessage-deflate; client_max_window_bits=12; client_no_context_takeover"},
+		{0x0048, "", "permessage-deflate; server_max_window_bits=10"},
+		{0x0044, "", "permessage-deflate; server_max_window_bits=8; server_no_context_takeover"},
+		{0x004c, "", "permessage-deflate; server_max_window_bits=15"},
+		{0x0041, "", "permessage-deflate; server_no_context_takeover"},
+		{0x0245, "v2.chat", "permessage-deflate; server_no_context_takeover; server_max_window_bits=\"8\""},
+		{0x0400, "", "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9"},
+		{0x0400, "", "permessage-deflate"},
+		{0x0380, " v1.chat ", "x-custom; a=1, permessage-deflate"},
+		{0x02c0, "v1.chat", "x-custom, permessage-deflate; client_max_window_bits=9"},
+		{0x01c0, "chat\nchat", "permessage-deflate\npermessage-deflate"},
+		{0x0040, "", "permessage-deflate; client_max_window_bits; foo"},
+		{0x0070, "", "PerMessage-Deflate; Client_Max_Window_Bits=08"},
+	} {
+		f.Add(seed.offer, seed.sub, seed.exts, uint16(0))
+	}
+	f.Add(uint16(0x0050), "", "", uint16(0x0c0)) // client_max_window_bits=8 to an offer of 8
+	f.Add(uint16(0x0048), "", "", uint16(0x014)) // server_max_window_bits=10 to an offer of 10
+	f.Add(uint16(0x0400), "", "", uint16(0x110)) // server 9, client 9 to the caller's offers
+	f.Fuzz(func(t *testing.T, offer uint16, subAnswer, extAnswer string, shape uint16) {
+		policy := DeflateParams{
+			ServerNoContextTakeover: offer&1 != 0,
+			ClientNoContextTakeover: offer&2 != 0,
+			ServerMaxWindowBits:     []int{0, 8, 10, 15}[offer>>2&3],
+			ClientMaxWindowBits:     []int{0, 8, 12, 15}[offer>>4&3],
+		}
+		subOffers := [][]string{nil, {"chat"}, {"chat", "superchat"}, {"v1.chat", "v2.chat"}}[offer>>8&3]
+		var opts []UpgradeOption
+		var refOffers []refDeflateOffer
+		r := &http.Request{Header: http.Header{}, URL: &url.URL{}}
+		if offer&0x40 != 0 {
+			opts = append(opts, WithDeflate(policy))
+			o := refDeflateOffer{serverNoContext: policy.ServerNoContextTakeover, serverBits: policy.ServerMaxWindowBits, clientBits: policy.ClientMaxWindowBits}
+			if o.clientBits == 0 {
+				o.clientBits = -1
+			}
+			refOffers = append(refOffers, o)
+		}
+		if offer&0x400 != 0 { // the caller's own offers, before those of WithDeflate
+			r.Header.Add("Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=10; client_max_window_bits=9, permessage-deflate")
+			refOffers = append([]refDeflateOffer{{serverBits: 10, clientBits: 9}, {}}, refOffers...)
+		}
+		customOffered := offer&0x80 != 0
+		if customOffered {
+			r.Header.Add("Sec-WebSocket-Extensions", "x-custom; a=2")
+		}
+		if len(subOffers) > 0 {
+			opts = append(opts, WithSubprotocols(subOffers...))
+		}
+		r.Header.Set("Sec-WebSocket-Key", testKey)
+		if _, err := newUpgradeConfig(opts).prepare(r, "websocket", nil); err != nil {
+			t.Fatal(err)
+		}
+		lines := func(s string) []string {
+			if s == "" {
+				return nil
+			}
+			return strings.Split(s, "\n")
+		}
+		for _, extAnswer := range []string{extAnswer, shapedAnswer(shape)} {
+			sub, subErr := verifySubprotocol(r.Header[hdrWSProtocol], lines(subAnswer))
+			agreed, extErr := verifyExtensions(r.Header[hdrWSExtensions], lines(extAnswer))
+			refSub, refAgreed, refOK := refVerifyAnswer(subOffers, refOffers, customOffered, lines(subAnswer), lines(extAnswer))
+			ok := subErr == nil && extErr == nil
+			if ok != refOK || ok && (sub != refSub || !equalDeflate(agreed, refAgreed)) {
+				t.Fatalf("offers %q %q, answer %q %q: got %q %+v (%v, %v), reference says %q %+v ok=%v",
+					r.Header[hdrWSProtocol], r.Header[hdrWSExtensions], subAnswer, extAnswer, sub, agreed, subErr, extErr, refSub, refAgreed, refOK)
+			}
+			for _, err := range []error{subErr, extErr} {
+				if err != nil && (!strings.HasPrefix(err.Error(), "cooper: Sec-WebSocket-") || strings.ContainsAny(err.Error(), "\r\n")) {
+					t.Fatalf("error %q is not one line naming its header", err)
+				}
+			}
+			if agreed != nil {
+				for _, bits := range []int{agreed.ServerMaxWindowBits, agreed.ClientMaxWindowBits} {
+					if bits < 8 || bits > 15 {
+						t.Fatalf("agreed %+v has a window outside 8 to 15", agreed)
+					}
+				}
+			}
+		}
 	})
 }
