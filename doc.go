@@ -76,6 +76,25 @@
 // browsers open WebSockets over HTTP/1.1 on a connection of their own, which
 // cooper serves too.
 //
+// # Client
+//
+// [Dial] is the other half: it connects (through an HTTP proxy, with TLS
+// for wss and https), sends the upgrade request and checks the answer as
+// strictly as the server checks requests, down to each permessage-deflate
+// parameter ([WithDeflate]) and the subprotocol ([WithSubprotocols]).
+// [Upgrade] does the same over a connection you already have. The
+// request's context bounds both. The connection returned first replays
+// any bytes the server sent right after its 101, and [WithHandshake]
+// reports what was agreed:
+//
+//	req, _ := http.NewRequestWithContext(ctx, "GET", "wss://example.com/ws", nil)
+//	var hs cooper.Handshake
+//	conn, err := cooper.Dial(req, cooper.WithProtocol("websocket"),
+//		cooper.WithUpgradeOptions(cooper.WithSubprotocols("v1.chat"), cooper.WithHandshake(&hs)))
+//
+// Every error names the header that was wrong and matches a sentinel such
+// as [ErrAcceptMismatch] with [errors.Is].
+//
 // # Security
 //
 // A browser sends cookies with a WebSocket request to any site, so a page
