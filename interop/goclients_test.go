@@ -60,9 +60,7 @@ const bothNoContext = "permessage-deflate; server_no_context_takeover; client_no
 // agreedBoth is what an offer of no context takeover both ways agrees on.
 var agreedBoth = &cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
 
-// runClient dials a fresh echo server as c says, checks what the client
-// agreed to, exchanges every message of exchange both ways, closes, and
-// checks what the server saw.
+// runClient dials a fresh echo server as c says and runs runClientAt.
 func runClient(t *testing.T, c clientCase) {
 	t.Helper()
 	opts := []cooper.Option{cooper.Subprotocols(serverSubprotocols...)}
@@ -70,9 +68,17 @@ func runClient(t *testing.T, c clientCase) {
 		opts = append(opts, cooper.Deflate(*c.policy))
 	}
 	e := startEcho(t, opts...)
+	runClientAt(t, e, e.wsURL("/echo"), c)
+}
+
+// runClientAt dials url, which leads to e, with c's dialer, checks what
+// the client agreed to, exchanges every message of exchange both ways,
+// closes, and checks what e saw.
+func runClientAt(t *testing.T, e *echoServer, url string, c clientCase) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := c.dial(ctx, e.wsURL("/echo"), clientSubprotocols)
+	cl, err := c.dial(ctx, url, clientSubprotocols)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
