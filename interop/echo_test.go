@@ -94,123 +94,168 @@ func (e *echoServer) report(t *testing.T) *echoReport {
 }
 
 // echo runs a WebSocket echo on conn (RFC 6455, section 5) until the client
-// closes it or breaks the protocol: it reassembles fragmented messages,
-// answers pings, echoes each message as one frame of the same type, and
-// answers a close frame with the same code. With permessage-deflate agreed
-// it decompresses and compresses as hs.Deflate says (RFC 7692, section 7):
-// a side's window carries over between messages unless no context takeover
-// was agreed for it.
+// closes it or breaks the protocol: it echoes each message as one frame of
+// the same type, compressed as hs.Deflate says, and answers a close frame
+// with the same code.
 func echo(conn net.Conn, hs *cooper.Handshake) *echoReport {
 	defer conn.Close()
 	_, replayed := conn.(interface{ NetConn() net.Conn })
 	r := &echoReport{hs: hs, replayed: replayed}
-	var in inflater
-	var out deflater
-	if hs.Deflate != nil {
-		in.takeover = !hs.Deflate.ClientNoContextTakeover
-		out.takeover = !hs.Deflate.ServerNoContextTakeover
-	}
-	br := bufio.NewReader(conn)
-	var msg []byte
-	var op ws.OpCode
-	var compressed bool
+	p := newPeer(conn, nil, false, hs.Deflate)
 	for {
-		h, err := ws.ReadHeader(br)
+		op, data, compressed, err := p.read()
 		if err != nil {
 			r.err = err
 			return r
 		}
-		if !h.Masked {
-			r.err = errors.New("a client frame is not masked")
+		if op == ws.OpClose {
+			r.closeCode, _ = ws.ParseCloseFrameData(data)
+			if r.closeCode == 0 {
+				r.closeCode = ws.StatusNormalClosure
+			}
+			r.err = p.writeClose(r.closeCode)
 			return r
+		}
+		if compressed {
+			r.compressed++
+		}
+		if r.err = p.write(op, data); r.err != nil {
+			return r
+		}
+		r.messages++
+	}
+}
+
+// A peer is one end of a WebSocket connection (RFC 6455, section 5), framed
+// with gobwas/ws. With permessage-deflate agreed it decompresses and
+// compresses as the agreed parameters say (RFC 7692, section 7): a side's
+// window carries over between messages unless no context takeover was
+// agreed for it.
+type peer struct {
+	conn   net.Conn
+	r      io.Reader
+	client bool // it masks the frames it sends; those it receives must not be masked
+	in     inflater
+	out    deflater
+	agreed bool // permessage-deflate was agreed
+}
+
+// newPeer returns a peer on conn, reading from br when not nil (bytes read
+// with a handshake come first there).
+func newPeer(conn net.Conn, br *bufio.Reader, client bool, deflate *cooper.DeflateParams) *peer {
+	p := &peer{conn: conn, r: br, client: client, agreed: deflate != nil}
+	if br == nil {
+		p.r = bufio.NewReader(conn)
+	}
+	if deflate != nil {
+		server, cl := !deflate.ServerNoContextTakeover, !deflate.ClientNoContextTakeover
+		if client {
+			p.out.takeover, p.in.takeover = cl, server
+		} else {
+			p.out.takeover, p.in.takeover = server, cl
+		}
+	}
+	return p
+}
+
+// read returns the next data message, reassembled from its fragments and
+// decompressed, with whether it came compressed, or the payload of a close
+// frame with op ws.OpClose. It answers pings on the way.
+func (p *peer) read() (op ws.OpCode, data []byte, compressed bool, err error) {
+	var msg []byte
+	for {
+		h, err := ws.ReadHeader(p.r)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		if h.Masked == p.client {
+			return 0, nil, false, fmt.Errorf("a frame whose mask bit is %v", h.Masked)
 		}
 		if h.Length > maxMessage-int64(len(msg)) {
-			r.err = fmt.Errorf("a message of more than %d bytes", maxMessage)
-			return r
+			return 0, nil, false, fmt.Errorf("a message of more than %d bytes", maxMessage)
 		}
 		payload := make([]byte, h.Length)
-		if _, err := io.ReadFull(br, payload); err != nil {
-			r.err = err
-			return r
+		if _, err := io.ReadFull(p.r, payload); err != nil {
+			return 0, nil, false, err
 		}
-		ws.Cipher(payload, h.Mask, 0)
+		if h.Masked {
+			ws.Cipher(payload, h.Mask, 0)
+		}
 		switch h.OpCode {
 		case ws.OpPing:
-			if err := writeFrame(conn, ws.OpPong, false, payload); err != nil {
-				r.err = err
-				return r
+			if err := p.writeFrame(ws.OpPong, false, payload); err != nil {
+				return 0, nil, false, err
 			}
 			continue
 		case ws.OpPong:
 			continue
 		case ws.OpClose:
-			r.closeCode, _ = ws.ParseCloseFrameData(payload)
-			if r.closeCode == 0 {
-				r.closeCode = ws.StatusNormalClosure
-			}
-			r.err = writeFrame(conn, ws.OpClose, false, ws.NewCloseFrameBody(r.closeCode, ""))
-			return r
+			return ws.OpClose, payload, false, nil
 		case ws.OpText, ws.OpBinary:
 			if msg != nil {
-				r.err = errors.New("a new message began before the last one ended")
-				return r
+				return 0, nil, false, errors.New("a new message began before the last one ended")
 			}
 			op, msg = h.OpCode, payload
 			compressed = h.Rsv1()
-			if compressed && hs.Deflate == nil {
-				r.err = errors.New("a compressed message without permessage-deflate")
-				return r
+			if compressed && !p.agreed {
+				return 0, nil, false, errors.New("a compressed message without permessage-deflate")
 			}
 		case ws.OpContinuation:
 			if msg == nil {
-				r.err = errors.New("a continuation frame without a message")
-				return r
+				return 0, nil, false, errors.New("a continuation frame without a message")
 			}
 			msg = append(msg, payload...)
 		default:
-			r.err = fmt.Errorf("unknown opcode %v", h.OpCode)
-			return r
+			return 0, nil, false, fmt.Errorf("unknown opcode %v", h.OpCode)
 		}
 		if !h.Fin {
 			continue
 		}
 		if compressed {
-			r.compressed++
-			if msg, err = in.decompress(msg); err != nil {
-				r.err = err
-				return r
+			if msg, err = p.in.decompress(msg); err != nil {
+				return 0, nil, false, err
 			}
 		}
 		if op == ws.OpText && !utf8.Valid(msg) {
-			r.err = errors.New("a text message that is not UTF-8")
-			return r
+			return 0, nil, false, errors.New("a text message that is not UTF-8")
 		}
-		if hs.Deflate != nil {
-			if msg, err = out.compress(msg); err != nil {
-				r.err = err
-				return r
-			}
-		}
-		if err := writeFrame(conn, op, hs.Deflate != nil, msg); err != nil {
-			r.err = err
-			return r
-		}
-		r.messages++
-		msg = nil
+		return op, msg, compressed, nil
 	}
 }
 
-// writeFrame writes one unmasked, final server frame, with RSV1 set when
-// compressed.
-func writeFrame(w io.Writer, op ws.OpCode, compressed bool, payload []byte) error {
+// write sends data as one message of type op, compressed when
+// permessage-deflate was agreed.
+func (p *peer) write(op ws.OpCode, data []byte) error {
+	if p.agreed {
+		var err error
+		if data, err = p.out.compress(data); err != nil {
+			return err
+		}
+	}
+	return p.writeFrame(op, p.agreed, data)
+}
+
+// writeClose sends a close frame with code.
+func (p *peer) writeClose(code ws.StatusCode) error {
+	return p.writeFrame(ws.OpClose, false, ws.NewCloseFrameBody(code, ""))
+}
+
+// writeFrame writes one final frame, masked by a client, with RSV1 set
+// when compressed.
+func (p *peer) writeFrame(op ws.OpCode, compressed bool, payload []byte) error {
 	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}
 	if compressed {
 		h.Rsv = ws.Rsv(true, false, false)
 	}
-	if err := ws.WriteHeader(w, h); err != nil {
+	if p.client {
+		h.Masked, h.Mask = true, ws.NewMask()
+		payload = bytes.Clone(payload)
+		ws.Cipher(payload, h.Mask, 0)
+	}
+	if err := ws.WriteHeader(p.conn, h); err != nil {
 		return err
 	}
-	_, err := w.Write(payload)
+	_, err := p.conn.Write(payload)
 	return err
 }
 

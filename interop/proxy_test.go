@@ -140,7 +140,7 @@ var routes = []route{
 }
 
 // TestProxies upgrades, echoes and closes through nginx and HAProxy in
-// front of cooper, checks that the origin check still decides right behind
+// front of cooper, with coder's client and cooper's own, checks that the origin check still decides right behind
 // them, and that a first frame sent with the upgrade request, in one write,
 // still comes back.
 func TestProxies(t *testing.T) {
@@ -154,6 +154,14 @@ func TestProxies(t *testing.T) {
 				runClientAt(t, e, url, clientCase{
 					dial:       dialCoder(coder.CompressionContextTakeover),
 					extensions: "permessage-deflate",
+					deflate:    &cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15},
+				})
+			})
+
+			t.Run("cooper's client: upgrade, echo and close with compression", func(t *testing.T) {
+				runClientAt(t, e, url, clientCase{
+					dial:       dialCooper(offerContext),
+					extensions: "permessage-deflate; client_max_window_bits=15",
 					deflate:    &cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15},
 				})
 			})
