@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -33,14 +34,14 @@ var (
 // wrong cannot make it buffer without end.
 const maxMessage = 8 << 20
 
-// An echoServer is a cooper WebSocket endpoint on a fresh loopback server.
-// Its handler echoes every message, framed by gobwas/ws and compressed as
-// the Handshake's Deflate says, and reports what it saw on reports when
-// the connection ends.
+// An echoServer is a cooper WebSocket endpoint. Its handler echoes every
+// message, framed by gobwas/ws and compressed as the Handshake's Deflate
+// says, and reports what it saw on reports when the connection ends.
 type echoServer struct {
-	*httptest.Server
-	u       *cooper.Upgrader
-	reports chan *echoReport
+	*httptest.Server // set by startEcho
+	handler          http.Handler
+	u                *cooper.Upgrader
+	reports          chan *echoReport
 }
 
 // An echoReport is what the echo saw on one connection.
@@ -53,26 +54,35 @@ type echoReport struct {
 	err        error         // why the connection ended, when not by a close frame
 }
 
-// startEcho starts an echo endpoint at every path, upgraded by a
-// cooper.Upgrader accepting "websocket" and configured further by opts. The
-// test's cleanup shuts the Upgrader down and closes the server.
-func startEcho(t *testing.T, opts ...cooper.Option) *echoServer {
+// newEcho returns an echo endpoint upgraded by a cooper.Upgrader accepting
+// "websocket" and configured further by opts. The test's cleanup shuts the
+// Upgrader down.
+func newEcho(t *testing.T, opts ...cooper.Option) *echoServer {
 	t.Helper()
 	u := cooper.New(append([]cooper.Option{cooper.Protocols("websocket")}, opts...)...)
 	e := &echoServer{u: u, reports: make(chan *echoReport, 16)}
-	e.Server = httptest.NewUnstartedServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+	e.handler = u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 		e.reports <- echo(conn, hs)
-	}))
-	e.Config.ReadHeaderTimeout = 10 * time.Second
-	e.Start()
+	})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := u.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
-		e.Close()
 	})
+	return e
+}
+
+// startEcho starts newEcho's endpoint at every path of a fresh loopback
+// server, which the test's cleanup closes.
+func startEcho(t *testing.T, opts ...cooper.Option) *echoServer {
+	t.Helper()
+	e := newEcho(t, opts...)
+	e.Server = httptest.NewUnstartedServer(e.handler)
+	e.Config.ReadHeaderTimeout = 10 * time.Second
+	e.Start()
+	t.Cleanup(e.Close)
 	return e
 }
 
