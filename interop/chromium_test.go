@@ -19,7 +19,7 @@ import (
 )
 
 // installChromium says how to get the browser.
-const installChromium = "apt-get install -y chromium"
+const installChromium = "install it with: apt-get install -y chromium"
 
 // A browser is a headless Chromium the test started, driven through the
 // DevTools protocol on the WebSocket of its one page.

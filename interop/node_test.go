@@ -16,7 +16,7 @@ import (
 
 // installNode says how to get Node.js; the built-in WebSocket needs 20.10
 // or later (behind --experimental-websocket before 22).
-const installNode = "Node.js 20.10 or later, from nodejs.org or your distribution, so that node is on PATH"
+const installNode = "install Node.js 20.10 or later, from your distribution or nodejs.org, so that node is on PATH"
 
 // A nodeResult is what interop/node/client.mjs prints.
 type nodeResult struct {
@@ -92,7 +92,7 @@ func checkNode(t *testing.T, res nodeResult) {
 func TestNodeWS(t *testing.T) {
 	node := program(t, "node", installNode)
 	if _, err := os.Stat(filepath.Join("node", "node_modules", "ws", "package.json")); err != nil {
-		missing(t, "the npm package ws", "cd interop/node && npm ci")
+		missing(t, "the npm package ws", "install it with: cd interop/node && npm ci")
 	}
 	limitClient := cooper.DeflateParams{ClientMaxWindowBits: 12}
 	for _, c := range []struct {

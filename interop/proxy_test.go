@@ -31,7 +31,7 @@ import (
 // test's cleanup stops it.
 func startNginx(t *testing.T, origin string) string {
 	t.Helper()
-	nginx := program(t, "nginx", "apt-get install -y nginx")
+	nginx := program(t, "nginx", "install it with: apt-get install -y nginx")
 	dir := t.TempDir()
 	// Workers run as root only when nginx starts as root; otherwise nginx
 	// runs as the current user and needs no user directive.
@@ -88,7 +88,7 @@ http {
 // foreground without a pid file. The test's cleanup stops it.
 func startHAProxy(t *testing.T, origin string) string {
 	t.Helper()
-	haproxy := program(t, "haproxy", "apt-get install -y haproxy")
+	haproxy := program(t, "haproxy", "install it with: apt-get install -y haproxy")
 	dir := t.TempDir()
 	addr, _ := listening(t, "haproxy", func(port int) *process {
 		conf := fmt.Sprintf(`global

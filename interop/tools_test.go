@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -14,24 +15,27 @@ import (
 )
 
 // missing stops a test that needs what is not installed: it skips, saying
-// how to install it, or fails when CI=true, so that CI can never pass by
-// skipping.
+// how to install it ("install it with: apt-get install -y nginx"), or
+// fails when CI=true, so that CI can never pass by skipping.
 func missing(t *testing.T, what, install string) {
 	t.Helper()
-	msg := fmt.Sprintf("%s is not installed; install it with: %s", what, install)
+	msg := fmt.Sprintf("%s is not installed; %s", what, install)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg + " (CI=true: a missing tool is a failure)")
 	}
 	t.Skip(msg)
 }
 
-// program returns the path of the program name, or stops the test through
-// missing.
+// program returns the path of the program name, looked up in PATH and then
+// in /usr/sbin, where Debian puts nginx and haproxy but which a user's PATH
+// may lack; or it stops the test through missing.
 func program(t *testing.T, name, install string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
 	if err != nil {
-		missing(t, name, install)
+		if path, err = exec.LookPath(filepath.Join("/usr/sbin", name)); err != nil {
+			missing(t, name, install)
+		}
 	}
 	return path
 }
