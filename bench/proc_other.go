@@ -1,0 +1,9 @@
+//go:build !linux
+
+package main
+
+import "syscall"
+
+// sysProcAttr returns nil: outside Linux a server process ends when its
+// standard input closes, which happens when the harness dies.
+func sysProcAttr() *syscall.SysProcAttr { return nil }
