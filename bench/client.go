@@ -212,10 +212,14 @@ func headerValue(head []byte, name string) string {
 	return ""
 }
 
-// A dialer opens the harness's TCP connections to one server. It dials from
-// 127.0.0.1 until the kernel runs out of ephemeral ports for that source
-// (EADDRNOTAVAIL), then spreads source addresses over 127.0.1.1 to
-// 127.0.255.254, each with a port range of its own.
+// A dialer opens the harness's TCP connections to one server. From
+// 127.0.0.1, connect(2) slows down as the ephemeral ports in use for the
+// server's address grow past a few thousand (the kernel searches further for
+// a free port each time), and fails when none is left. A spreading dialer
+// connects each connection from the next address of 127.0.1.1 to
+// 127.0.255.254 instead, where every port is free; on Linux the port is
+// picked at connect, not at bind (IP_BIND_ADDRESS_NO_PORT). A dialer that
+// does not spread starts to when 127.0.0.1 runs out of ports.
 type dialer struct {
 	raddr  *net.TCPAddr
 	spread atomic.Bool
@@ -232,6 +236,13 @@ func (d *dialer) dial() (*net.TCPConn, error) {
 		d.spread.Store(true)
 	}
 	i := d.next.Add(1) % (255 * 254)
-	laddr := &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/254), byte(1+i%254))}
-	return net.DialTCP("tcp", laddr, d.raddr)
+	nd := net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/254), byte(1+i%254))},
+		Control:   bindAddressNoPort,
+	}
+	c, err := nd.Dial("tcp", d.raddr.String())
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
 }

@@ -199,6 +199,7 @@ const openWorkers = 16
 // the time since the start at which marks[i] connections were open.
 func openConns(ctx context.Context, addr *net.TCPAddr, websocket bool, n int, marks []markedTime) ([]*net.TCPConn, time.Duration, error) {
 	d := &dialer{raddr: addr}
+	d.spread.Store(true) // they stay open: spread them over source addresses
 	conns := make([]*net.TCPConn, n)
 	var (
 		next    atomic.Int64
