@@ -283,7 +283,7 @@ func TestParseFlags(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range [][]string{{"-servers", "nginx"}, {"-clients", "0"}, {"-rounds", "0"}, {"-idle", "1000000"}, {"extra"}} {
+	for _, bad := range [][]string{{"-servers", "nginx"}, {"-clients", "0"}, {"-rounds", "0"}, {"-handshakes", "-1"}, {"extra"}} {
 		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		if _, _, err := parseFlags(fs, bad); err == nil {

@@ -190,8 +190,6 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, time.Duration, error) 
 		return cfg, 0, errors.New("counts must not be negative")
 	case cfg.handshakes > 0 && cfg.handshakes < slices.Max(cfg.clients):
 		return cfg, 0, errors.New("-handshakes must be at least the largest number of -clients")
-	case cfg.idle > fileLimit()-2*rampMargin:
-		return cfg, 0, fmt.Errorf("-idle %d is over the open-file limit %d; use -ramp for that", cfg.idle, fileLimit())
 	case *timeout <= 0:
 		return cfg, 0, errors.New("-timeout must be positive")
 	}

@@ -24,16 +24,17 @@ func report(w io.Writer, res *results) {
 			cfg.rounds, cfg.handshakes)
 		for _, c := range cfg.clients {
 			fmt.Fprintf(&b, "\n#### %d concurrent client%s\n\n", c, plural(c))
-			b.WriteString("| server | handshakes/s | p50 | p99 | server CPU/handshake | CPU × floor | allocs/handshake | allocs × floor | bytes/handshake |\n")
-			b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+			b.WriteString("| server | handshakes/s | × floor | p50 | p99 | server CPU/handshake | × floor | allocs/handshake | × floor | bytes/handshake |\n")
+			b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 			floor := res.hs["floor"][c]
 			for _, name := range cfg.servers {
 				ss := res.hs[name][c]
 				if len(ss) == 0 {
 					continue
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name,
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", name,
 					spread(ss, func(s hsSample) float64 { return s.rate }, formatInt),
+					ratio(ss, floor, func(s hsSample) float64 { return s.rate }),
 					formatMicros(median(collect(ss, func(s hsSample) float64 { return float64(s.p50) }))/1e3),
 					formatMicros(median(collect(ss, func(s hsSample) float64 { return float64(s.p99) }))/1e3),
 					spread(ss, func(s hsSample) float64 { return s.cpu / 1e3 }, formatMicros),

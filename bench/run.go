@@ -44,6 +44,9 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*results, error) {
 	defer ps.killAll()
 	defer context.AfterFunc(ctx, ps.killAll)()
 
+	if limit := fileLimit(); cfg.idle > limit-2*rampMargin {
+		return nil, fmt.Errorf("-idle %d does not fit the open-file limit %d; -ramp goes as far as it allows", cfg.idle, limit)
+	}
 	res := &results{
 		cfg:     cfg,
 		hs:      make(map[string]map[int][]hsSample),

@@ -242,8 +242,11 @@ func (s *serverStats) numbers() [10]*int64 {
 		&s.Goroutines, &s.Echoes, &s.Fails, &s.OpenFiles, &s.FileLimit}
 }
 
-// writeAllocsProfile writes the allocation profile to path.
+// writeAllocsProfile writes the allocation profile to path, after a GC so
+// that it counts every allocation until now (the profile is as of the last
+// GC).
 func writeAllocsProfile(path string) error {
+	runtime.GC()
 	f, err := os.Create(path)
 	if err != nil {
 		return err
