@@ -143,6 +143,22 @@ func (c *client) handshake(keep bool) (conn *net.TCPConn, head []byte, err error
 	return conn, head, nil
 }
 
+// connect opens a connection to a bare TCP server and waits for the byte
+// it greets every connection it accepts with.
+func (c *client) connect() (*net.TCPConn, error) {
+	conn, err := c.dialer.dial()
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := io.ReadFull(conn, c.buf[:len(bareGreeting)]); err != nil {
+		conn.SetLinger(0)
+		conn.Close()
+		return nil, fmt.Errorf("read greeting: %w", err)
+	}
+	return conn, conn.SetDeadline(time.Time{})
+}
+
 // checkHead checks a 101 head as a browser does (RFC 6455, section 4.1):
 // status 101, Upgrade: websocket, Connection: Upgrade, the Accept the key
 // calls for, and the subprotocol "chat" the harness offers and every server

@@ -21,8 +21,9 @@
 //     through its own API with write compression off or not reached;
 //   - gobwas-raw: gobwas/ws's Upgrader reading the request off the
 //     connection without net/http, a reference from outside net/http;
-//   - bare: a TCP listener with a goroutine in Read per connection, the
-//     baseline for idle memory (it takes no handshakes).
+//   - bare: a TCP listener with a goroutine in Read per connection (after
+//     a one-byte greeting that tells the client it was accepted), the
+//     baseline for idle memory; it takes no handshakes.
 //
 // For each server, in rounds that run every server once in an order that
 // rotates, it measures:

@@ -193,7 +193,7 @@ func settle(p *proc, base serverStats, n int) (idleSample, error) {
 const openWorkers = 16
 
 // openConns opens n connections to addr and leaves them open: upgraded
-// and past their echo when websocket is set, else just connected. It
+// and past their echo when websocket is set, else accepted. It
 // returns the connections open when it stopped, how long opening them
 // took, and the first failure. If marks is not empty, marks[i] is set to
 // the time since the start at which marks[i] connections were open.
@@ -224,7 +224,7 @@ func openConns(ctx context.Context, addr *net.TCPAddr, websocket bool, n int, ma
 				if websocket {
 					conn, _, err = c.handshake(true)
 				} else {
-					conn, err = d.dial()
+					conn, err = c.connect()
 				}
 				if err != nil {
 					failed.Store(true)

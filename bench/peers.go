@@ -185,17 +185,27 @@ func (e gwsEcho) OnMessage(c *gws.Conn, m *gws.Message) {
 }
 
 // bareServer accepts TCP connections and parks a goroutine in Read on each,
-// the least an idle connection can cost a Go server.
+// the least an idle connection can cost a Go server. It first writes one
+// byte, so that a client knows it was accepted and does not outrun the
+// listen queue.
 func bareServer(ln net.Listener, st *serverState) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return err
 		}
-		st.echoes.Add(1)
 		go func() {
+			defer c.Close()
+			if _, err := c.Write(bareGreeting); err != nil {
+				st.fail(err)
+				return
+			}
+			st.echoes.Add(1)
 			waitClose(c)
-			c.Close()
 		}()
 	}
 }
+
+// bareGreeting is what bareServer writes on each connection it accepts.
+// read-only
+var bareGreeting = []byte{0}

@@ -54,7 +54,7 @@ var serverKinds = []serverKind{
 	{"gobwas", true, gobwasServer, "gobwas/ws `HTTPUpgrader{Protocol, Negotiate: wsflate.Extension{DefaultParameters}.Negotiate}` (no context takeover); `wsutil.ReadClientData`/`WriteServerMessage` (never compress) on a goroutine"},
 	{"gobwas-raw", true, gobwasRawServer, "gobwas/ws `Upgrader` over the accepted `net.Conn`, no net/http (an outside reference); same negotiation and echo as gobwas"},
 	{"gws", true, gwsServer, "lxzan/gws `NewUpgrader` with `PermessageDeflate{Enabled: true}` (no context takeover: compresses only messages ≥ 512 B), `SubProtocols`; `go ReadLoop()`, echo from `OnMessage`"},
-	{"bare", false, bareServer, "a TCP listener, one goroutine per accepted connection parked in `Read` (idle and ramp only)"},
+	{"bare", false, bareServer, "a TCP listener, one goroutine per accepted connection that writes one byte (so the client knows it was accepted) and parks in `Read` (idle and ramp only)"},
 }
 
 // kindByName returns the server named name.
@@ -73,7 +73,7 @@ var errEarlyData = errors.New("bench: client sent data before the 101")
 
 // serverState counts what a server process did, for the stats command.
 type serverState struct {
-	echoes atomic.Int64 // messages echoed (bare: connections accepted)
+	echoes atomic.Int64 // messages echoed (bare: connections greeted)
 	fails  atomic.Int64 // failed upgrades and echoes
 	mu     sync.Mutex
 	first  string // the first failure
