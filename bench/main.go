@@ -46,6 +46,22 @@
 // ratio to the floor (median of the per-round ratios); the notes under it
 // give the machine, the command and how each server is set up.
 //
+// # Flags
+//
+//	-rounds N          interleaved rounds (5)
+//	-clients 1,16,64   numbers of concurrent clients for the handshakes
+//	-handshakes N      handshakes per server, number of clients and round (5000)
+//	-warmup N          handshakes before measuring, per server and round (500)
+//	-idle N            idle connections per server and round (10000; 0 skips)
+//	-ramp=false        skip the ramp to the open-file limit
+//	-ramp-max N        stop each ramp at N connections (0: at the limit)
+//	-ramp-servers list servers to ramp (bare,cooper)
+//	-servers list      servers to compare (all, the floor first)
+//	-quick             tiny counts, a few seconds; flags given explicitly win
+//	-cpuprofile file   CPU profiles of the handshake server processes
+//	-memprofile file   allocation profiles of the same
+//	-timeout d         stop everything after d (1h)
+//
 // # How
 //
 // Every server runs in a process of its own: the bench binary re-executed

@@ -32,7 +32,7 @@ func measureHandshakes(ctx context.Context, p *proc, clients, n int) (hsSample, 
 	if err != nil {
 		return hsSample{}, fmt.Errorf("%s, %d clients: %w", p.kind, clients, err)
 	}
-	after, err := p.stats("stats")
+	after, err := drained(p, before.Goroutines)
 	if err != nil {
 		return hsSample{}, err
 	}
@@ -50,6 +50,23 @@ func measureHandshakes(ctx context.Context, p *proc, clients, n int) (hsSample, 
 		allocs: float64(after.Mallocs-before.Mallocs) / fn,
 		bytes:  float64(after.TotalAlloc-before.TotalAlloc) / fn,
 	}, nil
+}
+
+// drained waits until the server has finished with the connections of a
+// measurement, which the clients closed, so that their whole cost is
+// counted: until no more than goroutines goroutines are left. Then it
+// returns the counters.
+func drained(p *proc, goroutines int64) (serverStats, error) {
+	const timeout = 10 * time.Second
+	for deadline := time.Now().Add(timeout); ; time.Sleep(time.Millisecond) {
+		s, err := p.stats("stats")
+		if err != nil || s.Goroutines <= goroutines {
+			return s, err
+		}
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("%s: %d goroutines left %v after the last handshake", p.kind, s.Goroutines-goroutines, timeout)
+		}
+	}
 }
 
 // load runs n handshakes from clients concurrent clients and returns the

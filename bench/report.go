@@ -49,7 +49,8 @@ func report(w io.Writer, res *results) {
 	if len(res.idle) > 0 {
 		fmt.Fprintf(&b, "\n### Idle upgraded connections\n\n")
 		fmt.Fprintf(&b, "%d connections per server and round, each upgraded and past its echo (bare: accepted), waiting in Read. "+
-			"Server heap + goroutine stacks after two GCs once the goroutine count holds still, per connection: median of %d rounds (min–max).\n\n",
+			"Server heap + goroutine stacks after two GCs once the goroutine count holds still, per connection "+
+			"(Go memory only: the kernel's socket buffers are not counted): median of %d rounds (min–max).\n\n",
 			cfg.idle, cfg.rounds)
 		b.WriteString("| server | KiB/connection | × bare | × floor | goroutines/connection |\n")
 		b.WriteString("|---|--:|--:|--:|--:|\n")
@@ -106,7 +107,8 @@ func notes(b *bytes.Buffer, res *results) {
 		"a check of the 101 (Upgrade, Connection, Accept, `chat`), one masked 16-byte text frame, a check of the echo " +
 		"(unmasked, uncompressed), then a close with a reset. Latency is connect to echo. " +
 		"Server CPU is the process's user + system time (getrusage) over the measurement, " +
-		"allocations its `runtime.MemStats` Mallocs and TotalAlloc, both divided by the handshakes.\n\n")
+		"allocations its `runtime.MemStats` Mallocs and TotalAlloc, both divided by the handshakes; " +
+		"with one client the server idles between handshakes, and its CPU per handshake includes the runtime's wake-ups.\n\n")
 	b.WriteString("**Servers:** each hands the upgraded connection to a goroutine of its own, so ServeHTTP returns.\n\n")
 	for _, name := range cfg.servers {
 		k, _ := kindByName(name)
