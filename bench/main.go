@@ -92,6 +92,8 @@
 //
 //	go run ./bench -servers floor,cooper -rounds 1 -idle 0 -ramp=false -cpuprofile /tmp/cpu.pprof
 //	go tool pprof -top /tmp/cpu-cooper-r1.pprof
+//	go tool pprof -peek 'cooper\.' /tmp/cpu-cooper-r1.pprof
+//	go tool pprof -top -diff_base /tmp/cpu-floor-r1.pprof /tmp/cpu-cooper-r1.pprof
 //
 // -memprofile records every allocation (runtime.MemProfileRate = 1), which
 // slows the server; use its numbers of allocations, not its timings.
