@@ -90,10 +90,10 @@
 // and one round the file is the path given; otherwise each process writes
 // path-<server>-r<round>.<ext>. To see what cooper spends beyond the floor:
 //
-//	go run ./bench -servers floor,cooper -rounds 1 -idle 0 -ramp=false -cpuprofile /tmp/cpu.pprof
-//	go tool pprof -top /tmp/cpu-cooper-r1.pprof
-//	go tool pprof -peek 'cooper\.' /tmp/cpu-cooper-r1.pprof
-//	go tool pprof -top -diff_base /tmp/cpu-floor-r1.pprof /tmp/cpu-cooper-r1.pprof
+//	go run ./bench -servers floor,cooper -rounds 1 -idle 0 -ramp=false -cpuprofile cpu.pprof
+//	go tool pprof -top cpu-cooper-r1.pprof
+//	go tool pprof -peek 'cooper\.' cpu-cooper-r1.pprof
+//	go tool pprof -top -diff_base cpu-floor-r1.pprof cpu-cooper-r1.pprof
 //
 // -memprofile records every allocation (runtime.MemProfileRate = 1), which
 // slows the server; use its numbers of allocations, not its timings.
