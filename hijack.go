@@ -728,11 +728,13 @@ func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, *UpgradeError
 // failure conn is closed.
 func writeAnswer(conn net.Conn, brw *bufio.ReadWriter, d *decision, extra http.Header, timeout time.Duration) error {
 	b := appendAnswer(brw.Writer.AvailableBuffer(), d, extra)
-	err := conn.SetDeadline(time.Now().Add(timeout))
+	err := conn.SetWriteDeadline(time.Now().Add(timeout))
 	if err == nil {
 		_, err = conn.Write(b)
 	}
 	if err == nil {
+		// Clears the write deadline above and any read deadline net/http
+		// left, which the Hijacker documentation allows it to.
 		err = conn.SetDeadline(time.Time{})
 	}
 	if err != nil {

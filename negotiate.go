@@ -79,7 +79,8 @@ func tokenEqual(a, b string) bool {
 		return false
 	}
 	for i := 0; i < len(a); i++ {
-		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+		// Most bytes match as they are; fold only those that do not.
+		if a[i] != b[i] && lowerASCII(a[i]) != lowerASCII(b[i]) {
 			return false
 		}
 	}
