@@ -36,7 +36,8 @@ const MaxMessageSize = 1 << 20
 // When hs.Deflate is set, incoming compressed messages are decompressed
 // and every outgoing message is compressed. A client that breaks the
 // protocol gets the close code RFC 6455 names. Serve closes conn, and
-// returns nil after a closing handshake or a shutdown.
+// returns nil after a closing handshake, a shutdown, or a client that
+// went away between messages.
 func Serve(conn net.Conn, hs *cooper.Handshake, prefix string) error {
 	defer conn.Close()
 	if d := hs.Deflate; d != nil && !(d.ServerNoContextTakeover && d.ClientNoContextTakeover) {
@@ -56,6 +57,8 @@ func Serve(conn net.Conn, hs *cooper.Handshake, prefix string) error {
 			continue
 		case errors.As(err, &closed):
 			return nil // the control handler has answered the close
+		case err == io.EOF:
+			return nil // the client went away between messages, without a close
 		case ctx.Err() != nil:
 			e.close(ws.StatusGoingAway, "server shutting down")
 			return nil

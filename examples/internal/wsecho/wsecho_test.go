@@ -264,3 +264,17 @@ func TestContextTakeoverRefused(t *testing.T) {
 		t.Errorf("read = %v, want the connection closed", err)
 	}
 }
+
+// TestClientGoesAway checks that a client that closes the connection
+// between messages, without a closing handshake, ends Serve without an
+// error.
+func TestClientGoesAway(t *testing.T) {
+	e := serve(t, wsecho.Deflate, "")
+	c := dial(t, e.url, false)
+	c.send(t, ws.NewTextFrame([]byte("bye")))
+	c.read(t)
+	c.conn.Close()
+	if err := wstest.Recv(t, e.served); err != nil {
+		t.Errorf("Serve returned %v", err)
+	}
+}
