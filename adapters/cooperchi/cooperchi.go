@@ -3,8 +3,7 @@
 //	u := cooper.New(cooper.Protocols("websocket"))
 //	r.Get("/rooms/{room}/ws", cooperchi.Handler(u, func(conn net.Conn, hs *cooper.Handshake) {
 //		defer conn.Close()
-//		room := chi.URLParam(hs.Request, "room")
-//		// the framing layer takes over conn
+//		join(conn, chi.URLParam(hs.Request, "room")) // a framing layer takes conn over
 //	}))
 //
 // # Middleware
@@ -22,6 +21,8 @@
 //     upgraded handler is cooper's: the connection is closed and the panic
 //     goes to [cooper.OnError].
 //   - Compress leaves the connection alone: the upgrade writes no body.
+//     Its writer can be hijacked when the writer beneath it implements
+//     http.Hijacker itself, as net/http's and chi's own do.
 //   - Throttle counts handshakes in progress, not open connections: its
 //     slot is released when the connection is handed over. Bound open
 //     connections in the handler, for instance with a semaphore.
@@ -30,6 +31,9 @@
 //     drops the deadline with the rest of the request's cancellation. To
 //     bound a connection's life, derive a context with
 //     context.WithTimeout(hs.Request.Context(), d) or set deadlines on conn.
+//     Only a Timeout shorter than the handshake itself writes its 504, after
+//     the hijack: a Logger between the two discards it; without one,
+//     net/http drops it and logs that it did.
 package cooperchi
 
 import (

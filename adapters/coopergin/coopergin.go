@@ -3,8 +3,7 @@
 //	u := cooper.New(cooper.Protocols("websocket"))
 //	r.GET("/rooms/:room/ws", coopergin.Handler(u, func(c *gin.Context, conn net.Conn, hs *cooper.Handshake) {
 //		defer conn.Close()
-//		room := c.Param("room")
-//		// the framing layer takes over conn
+//		join(conn, c.Param("room")) // a framing layer takes conn over
 //	}))
 //
 // The upgrade takes the connection over before anything writes the
