@@ -41,6 +41,60 @@
 // handlers' contexts, waits for them and closes what is left, which
 // [http.Server.Shutdown] does not do for hijacked connections.
 //
+// # Limits
+//
+// cooper bounds what it owns: [HandshakeTimeout] bounds the 101 write, and
+// [MaxConnections] the connections held. The request before it is
+// net/http's to bound: set [http.Server] ReadHeaderTimeout, so a client that
+// sends its headers slowly cannot hold a connection, and MaxHeaderBytes.
+// [Upgrader.Stats] reads the counters at any time without locks.
+//
+// # HTTP/2
+//
+// Over HTTP/2, a browser opens a WebSocket as an extended CONNECT on a
+// stream of the connection it already has (RFC 8441), when the server
+// announces it can. The same [Hijack], [Upgrader.Handler] and
+// [Upgrader.Accept] serve both protocols with no change to the code:
+// cooper validates and negotiates as over HTTP/1.1 (there is no
+// Sec-WebSocket-Key), answers 200, and the handler's net.Conn is the stream;
+// [Handshake].Request.ProtoMajor is 2. The stream ends when ServeHTTP
+// returns, so there the handler runs inside ServeHTTP; a caller of
+// [Upgrader.Accept] must be done with the connection before it returns.
+// As net/http implements them, a read or write deadline that passes ends
+// the stream.
+//
+// Go's HTTP/2 server announces extended CONNECT only when the process
+// starts with it turned on:
+//
+//	GODEBUG=http2xconnect=1 ./server
+//
+// Go keeps it off by default (golang.org/issue/71128): a browser that sees
+// the announcement opens every WebSocket to that origin over HTTP/2 and does
+// not fall back to HTTP/1.1, so a server that turns it on must serve
+// WebSockets over HTTP/2 on every WebSocket route, as cooper's handlers do.
+// A route served by a library that cannot breaks in browsers. Without it,
+// browsers open WebSockets over HTTP/1.1 on a connection of their own, which
+// cooper serves too.
+//
+// # Client
+//
+// [Dial] is the other half: it connects (through an HTTP proxy, with TLS
+// for wss and https), sends the upgrade request and checks the answer as
+// strictly as the server checks requests, down to each permessage-deflate
+// parameter ([WithDeflate]) and the subprotocol ([WithSubprotocols]).
+// [Upgrade] does the same over a connection you already have. The
+// request's context bounds both. The connection returned first replays
+// any bytes the server sent right after its 101, and [WithHandshake]
+// reports what was agreed:
+//
+//	req, _ := http.NewRequestWithContext(ctx, "GET", "wss://example.com/ws", nil)
+//	var hs cooper.Handshake
+//	conn, err := cooper.Dial(req, cooper.WithProtocol("websocket"),
+//		cooper.WithUpgradeOptions(cooper.WithSubprotocols("v1.chat"), cooper.WithHandshake(&hs)))
+//
+// Every error names the header that was wrong and matches a sentinel such
+// as [ErrAcceptMismatch] with [errors.Is].
+//
 // # Security
 //
 // A browser sends cookies with a WebSocket request to any site, so a page

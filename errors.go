@@ -50,6 +50,10 @@ var (
 	// [Upgrader.Shutdown].
 	ErrShutdown = errors.New("cooper: shutting down")
 
+	// ErrTooManyConnections: the Upgrader already holds as many connections
+	// as [MaxConnections] allows (503, with Retry-After).
+	ErrTooManyConnections = errors.New("cooper: too many connections")
+
 	// ErrResponseHeader: a header returned by the [ResponseHeaders] function
 	// has an invalid name or value, or names a header negotiation owns (500).
 	ErrResponseHeader = errors.New("cooper: invalid response header")
@@ -63,6 +67,76 @@ var (
 	// ErrHandlerPanic: a handler started by [Hijack] or [Upgrader.Handler]
 	// panicked; cooper closed its connection. The error is a [*PanicError].
 	ErrHandlerPanic = errors.New("cooper: handler panic")
+)
+
+// Sentinel errors of the client side: every error [Dial] and [Upgrade]
+// return matches one of them with [errors.Is], and also matches the
+// foreign error that caused it, if any, such as [context.Canceled].
+var (
+	// ErrNilRequest: Dial or Upgrade was given a nil request.
+	ErrNilRequest = errors.New("cooper: nil request")
+
+	// ErrInvalidHost: the request's URL names no host Dial can reach (no
+	// URL, no host, a port that is not 1 to 65535, a scheme other than ws,
+	// wss, http and https), or its Host cannot be sent.
+	ErrInvalidHost = errors.New("cooper: invalid host")
+
+	// ErrProtocolConflict: the request's Upgrade header names a protocol
+	// other than the one set with [WithProtocol], or more than one protocol.
+	ErrProtocolConflict = errors.New("cooper: conflicting protocols")
+
+	// ErrDialFailed: the server could not be reached: the TCP connection
+	// failed, or the proxy could not be found, reached or did not CONNECT.
+	ErrDialFailed = errors.New("cooper: dial failed")
+
+	// ErrTLSHandshakeFailed: the TLS handshake with the server failed.
+	ErrTLSHandshakeFailed = errors.New("cooper: TLS handshake failed")
+
+	// ErrMissingUpgradeHeader: the request names no protocol (no Upgrade
+	// header, or one that is not a valid list, and no [WithProtocol]), or
+	// the 101 has no Upgrade header.
+	ErrMissingUpgradeHeader = errors.New("cooper: missing Upgrade header")
+
+	// ErrSendRequest: the request could not be sent: no connection was
+	// given, the request has a body, or a method, request target, header or
+	// Sec-WebSocket-Key that cannot be sent as given, or writing it failed.
+	ErrSendRequest = errors.New("cooper: send request")
+
+	// ErrReadResponse: no valid response head could be read: the connection
+	// failed or ended, the context ended, or the server sent no HTTP/1.1
+	// response or one whose head is longer than 1 MiB.
+	ErrReadResponse = errors.New("cooper: read response")
+
+	// ErrUnexpectedStatus: the server answered with a status other than 101
+	// Switching Protocols.
+	ErrUnexpectedStatus = errors.New("cooper: unexpected status")
+
+	// ErrProtocolMismatch: the 101's Upgrade header is not the protocol
+	// requested (RFC 9110, section 7.8).
+	ErrProtocolMismatch = errors.New("cooper: protocol mismatch")
+
+	// ErrMissingConnectionHeader: the 101's Connection header is missing,
+	// malformed, or has no "upgrade" token.
+	ErrMissingConnectionHeader = errors.New("cooper: no upgrade token in Connection")
+
+	// ErrResponseValidator: the [ResponseValidator] function rejected the
+	// answer; the error also matches the function's error.
+	ErrResponseValidator = errors.New("cooper: response validator")
+
+	// ErrAcceptMismatch: the 101's Sec-WebSocket-Accept is missing, sent
+	// more than once, or does not answer the Sec-WebSocket-Key sent (RFC
+	// 6455, section 4.1).
+	ErrAcceptMismatch = errors.New("cooper: Sec-WebSocket-Accept mismatch")
+
+	// ErrSubprotocolMismatch: the 101's Sec-WebSocket-Protocol names a
+	// subprotocol the request did not offer, or more than one.
+	ErrSubprotocolMismatch = errors.New("cooper: Sec-WebSocket-Protocol mismatch")
+
+	// ErrExtensionMismatch: the 101's Sec-WebSocket-Extensions is not a
+	// valid answer to the extensions offered: an extension not offered or
+	// answered twice, or permessage-deflate parameters that RFC 7692,
+	// section 7 does not allow in an answer to the offer.
+	ErrExtensionMismatch = errors.New("cooper: Sec-WebSocket-Extensions mismatch")
 )
 
 // An UpgradeError is a refused upgrade: the request was answered with an

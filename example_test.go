@@ -2,6 +2,7 @@ package cooper_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -218,4 +219,79 @@ func ExampleUpgrader_Shutdown() {
 	// Output:
 	// handler told: context canceled
 	// Shutdown: <nil>
+}
+
+// A WebSocket client: Dial connects, does the RFC 6455 handshake, checks
+// the answer, and reports what was agreed. The framing layer then owns
+// the connection.
+func ExampleDial() {
+	u := cooper.New(cooper.Protocols("websocket"), cooper.Subprotocols("v1.chat"))
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		io.Copy(conn, conn)
+	}))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http")+"/chat", nil)
+	var hs cooper.Handshake
+	conn, err := cooper.Dial(req, cooper.WithProtocol("websocket"), cooper.WithUpgradeOptions(
+		cooper.WithSubprotocols("v2.chat", "v1.chat"), // in order of preference
+		cooper.WithHandshake(&hs),
+	))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	fmt.Println(hs.Protocol, hs.Subprotocol)
+	conn.Write([]byte("hi"))
+	buf := make([]byte, 2)
+	io.ReadFull(conn, buf)
+	fmt.Printf("%s\n", buf)
+	// Output:
+	// websocket v1.chat
+	// hi
+}
+
+// A protocol of your own over a connection you already have. What the
+// server writes right after its 101 is read first, even when it arrived
+// with the response.
+func ExampleUpgrade() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) {
+		defer conn.Close()
+		fmt.Fprintf(conn, "speaking %s\n", proto)
+	}, cooper.Protocols("lines/1")))
+	defer srv.Close()
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/lines", nil)
+	req.Header.Set("Upgrade", "lines/1")
+	conn, err := cooper.Upgrade(c, req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	line, _ := io.ReadAll(conn)
+	fmt.Print(string(line))
+	// Output: speaking lines/1
+}
+
+// Every error names what was wrong and matches a sentinel: here the
+// server refuses the upgrade.
+func ExampleDial_refused() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket")))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	_, err := cooper.Dial(req, cooper.WithProtocol("chat/2"))
+	fmt.Println(errors.Is(err, cooper.ErrUnexpectedStatus))
+	fmt.Println(err)
+	// Output:
+	// true
+	// cooper: status: "426 Upgrade Required" is not 101 Switching Protocols; body "cooper: Upgrade: \"chat/2\" has none of \"websocket\""
 }

@@ -26,6 +26,8 @@ import (
 // its request. h runs on a goroutine of its own: ServeHTTP has returned, so
 // net/http's per-connection state is released. If h panics, the connection
 // is closed and the panic is reported to [OnError] as [ErrHandlerPanic].
+// Over HTTP/2 (see the package documentation) conn is the request's stream
+// and h runs inside ServeHTTP, whose return ends the stream.
 //
 // Hijack(h, opts...) is [New](opts...) with a handler that is given the
 // protocol; use [Upgrader.Handler] for the subprotocol, the request and
@@ -56,11 +58,18 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 //     or sent twice: 400 ([ErrWebSocketVersion]); a Sec-WebSocket-Key
 //     missing, sent twice, or not 16 base64-encoded bytes: 400
 //     ([ErrWebSocketKey]);
-//   - a cross-origin browser request: 403 ([ErrOrigin]).
+//   - a cross-origin browser request: 403 ([ErrOrigin]);
+//   - while shutting down, or holding [MaxConnections]: 503 with
+//     Retry-After ([ErrShutdown], [ErrTooManyConnections]).
 //
 // Every 426 carries Upgrade (the [Protocols] list) and Connection: Upgrade;
 // without a [Protocols] list there is nothing to name, so those are 400
 // instead. A version refusal also carries Sec-WebSocket-Version: 13.
+//
+// Over HTTP/2 the request is an extended CONNECT (RFC 8441): a method other
+// than CONNECT gets 405 with Allow: CONNECT, a CONNECT without :protocol
+// 400 ([ErrNotUpgrade]), and what would be a 426 is a 400, since HTTP/2
+// responses may not carry Upgrade or Connection (RFC 9113, section 8.2.2).
 type Upgrader struct {
 	cfg *config
 
@@ -68,9 +77,61 @@ type Upgrader struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex
-	active tracked // sentinel of the ring of connections whose handlers run
-	count  int
+	active tracked     // sentinel of the ring of connections whose handlers run
 	closed atomic.Bool // Shutdown was called
+
+	// Counters, read by Stats without locks.
+	count    atomic.Int64 // connections in the ring
+	upgrades atomic.Uint64
+	failures atomic.Uint64
+	panics   atomic.Uint64
+	refused  [len(refusalKinds)]atomic.Uint64
+}
+
+// Stats are an Upgrader's counters, from [New] to the moment they are read.
+type Stats struct {
+	// Active counts the connections handed over whose handler still runs
+	// (for [Upgrader.Accept], whose caller's ServeHTTP still runs).
+	Active int
+	// Upgrades counts the connections handed over.
+	Upgrades uint64
+	// Failures counts upgrades that failed after the request was accepted,
+	// writing the 101 (see [HandshakeTimeout]).
+	Failures uint64
+	// Panics counts handlers that panicked.
+	Panics uint64
+	// Refusals counts refused requests by the sentinel they match, from
+	// [ErrMethod] to [ErrTooManyConnections] and [ErrHijackFailed]; a
+	// sentinel with no refusal is absent.
+	Refusals map[error]uint64
+}
+
+// refusalKinds are the sentinels refusals are counted by, in the order of
+// Upgrader.refused.
+//
+// read-only
+var refusalKinds = [...]error{
+	ErrMethod, ErrHTTPVersion, ErrRequestBody, ErrNotUpgrade, ErrProtocol, ErrMalformedHeader,
+	ErrWebSocketKey, ErrWebSocketVersion, ErrOrigin, ErrShutdown, ErrTooManyConnections,
+	ErrResponseHeader, ErrHijackFailed,
+}
+
+// Stats returns the Upgrader's counters. It takes no lock that the request
+// path takes, so it may be called at any time, as often as wanted.
+func (u *Upgrader) Stats() Stats {
+	s := Stats{
+		Active:   int(u.count.Load()),
+		Upgrades: u.upgrades.Load(),
+		Failures: u.failures.Load(),
+		Panics:   u.panics.Load(),
+		Refusals: map[error]uint64{},
+	}
+	for i := range u.refused {
+		if n := u.refused[i].Load(); n > 0 {
+			s.Refusals[refusalKinds[i]] = n
+		}
+	}
+	return s
 }
 
 // New returns an Upgrader configured by opts. The options are read once,
@@ -94,7 +155,9 @@ type Handshake struct {
 	Deflate *DeflateParams
 	// Request is the upgrade request. Its context keeps the request's
 	// values, is not cancelled when ServeHTTP returns, and is cancelled when
-	// the Upgrader shuts down. Its Body is empty.
+	// the Upgrader shuts down. Its ProtoMajor is 2 when the connection is an
+	// HTTP/2 stream (RFC 8441); then its Body is the stream, which the
+	// connection reads, and otherwise empty.
 	Request *http.Request
 }
 
@@ -109,7 +172,9 @@ type Handshake struct {
 // net/http's per-connection state is released, and hs.Request's context
 // stays valid until the Upgrader shuts down. The Upgrader tracks h until it
 // returns, for [Upgrader.Shutdown]. If h panics, the connection is closed
-// and the panic is reported to [OnError] as [ErrHandlerPanic].
+// and the panic is reported to [OnError] as [ErrHandlerPanic]. Over HTTP/2
+// conn is the request's stream and h runs inside ServeHTTP, whose return
+// ends the stream.
 //
 // Panics if h is nil.
 func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
@@ -131,13 +196,24 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 // tracks conn for [Upgrader.Shutdown]; returning from ServeHTTP, for
 // instance after starting a goroutine for conn, releases both. hs.Request's
 // context is not cancelled when ServeHTTP returns, only by Shutdown.
+//
+// Over HTTP/2, conn is the request's stream, which ends when ServeHTTP
+// returns: the caller must be done with conn before it returns, and must
+// not use it afterwards.
 func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
-	conn, d, t, err := u.upgrade(w, r)
+	t, err := u.upgrade(w, r, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	context.AfterFunc(r.Context(), func() { u.untrack(t) })
-	return conn, u.handshake(r, &d), nil
+	conn, hs := t.conn, t.hs
+	t.hs = nil
+	context.AfterFunc(r.Context(), func() {
+		u.untrack(t)
+		if s, ok := conn.(*streamConn); ok {
+			s.closed.Store(true)
+		}
+	})
+	return conn, hs, nil
 }
 
 // Shutdown stops the Upgrader: from then on, requests are refused with 503
@@ -154,10 +230,7 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
 	for {
-		u.mu.Lock()
-		n := u.count
-		u.mu.Unlock()
-		if n == 0 {
+		if u.count.Load() == 0 {
 			return nil
 		}
 		select {
@@ -180,31 +253,33 @@ type handler struct {
 }
 
 // ServeHTTP upgrades the request and starts the handler on its own
-// goroutine, then returns so net/http releases the connection's state.
+// goroutine, then returns so net/http releases the connection's state. An
+// HTTP/2 stream ends when ServeHTTP returns, so there the handler runs
+// inside it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	_, d, t, err := h.u.upgrade(w, r)
+	t, err := h.u.upgrade(w, r, h)
 	if err != nil {
 		return
 	}
-	if h.proto != nil {
-		go h.u.serveProto(t, h.proto, d.protocol)
+	if s, ok := t.conn.(*streamConn); ok {
+		defer s.end()
+		t.run()
 		return
 	}
-	go h.u.serveHandshake(t, h.handshake, h.u.handshake(r, &d))
+	go t.run()
 }
 
-// serveProto runs h for the tracked connection t on the goroutine it was
-// started on, then stops tracking t.
-func (u *Upgrader) serveProto(t *tracked, h func(net.Conn, string), proto string) {
-	defer u.finish(t)
-	h(t.conn, proto)
-}
-
-// serveHandshake runs h for the tracked connection t on the goroutine it
-// was started on, then stops tracking t.
-func (u *Upgrader) serveHandshake(t *tracked, h func(net.Conn, *Handshake), hs *Handshake) {
-	defer u.finish(t)
-	h(t.conn, hs)
+// run runs the handler of t, then stops tracking t. It runs on a goroutine
+// of its own, started by ServeHTTP, or over HTTP/2 inside ServeHTTP.
+func (t *tracked) run() {
+	hs := t.hs
+	t.hs = nil // the ring does not keep what the handler may let go
+	defer t.h.u.finish(t)
+	if t.h.proto != nil {
+		t.h.proto(t.conn, hs.Protocol)
+		return
+	}
+	t.h.handshake(t.conn, hs)
 }
 
 // finish stops tracking t after its handler returned. After a panic, which
@@ -213,11 +288,35 @@ func (u *Upgrader) serveHandshake(t *tracked, h func(net.Conn, *Handshake), hs *
 func (u *Upgrader) finish(t *tracked) {
 	if v := recover(); v != nil {
 		t.conn.Close()
+		u.panics.Add(1)
 		if v != http.ErrAbortHandler {
 			u.report(newPanicError(v))
 		}
 	}
 	u.untrack(t)
+}
+
+// newTracked returns the ring entry for an upgrade of r agreed as d, with
+// the Handshake the handler h (nil for Accept) is given. A Hijack handler
+// sees only the protocol, so for a configured one it shares a Handshake
+// made once by New: such an upgrade allocates the entry alone.
+func (u *Upgrader) newTracked(r *http.Request, d *decision, h *handler) *tracked {
+	t := &tracked{h: h}
+	switch {
+	case h == nil || h.proto == nil:
+		t.hs = u.handshake(r, d)
+	default:
+		for i, p := range u.cfg.protocols {
+			if p == d.protocol {
+				t.hs = &u.cfg.protocolHandshakes[i]
+				break
+			}
+		}
+		if t.hs == nil {
+			t.hs = &Handshake{Protocol: d.protocol}
+		}
+	}
+	return t
 }
 
 // handshake returns the Handshake for the agreed d and the request r, whose
@@ -242,10 +341,10 @@ func (u *Upgrader) handshake(r *http.Request, d *decision) *Handshake {
 }
 
 // upgrade is the pipeline: validate, negotiate, take over, answer, hand
-// over. Nothing is written to w before the decision; a refusal is answered
-// through w and the connection is not taken over. On success the
-// connection is tracked as t until untrack.
-func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, decision, *tracked, error) {
+// over, for the handler h (nil for Accept). Nothing is written to w before
+// the decision; a refusal is answered through w and the connection is not
+// taken over. On success the connection is t.conn, tracked until untrack.
+func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (*tracked, error) {
 	proto, rej := validate(r, u.cfg)
 	var d decision
 	if rej == nil {
@@ -257,25 +356,46 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, de
 	}
 	var t *tracked
 	if rej == nil {
-		t, rej = u.track()
+		t = u.newTracked(r, &d, h)
+		rej = u.track(t)
 	}
 	if rej != nil {
 		rej.write(w)
-		u.report(rej)
-		return nil, d, nil, rej
+		u.refuse(rej)
+		return nil, rej
 	}
-	conn, brw, err := takeOver(w)
-	if err == nil {
-		err = writeAnswer(conn, brw, &d, extra, u.cfg.handshakeTimeout)
-	}
+	conn, err := switchProtocols(w, r, &d, extra, u.cfg.handshakeTimeout)
 	if err != nil {
 		u.untrack(t)
-		u.report(err)
-		return nil, d, nil, err
+		if rej, ok := err.(*UpgradeError); ok {
+			u.refuse(rej)
+		} else {
+			u.failures.Add(1)
+			u.report(err)
+		}
+		return nil, err
 	}
-	conn = handOver(conn, brw.Reader)
 	u.handedOver(t, conn)
-	return conn, d, t, nil
+	u.upgrades.Add(1)
+	return t, nil
+}
+
+// switchProtocols takes the connection over, answers and hands it over:
+// over HTTP/1.1 by hijacking it and writing the 101, over HTTP/2 by
+// answering 200 on the stream, which becomes the connection (RFC 8441).
+// A failure before anything was sent is an *UpgradeError.
+func switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, timeout time.Duration) (net.Conn, error) {
+	if r.ProtoMajor >= 2 {
+		return switchStream(w, r, d, extra, timeout)
+	}
+	conn, brw, rej := takeOver(w)
+	if rej != nil {
+		return nil, rej
+	}
+	if err := writeAnswer(conn, brw, d, extra, timeout); err != nil {
+		return nil, err
+	}
+	return handOver(conn, brw.Reader), nil
 }
 
 // A decision is what validate and negotiate agreed on for a request.
@@ -287,10 +407,33 @@ type decision struct {
 	deflateOK   bool // permessage-deflate was agreed
 }
 
-// validate checks r as an upgrade request (RFC 9110, section 7.8; for
-// WebSocket RFC 6455, section 4.2.1) and picks the Upgrade protocol. It does
-// no I/O and does not allocate unless it refuses.
+// validate checks r as an upgrade request and picks the protocol: over
+// HTTP/1.1 an Upgrade (RFC 9110, section 7.8), over HTTP/2 an extended
+// CONNECT (RFC 8441); for WebSocket, as RFC 6455, section 4.2.1 and RFC
+// 8441, section 5 ask; then the origin policy. It does no I/O and does not
+// allocate unless it refuses.
 func validate(r *http.Request, c *config) (proto string, rej *UpgradeError) {
+	stream := r.ProtoMajor >= 2
+	if stream {
+		proto, rej = validateConnect(r, c)
+	} else {
+		proto, rej = validateUpgrade(r, c)
+	}
+	if rej == nil && isWebSocket(proto) {
+		rej = validateWebSocket(r.Header, stream)
+	}
+	if rej == nil {
+		rej = validateOrigin(r, c)
+	}
+	if rej != nil {
+		return "", rej
+	}
+	return proto, nil
+}
+
+// validateUpgrade checks r, an HTTP/1.x request, as an upgrade request
+// (RFC 9110, section 7.8) and picks the Upgrade protocol.
+func validateUpgrade(r *http.Request, c *config) (string, *UpgradeError) {
 	if r.Method != http.MethodGet {
 		return "", refuse(http.StatusMethodNotAllowed, ErrMethod, http.Header{"Allow": {"GET"}},
 			"method: %s is not GET", quote(r.Method))
@@ -322,14 +465,6 @@ func validate(r *http.Request, c *config) (proto string, rej *UpgradeError) {
 		return "", c.upgradeRequired(ErrNotUpgrade, "Upgrade: missing")
 	case proto == "":
 		return "", c.upgradeRequired(ErrProtocol, "Upgrade: %s has none of %s", quoteLines(upgrade), quote(c.upgradeList))
-	}
-	if isWebSocket(proto) {
-		if rej := validateWebSocket(r.Header); rej != nil {
-			return "", rej
-		}
-	}
-	if rej := validateOrigin(r, c); rej != nil {
-		return "", rej
 	}
 	return proto, nil
 }
@@ -372,20 +507,28 @@ func rfcName(key string) string {
 }
 
 // validateWebSocket checks the headers RFC 6455, section 4.2.1 requires of
-// a WebSocket opening handshake.
-func validateWebSocket(h http.Header) *UpgradeError {
+// a WebSocket opening handshake; over an HTTP/2 stream, those RFC 8441,
+// section 5 keeps: the version, not the key.
+func validateWebSocket(h http.Header, stream bool) *UpgradeError {
 	switch v := h[hdrWSVersion]; {
 	case len(v) > 1:
 		return refuse(http.StatusBadRequest, ErrWebSocketVersion, http.Header{"Sec-Websocket-Version": {"13"}},
 			"Sec-WebSocket-Version: sent %d times", len(v))
 	case len(v) == 0 || trimOWS(v[0]) != "13":
 		// RFC 6455, section 4.2.2: answer 426 with the versions understood;
-		// RFC 9110, section 15.5.22: a 426 names the protocol in Upgrade.
-		h := http.Header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
-		if len(v) == 0 {
-			return refuse(http.StatusUpgradeRequired, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
+		// RFC 9110, section 15.5.22: a 426 names the protocol in Upgrade,
+		// which HTTP/2 forbids, so there the answer is 400.
+		status, h := http.StatusUpgradeRequired, http.Header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
+		if stream {
+			status, h = http.StatusBadRequest, http.Header{"Sec-Websocket-Version": {"13"}}
 		}
-		return refuse(http.StatusUpgradeRequired, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
+		if len(v) == 0 {
+			return refuse(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
+		}
+		return refuse(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
+	}
+	if stream {
+		return nil
 	}
 	switch k := h[hdrWSKey]; {
 	case len(k) == 0:
@@ -496,7 +639,9 @@ func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeErro
 	if !isWebSocket(proto) {
 		return d, nil
 	}
-	d.key = trimOWS(r.Header[hdrWSKey][0])
+	if r.ProtoMajor == 1 {
+		d.key = trimOWS(r.Header[hdrWSKey][0])
+	}
 	sub, ok := negotiateSubprotocol(r.Header, c.subprotocols)
 	if !ok {
 		return d, malformed(hdrWSProtocol, r.Header[hdrWSProtocol])
@@ -558,7 +703,7 @@ func isFieldValue(v string) bool {
 // takeOver hijacks the connection through http.ResponseController, so a
 // ResponseWriter wrapped by middleware that has an Unwrap method works.
 // When no writer in the chain can be hijacked it answers 500 through w.
-func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, error) {
+func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, *UpgradeError) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: %w", ErrHijackFailed, err)}
@@ -646,27 +791,33 @@ func mapKeys(h http.Header) func(func(string) bool) {
 	}
 }
 
-// A tracked is an upgraded connection whose handler runs, in the
-// Upgrader's ring of them.
+// A tracked is an upgraded connection in the Upgrader's ring of those whose
+// handler runs, with what the handler is given.
 type tracked struct {
 	prev, next *tracked
-	conn       net.Conn // nil until the connection is handed over
+	conn       net.Conn   // nil until the connection is handed over
+	h          *handler   // nil for Accept
+	hs         *Handshake // for the handler, until it is given
 }
 
-// track adds a connection to the ring before it is taken over, or refuses
-// with 503 when the Upgrader is shutting down.
-func (u *Upgrader) track() (*tracked, *UpgradeError) {
-	t := &tracked{}
+// track adds t to the ring before its connection is taken over, or refuses
+// with 503 when the Upgrader is shutting down or holds MaxConnections.
+func (u *Upgrader) track(t *tracked) *UpgradeError {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed.Load() {
-		return nil, refuse(http.StatusServiceUnavailable, ErrShutdown, http.Header{"Retry-After": {"1"}},
+		// A client should reconnect at once, to a server that is not going away.
+		return refuse(http.StatusServiceUnavailable, ErrShutdown, http.Header{"Retry-After": {"1"}},
 			"shutdown: the server is shutting down")
+	}
+	if max := u.cfg.maxConns; max > 0 && u.count.Load() >= max {
+		return refuse(http.StatusServiceUnavailable, ErrTooManyConnections, http.Header{"Retry-After": {"5"}},
+			"MaxConnections: %d connections are open", max)
 	}
 	t.prev, t.next = u.active.prev, &u.active
 	t.prev.next, t.next.prev = t, t
-	u.count++
-	return t, nil
+	u.count.Add(1)
+	return nil
 }
 
 // handedOver records the connection t's handler got, for closeAll.
@@ -685,7 +836,7 @@ func (u *Upgrader) untrack(t *tracked) {
 	}
 	t.prev.next, t.next.prev = t.next, t.prev
 	t.prev, t.next = nil, nil
-	u.count--
+	u.count.Add(-1)
 }
 
 // closeAll closes every tracked connection that was handed over.
@@ -697,6 +848,17 @@ func (u *Upgrader) closeAll() {
 			t.conn.Close()
 		}
 	}
+}
+
+// refuse counts the refusal rej by its sentinel and reports it.
+func (u *Upgrader) refuse(rej *UpgradeError) {
+	for i, kind := range refusalKinds {
+		if errors.Is(rej, kind) {
+			u.refused[i].Add(1)
+			break
+		}
+	}
+	u.report(rej)
 }
 
 // report tells the OnError function about err, if there is one.

@@ -245,12 +245,12 @@ func TestAccepted(t *testing.T) {
 			opts: []Option{Protocols("websocket"), InsecureSkipOriginCheck()},
 			edit: func(r *http.Request) { r.Header.Set("Origin", "null") }, proto: "websocket"},
 		{name: "the client's first acceptable subprotocol is agreed",
-			opts: []Option{Protocols("websocket"), Subprotocols("v1.chat", "v2.chat")},
-			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "v2.chat, v1.chat") },
+			opts:  []Option{Protocols("websocket"), Subprotocols("v1.chat", "v2.chat")},
+			edit:  func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "v2.chat, v1.chat") },
 			proto: "websocket", subprotocol: "v2.chat"},
 		{name: "every Sec-WebSocket-Protocol line counts",
-			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
-			edit: func(r *http.Request) { r.Header["Sec-Websocket-Protocol"] = []string{"mqtt", "chat"} },
+			opts:  []Option{Protocols("websocket"), Subprotocols("chat")},
+			edit:  func(r *http.Request) { r.Header["Sec-Websocket-Protocol"] = []string{"mqtt", "chat"} },
 			proto: "websocket", subprotocol: "chat"},
 		{name: "subprotocols are compared byte for byte",
 			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
@@ -259,15 +259,21 @@ func TestAccepted(t *testing.T) {
 			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
 			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "mqtt") }, proto: "websocket"},
 		{name: "permessage-deflate offered without Deflate is not answered",
-			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits") }, proto: "websocket"},
+			edit: func(r *http.Request) {
+				r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits")
+			}, proto: "websocket"},
 		{name: "permessage-deflate is answered with Deflate",
 			opts: []Option{Protocols("websocket"), Deflate(DeflateParams{})},
-			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits") },
+			edit: func(r *http.Request) {
+				r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits")
+			},
 			proto: "websocket", extensions: "permessage-deflate; client_max_window_bits=15",
 			deflate: &DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}},
 		{name: "an offer Deflate cannot honour upgrades without the extension",
 			opts: []Option{Protocols("websocket"), Deflate(DeflateParams{})},
-			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; server_max_window_bits=10") },
+			edit: func(r *http.Request) {
+				r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; server_max_window_bits=10")
+			},
 			proto: "websocket"},
 		{name: "a subprotocol offered without server subprotocols is not answered",
 			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "chat") }, proto: "websocket"},
@@ -338,7 +344,7 @@ func TestAnswerBytes(t *testing.T) {
 				h.Set("X-Proto", proto)
 				h.Add("Set-Cookie", "a=1")
 				h.Add("Set-Cookie", "b=2")
-				h.Set("Upgrade", "h2c")          // not sent: cooper writes its own
+				h.Set("Upgrade", "h2c")           // not sent: cooper writes its own
 				h.Set("Sec-WebSocket-Accept", "") // likewise
 				return h
 			}))
@@ -609,6 +615,10 @@ func TestHandshakeTimeout(t *testing.T) {
 			t.Errorf("OnError got %v, want a write 101 error matching os.ErrDeadlineExceeded", err)
 		}
 		none(t, f.handled, "handler call")
+		u := f.Config.Handler.(*handler).u
+		if s := u.Stats(); s.Active != 0 || s.Failures != 1 || s.Upgrades != 0 {
+			t.Errorf("Stats = %+v, want no active connection, one failure, no upgrade", s)
+		}
 		// The server closes the connection. TLS cannot send close_notify
 		// after a failed write, so there the end is an unexpected EOF.
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -70,6 +70,7 @@ type mode string
 const (
 	h1    mode = "h1"
 	h1TLS mode = "h1+tls"
+	h2    mode = "h2" // TLS with HTTP/2; upgrades are extended CONNECTs (RFC 8441)
 )
 
 // run runs fn as a subtest once per mode, over h1 and h1+TLS when modes is
@@ -116,9 +117,13 @@ func newServerConfig(t *testing.T, m mode, h http.Handler, configure func(*http.
 		}
 	}
 	s.Config.ErrorLog = log.New(lockedWriter{&s.logMu, &s.log}, "", 0)
-	if m == h1TLS {
+	switch m {
+	case h1TLS:
 		s.StartTLS()
-	} else {
+	case h2:
+		s.EnableHTTP2 = true
+		s.StartTLS()
+	default:
 		s.Start()
 	}
 	t.Cleanup(func() {

@@ -303,19 +303,31 @@ type deflateOffer struct {
 // when there is no such offer or the lines are malformed; the upgrade then
 // goes on without the extension.
 func negotiateDeflate(lines []string, policy *DeflateParams) (a deflateAnswer, ok bool) {
-	wellFormed := scanList(lines, isExtension, func(elem string) bool {
+	malformed := false
+	wellFormed := scanList(lines, isOtherExtension, func(elem string) bool {
 		name, params := cutParam(elem)
 		if !tokenEqual(name, "permessage-deflate") {
 			return true
 		}
-		o, valid := parseDeflateOffer(params)
+		o, valid, wellFormed := parseDeflateOffer(params)
+		if !wellFormed {
+			malformed = true
+			return false
+		}
 		if !valid {
 			return true
 		}
 		a, ok = acceptDeflate(&o, policy)
 		return !ok
 	})
-	return a, ok && wellFormed
+	return a, ok && wellFormed && !malformed
+}
+
+// isOtherExtension reports whether elem is a well-formed extension, or a
+// permessage-deflate offer, which parseDeflateOffer checks as it parses it.
+func isOtherExtension(elem string) bool {
+	name, _ := cutParam(elem)
+	return tokenEqual(name, "permessage-deflate") || isExtension(elem)
 }
 
 // acceptDeflate answers a valid offer o under policy, or declines it.
@@ -356,48 +368,47 @@ func windowBits(bits int) int {
 }
 
 // parseDeflateOffer parses the parameters of a permessage-deflate offer,
-// the part of the element after its name. valid is false, declining the
-// offer alone, for an unknown parameter, a parameter given twice, a
+// the part of the element after its name, in one pass. wellFormed is false
+// when a parameter breaks the extension grammar (see isExtension), which
+// makes the whole header malformed. valid is false, declining the offer
+// alone, for an unknown parameter, a parameter given twice, a
 // *_no_context_takeover with a value, server_max_window_bits without one,
 // or a window that is not 8 to 15 (RFC 7692, section 7.1).
-func parseDeflateOffer(params string) (o deflateOffer, valid bool) {
+func parseDeflateOffer(params string) (o deflateOffer, valid, wellFormed bool) {
+	valid = true
 	for params != "" {
 		var name, value string
 		var hasValue bool
 		name, value, hasValue, params = nextParam(params)
+		if !isToken(name) || hasValue && !isToken(value) && !isQuotedToken(value) {
+			return o, false, false
+		}
+		if !valid {
+			continue // keep checking the grammar
+		}
 		switch {
 		case tokenEqual(name, "server_no_context_takeover"):
-			if o.serverNoContext || hasValue {
-				return o, false
-			}
+			valid = !o.serverNoContext && !hasValue
 			o.serverNoContext = true
 		case tokenEqual(name, "client_no_context_takeover"):
-			if o.clientNoContext || hasValue {
-				return o, false
-			}
+			valid = !o.clientNoContext && !hasValue
 			o.clientNoContext = true
 		case tokenEqual(name, "server_max_window_bits"):
-			if o.serverBits != 0 || !hasValue {
-				return o, false
-			}
-			if o.serverBits = parseWindowBits(value); o.serverBits == 0 {
-				return o, false
-			}
+			valid = o.serverBits == 0 && hasValue
+			o.serverBits = parseWindowBits(value)
+			valid = valid && o.serverBits != 0
 		case tokenEqual(name, "client_max_window_bits"):
-			if o.clientBits != 0 {
-				return o, false
-			}
+			valid = o.clientBits == 0
 			o.clientBits = -1
 			if hasValue {
-				if o.clientBits = parseWindowBits(value); o.clientBits == 0 {
-					return o, false
-				}
+				o.clientBits = parseWindowBits(value)
+				valid = valid && o.clientBits != 0
 			}
 		default:
-			return o, false
+			valid = false
 		}
 	}
-	return o, true
+	return o, valid, true
 }
 
 // parseWindowBits returns the window size in value, a token or a quoted

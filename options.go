@@ -17,15 +17,17 @@ type Option func(*config)
 // config is what the options build. It is never modified after newConfig
 // returns, so the request path reads it without locks.
 type config struct {
-	protocols        []string // accepted Upgrade protocols; empty: any
-	upgradeList      string   // protocols joined for the 426 Upgrade header
-	subprotocols     []string
-	deflate          *DeflateParams // nil: permessage-deflate is never agreed
-	responseHeaders  func(*http.Request, string) http.Header
-	onError          func(error)
-	originPatterns   []string // lower case
-	skipOriginCheck  bool
-	handshakeTimeout time.Duration
+	protocols          []string    // accepted Upgrade protocols; empty: any
+	protocolHandshakes []Handshake // one per protocol, shared by Hijack handlers
+	upgradeList        string      // protocols joined for the 426 Upgrade header
+	subprotocols       []string
+	deflate            *DeflateParams // nil: permessage-deflate is never agreed
+	responseHeaders    func(*http.Request, string) http.Header
+	onError            func(error)
+	originPatterns     []string // lower case
+	skipOriginCheck    bool
+	handshakeTimeout   time.Duration
+	maxConns           int64 // 0: no limit
 }
 
 // DefaultHandshakeTimeout is how long writing the 101 may take when
@@ -45,6 +47,9 @@ func newConfig(opts []Option) *config {
 		o(&c)
 	}
 	c.upgradeList = strings.Join(c.protocols, ", ")
+	for _, p := range c.protocols {
+		c.protocolHandshakes = append(c.protocolHandshakes, Handshake{Protocol: p})
+	}
 	return &c
 }
 
@@ -179,6 +184,22 @@ func OriginPatterns(patterns ...string) Option {
 // Default: the check is on; see [OriginPatterns].
 func InsecureSkipOriginCheck() Option {
 	return func(c *config) { c.skipOriginCheck = true }
+}
+
+// MaxConnections sets the most upgraded connections the Upgrader holds at
+// once (those whose handler runs, see [Upgrader.Stats]). A request past it
+// is refused with 503, Retry-After and [ErrTooManyConnections] before
+// anything is taken over. Set it below the process's open-file limit, so
+// that plain HTTP requests are still served when it is reached.
+//
+// Default: no limit but the operating system's.
+//
+// Panics if n is not positive.
+func MaxConnections(n int) Option {
+	if n <= 0 {
+		panic("cooper: MaxConnections: n must be positive")
+	}
+	return func(c *config) { c.maxConns = int64(n) }
 }
 
 // HandshakeTimeout bounds writing the 101 response: a client that stops
