@@ -22,7 +22,7 @@ import (
 // Deflate is the permessage-deflate policy Serve honours, for
 // [cooper.Deflate]. wsflate starts every message with a fresh compressor
 // and decompressor, so neither side may keep its compression context from
-// one message to the next.
+// one message to the next. Read-only.
 var Deflate = cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
 
 // MaxMessageSize bounds a message, after decompression; a larger one ends
@@ -82,7 +82,7 @@ var (
 // decompress.
 func isCorrupt(err error) bool {
 	var corrupt flate.CorruptInputError
-	return errors.As(err, &corrupt) || errors.Is(err, io.ErrUnexpectedEOF)
+	return errors.As(err, &corrupt)
 }
 
 // An echo is the state of one connection: a frame reader and writer and,
