@@ -1,6 +1,6 @@
 module lowbit.dev/cooper/interop
 
-go 1.26.0
+go 1.26
 
 require (
 	github.com/gobwas/ws v1.5.0
