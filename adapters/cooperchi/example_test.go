@@ -1,0 +1,41 @@
+package cooperchi_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/go-chi/chi/v5"
+	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/adapters/cooperchi"
+)
+
+// A chi route whose handler reads its URL parameter after the upgrade.
+func ExampleHandler() {
+	u := cooper.New(cooper.Protocols("websocket"))
+	r := chi.NewRouter()
+	r.Get("/rooms/{room}/ws", cooperchi.Handler(u, func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		fmt.Fprintf(conn, "welcome to %s\n", chi.URLParam(hs.Request, "room"))
+	}))
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL+"/rooms/lobby/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close() // a 101's body is the connection
+	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+	fmt.Print(resp.Status, "\n", line)
+	// Output:
+	// 101 Switching Protocols
+	// welcome to lobby
+}

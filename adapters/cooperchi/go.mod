@@ -1,0 +1,12 @@
+module lowbit.dev/cooper/adapters/cooperchi
+
+go 1.26
+
+require (
+	github.com/go-chi/chi/v5 v5.5.0
+	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
+)
+
+// lowbit.dev/cooper is the repository's root module; the go.work at the
+// root overrides this when the workspace is in use.
+replace lowbit.dev/cooper v0.0.0-00010101000000-000000000000 => ../..

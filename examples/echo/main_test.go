@@ -1,0 +1,82 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"lowbit.dev/cooper/examples/internal/wstest"
+)
+
+func TestMain(m *testing.M) { wstest.Main(m) }
+
+func TestEcho(t *testing.T) {
+	e := wstest.Start(t, run)
+	t.Run("gorilla without compression", func(t *testing.T) { wstest.CheckEcho(t, e.WS("/ws"), false, "") })
+	t.Run("gorilla with compression", func(t *testing.T) { wstest.CheckEcho(t, e.WS("/ws"), true, "") })
+	t.Run("gobwas sees compressed frames", func(t *testing.T) { wstest.CheckCompressed(t, e.WS("/ws"), "") })
+	if strings.Count(e.Out.String(), "\n") != 1 {
+		t.Errorf("output %q, want the one listening line", e.Out.String())
+	}
+}
+
+// TestPage checks that / serves the page, which opens its WebSocket on the
+// same origin and shows what a browser test reads.
+func TestPage(t *testing.T) {
+	e := wstest.Start(t, run)
+	resp, err := http.Get(e.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("GET / = %s, %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	for _, want := range []string{`id="status"`, `id="echo"`, `id="protocol"`, `id="extensions"`, `"/ws", ["echo.v1"]`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the page has no %s", want)
+		}
+	}
+	if resp, err := http.Get(e.URL + "/other"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /other = %v, %v; want 404", resp.Status, err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+// TestRefusals checks that requests that are not same-origin WebSocket
+// upgrades get cooper's refusals.
+func TestRefusals(t *testing.T) {
+	e := wstest.Start(t, run)
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		want   int
+	}{
+		{"a plain GET", nil, http.StatusUpgradeRequired},
+		{"a page on another site", http.Header{
+			"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"},
+			"Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Origin": {"https://elsewhere.example"},
+		}, http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, e.URL+"/ws", nil)
+			req.Header = tt.header
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status = %s, want %d", resp.Status, tt.want)
+			}
+		})
+	}
+}
+
+func TestShutdown(t *testing.T) {
+	e := wstest.Start(t, run)
+	wstest.CheckShutdown(t, e, e.WS("/ws"))
+}

@@ -1,0 +1,102 @@
+// Generic serves lines/1, a small protocol of its own that is not
+// WebSocket, over HTTP Upgrade at /lines: after the 101, the server answers
+// every line the client sends with the same line in upper case.
+//
+//	go run ./examples/generic [-addr 127.0.0.1:8080]
+//
+// A client asks for it with
+//
+//	GET /lines HTTP/1.1
+//	Connection: Upgrade
+//	Upgrade: lines/1
+//
+// A request for any other protocol is refused with 426 and
+// "Upgrade: lines/1".
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"lowbit.dev/cooper"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *addr, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run serves on addr, printing "listening on http://ADDR" to out once it
+// listens, until ctx is done. Then it stops taking requests, ends every
+// lines/1 connection, and waits for them, 5 s at most.
+func run(ctx context.Context, addr string, out io.Writer) error {
+	u := cooper.New(
+		cooper.Protocols("lines/1"),
+		cooper.OnError(func(err error) { log.Print(err) }),
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/lines", u.Handler(upper))
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// http.Server.Shutdown neither waits for nor closes upgraded
+	// connections; the Upgrader does, alongside it.
+	upgraded := make(chan error, 1)
+	srv.RegisterOnShutdown(func() { upgraded <- u.Shutdown(grace) })
+	return errors.Join(srv.Shutdown(grace), <-upgraded)
+}
+
+// maxLine bounds a line, newline included; a longer one ends the
+// connection.
+const maxLine = 4 << 10
+
+// upper speaks lines/1 on conn: it answers each line with the line in
+// upper case until the client closes its side or the Upgrader shuts down.
+func upper(conn net.Conn, hs *cooper.Handshake) {
+	defer conn.Close()
+	stop := context.AfterFunc(hs.Request.Context(), func() { conn.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	lines := bufio.NewScanner(conn)
+	lines.Buffer(make([]byte, 256), maxLine)
+	for lines.Scan() {
+		answer := append(bytes.ToUpper(lines.Bytes()), '\n')
+		if _, err := conn.Write(answer); err != nil {
+			return
+		}
+	}
+	if err := lines.Err(); err != nil && hs.Request.Context().Err() == nil {
+		log.Printf("%s: %v", conn.RemoteAddr(), err)
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"lowbit.dev/cooper/examples/internal/wstest"
+)
+
+func TestMain(m *testing.M) { wstest.Main(m) }
+
+// dial asks for protocol on the example's /lines with the standard
+// library's client and returns the response; after a 101 its Body is the
+// connection, closed after 10 s at most.
+func dial(t *testing.T, e *wstest.Example, protocol string) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/lines", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", protocol)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(10*time.Second, func() { resp.Body.Close() }) // bounds every read
+	t.Cleanup(func() {
+		timer.Stop()
+		resp.Body.Close()
+	})
+	return resp
+}
+
+func TestLines(t *testing.T) {
+	e := wstest.Start(t, run)
+	resp := dial(t, e, "lines/1")
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "lines/1" {
+		t.Fatalf("response %s, Upgrade: %q; want 101 and lines/1", resp.Status, resp.Header.Get("Upgrade"))
+	}
+	conn := resp.Body.(io.ReadWriteCloser)
+	answers := bufio.NewReader(conn)
+	for _, line := range []string{"hello", "Grüße aus Köln", "", "MiXeD 123"} {
+		if _, err := io.WriteString(conn, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := answers.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.ToUpper(line) + "\n"; got != want {
+			t.Errorf("answer to %q = %q, want %q", line, got, want)
+		}
+	}
+}
+
+func TestOtherProtocolsAreRefused(t *testing.T) {
+	e := wstest.Start(t, run)
+	resp := dial(t, e, "websocket")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("Upgrade") != "lines/1" {
+		t.Errorf("response %s, Upgrade: %q; want 426 and lines/1", resp.Status, resp.Header.Get("Upgrade"))
+	}
+	if want := `cooper: Upgrade: "websocket" has none of "lines/1"`; !strings.Contains(string(body), want) {
+		t.Errorf("body %q, want %q", body, want)
+	}
+}
+
+// TestShutdown checks that stopping the example ends an open lines/1
+// connection and that run returns nil.
+func TestShutdown(t *testing.T) {
+	e := wstest.Start(t, run)
+	conn := dial(t, e, "lines/1").Body.(io.ReadWriteCloser)
+	io.WriteString(conn, "still here\n")
+	answers := bufio.NewReader(conn)
+	if got, err := answers.ReadString('\n'); got != "STILL HERE\n" {
+		t.Fatalf("answer %q, %v", got, err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.Stop() }()
+	if _, err := answers.ReadByte(); err != io.EOF {
+		t.Errorf("read during the shutdown = %v, want io.EOF", err)
+	}
+	if err := wstest.Recv(t, stopped); err != nil {
+		t.Errorf("run returned %v", err)
+	}
+}

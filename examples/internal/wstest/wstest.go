@@ -1,0 +1,327 @@
+// Package wstest runs the examples in-process, as their main functions do,
+// and checks them over loopback with clients cooper did not write:
+// gorilla/websocket and gobwas/ws.
+package wstest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/httphead"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
+	"github.com/gorilla/websocket"
+)
+
+// Subprotocol is the subprotocol the examples speak and the clients offer.
+const Subprotocol = "echo.v1"
+
+// Main runs the tests and fails the run when one leaves a goroutine of
+// cooper's, an example's, or net/http's behind.
+func Main(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakedGoroutines waits up to d for goroutines running cooper's, an
+// example's or net/http's code to end, and returns the stacks of those
+// that did not.
+func leakedGoroutines(d time.Duration) string {
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	deadline := time.Now().Add(d)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for g := range strings.SplitSeq(string(buf), "\n\n") {
+			if strings.Contains(g, "leakedGoroutines") || strings.Contains(g, "testing.(*M).") {
+				continue
+			}
+			if strings.Contains(g, "lowbit.dev/cooper") || strings.Contains(g, "main.") || strings.Contains(g, "net/http") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Recv receives from ch, waiting up to 5 s.
+func Recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing received in 5 s")
+		var zero T
+		return zero
+	}
+}
+
+// An Example is an example's run function, running in-process.
+type Example struct {
+	URL  string  // http://127.0.0.1:port, from the "listening on" line
+	Out  *Output // what run wrote to its out
+	stop func() error
+}
+
+// Start calls run as the example's main does, but on a free loopback port,
+// and waits for the one line it prints when ready, "listening on
+// http://ADDR". The example is stopped when the test ends.
+func Start(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error) *Example {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Example{Out: &Output{}}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, "127.0.0.1:0", e.Out) }()
+	e.stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("run did not return within 10 s of its context's end")
+		}
+	})
+	t.Cleanup(func() {
+		if err := e.Stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(e.Out.String(), "\n") {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned %v before it was ready", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no line from run in 5 s; it wrote %q", e.Out.String())
+		}
+	}
+	line, _, _ := strings.Cut(e.Out.String(), "\n")
+	m := regexp.MustCompile(`^listening on (http://127\.0\.0\.1:[1-9][0-9]*)$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("first line %q, want listening on http://127.0.0.1:PORT", line)
+	}
+	e.URL = m[1]
+	return e
+}
+
+// WS returns the ws:// URL of path on the example.
+func (e *Example) WS(path string) string {
+	return "ws" + strings.TrimPrefix(e.URL, "http") + path
+}
+
+// Stop ends run's context and returns what run returned, waiting 10 s at
+// most. Calling it more than once is safe.
+func (e *Example) Stop() error { return e.stop() }
+
+// An Output is what an example writes, safe to read while it writes.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *Output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// WaitFor waits up to 5 s for the output to match the regular expression.
+func (o *Output) WaitFor(t *testing.T, expr string) {
+	t.Helper()
+	re := regexp.MustCompile(expr)
+	deadline := time.Now().Add(5 * time.Second)
+	for !re.MatchString(o.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output does not match %s:\n%s", expr, o.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// messages are what the checks send: text and binary, empty, small and
+// larger than a frame buffer, compressible and not.
+func messages(t *testing.T) []struct {
+	typ  int
+	data []byte
+} {
+	t.Helper()
+	random := make([]byte, 100<<10)
+	rand.Read(random)
+	return []struct {
+		typ  int
+		data []byte
+	}{
+		{websocket.TextMessage, []byte("hello, cooper")},
+		{websocket.TextMessage, []byte("héllo, wörld ✓")},
+		{websocket.TextMessage, nil},
+		{websocket.BinaryMessage, []byte{0, 1, 2, 0xfe, 0xff}},
+		{websocket.TextMessage, bytes.Repeat([]byte("a larger, compressible message "), 2000)},
+		{websocket.BinaryMessage, random},
+	}
+}
+
+// CheckEcho connects to url with gorilla/websocket's Dialer, with or
+// without permessage-deflate, and checks the handshake, that every message
+// comes back after prefix with its type, and the closing handshake.
+func CheckEcho(t *testing.T, url string, compress bool, prefix string) {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, EnableCompression: compress, Subprotocols: []string{Subprotocol}}
+	conn, resp, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if conn.Subprotocol() != Subprotocol {
+		t.Errorf("subprotocol %q, want %q", conn.Subprotocol(), Subprotocol)
+	}
+	ext := resp.Header.Get("Sec-WebSocket-Extensions")
+	if want := "permessage-deflate; server_no_context_takeover; client_no_context_takeover"; compress && ext != want {
+		t.Errorf("Sec-WebSocket-Extensions: %q, want %q", ext, want)
+	} else if !compress && ext != "" {
+		t.Errorf("Sec-WebSocket-Extensions: %q, want none", ext)
+	}
+
+	for _, m := range messages(t) {
+		if err := conn.WriteMessage(m.typ, m.data); err != nil {
+			t.Fatal(err)
+		}
+		typ, got, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading the echo of %.20q: %v", m.data, err)
+		}
+		if want := append([]byte(prefix), m.data...); typ != m.typ || !bytes.Equal(got, want) {
+			t.Errorf("echo = type %d %.40q (%d bytes), want type %d %.40q (%d bytes)", typ, got, len(got), m.typ, want, len(want))
+		}
+	}
+
+	err = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "done"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := conn.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Errorf("after the client's close, read = %v; want the server's close 1000", err)
+	}
+}
+
+// CheckCompressed connects to url with gobwas/ws, agrees on
+// permessage-deflate, sends compressed text and binary messages and checks
+// that each comes back after prefix, compressed: its frame has RSV1 set.
+func CheckCompressed(t *testing.T, url, prefix string) {
+	t.Helper()
+	d := ws.Dialer{
+		Timeout:    5 * time.Second,
+		Protocols:  []string{Subprotocol},
+		Extensions: []httphead.Option{wsflate.DefaultParameters.Option()},
+	}
+	conn, br, hs, err := d.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var r io.Reader = conn
+	if br != nil {
+		r = br
+	}
+	if hs.Protocol != Subprotocol {
+		t.Errorf("subprotocol %q, want %q", hs.Protocol, Subprotocol)
+	}
+	var agreed wsflate.Parameters
+	if len(hs.Extensions) != 1 || agreed.Parse(hs.Extensions[0]) != nil || agreed != wsflate.DefaultParameters {
+		t.Fatalf("extensions %v, want permessage-deflate without context takeover", hs.Extensions)
+	}
+
+	msg := []byte(strings.Repeat("compressible ", 500))
+	for _, op := range []ws.OpCode{ws.OpText, ws.OpBinary} {
+		f, err := wsflate.CompressFrame(ws.NewFrame(op, true, msg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ws.WriteFrame(conn, ws.MaskFrameInPlace(f)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ws.ReadFrame(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Header.Rsv1() || got.Header.OpCode != op || !got.Header.Fin {
+			t.Fatalf("echo frame: RSV1 %t, op %v, fin %t; want a whole compressed %v message", got.Header.Rsv1(), got.Header.OpCode, got.Header.Fin, op)
+		}
+		if got, err = wsflate.DecompressFrame(got); err != nil {
+			t.Fatal(err)
+		}
+		if want := prefix + string(msg); string(got.Payload) != want {
+			t.Errorf("echo = %.40q…, want %.40q…", got.Payload, want)
+		}
+	}
+
+	closing := ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	if err := ws.WriteFrame(conn, ws.MaskFrameInPlace(closing)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ws.ReadFrame(r); err != nil || got.Header.OpCode != ws.OpClose {
+		t.Errorf("after the client's close, read %v, %v; want the server's close", got.Header.OpCode, err)
+	}
+}
+
+// CheckShutdown connects to url with gorilla/websocket, stops the example,
+// and checks that the connection is told goodbye with close code 1001 and
+// that run returns nil.
+func CheckShutdown(t *testing.T, e *Example, url string) {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{Subprotocol}}
+	conn, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("before the shutdown")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := conn.ReadMessage(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.Stop() }()
+	if _, _, err := conn.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Errorf("read during the shutdown = %v; want close 1001", err)
+	}
+	conn.Close() // gorilla has answered the close; the handshake is over
+	if err := Recv(t, stopped); err != nil {
+		t.Errorf("run returned %v after the shutdown", err)
+	}
+}
