@@ -1,13 +1,16 @@
 package interop
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -283,5 +286,92 @@ func TestChromiumHTTP2(t *testing.T) {
 	}
 	if r.compressed == 0 {
 		t.Errorf("the browser sent no message compressed")
+	}
+}
+
+// startExample builds the example program examples/name, runs it on a free
+// loopback port and returns the URL it prints. The test's cleanup stops it.
+func startExample(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), name)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, goCmd, "build", "-o", bin, "lowbit.dev/cooper/examples/"+name).CombinedOutput(); err != nil {
+		t.Fatalf("building examples/%s: %v\n%s", name, err, out)
+	}
+	p := start(t, bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, url, ok := strings.Cut(p.output.String(), "listening on "); ok {
+			url, _, _ = strings.Cut(url, "\n")
+			return strings.TrimSpace(url)
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("examples/%s exited (%v):\n%s", name, p.err, p.output)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("examples/%s did not say where it listens within 10 s:\n%s", name, p.output)
+		}
+	}
+}
+
+// echoPageState reads the echo example page's fields once cond, a
+// JavaScript expression over them (status, echo, protocol, extensions),
+// holds.
+func echoPageState(cond string) string {
+	return `new Promise((resolve) => {
+	const poll = () => {
+		const [status, echo, protocol, extensions] = ["status", "echo", "protocol", "extensions"].map((id) => document.getElementById(id).textContent);
+		if (` + cond + `) resolve({ status, echo, protocol, extensions });
+		else setTimeout(poll, 20);
+	};
+	poll();
+})`
+}
+
+// An echoPage is what echoPageState reads.
+type echoPage struct{ Status, Echo, Protocol, Extensions string }
+
+// TestChromiumEchoExample runs examples/echo as its own process and uses
+// its page in Chromium over HTTP/1.1 as a person would: the page sends its
+// message when it opens; then a 1 MiB message and one beyond ASCII are
+// typed and sent, and the WebSocket is closed with 1000.
+func TestChromiumEchoExample(t *testing.T) {
+	program(t, "chromium", installChromium)
+	url := startExample(t, "echo")
+	b := startChromium(t, url+"/")
+
+	var pg echoPage
+	b.evaluate(t, echoPageState(`status !== "connecting" && (echo !== "" || status !== "open")`), &pg)
+	want := echoPage{"open", "hello, cooper", "echo.v1", "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"}
+	if pg != want {
+		t.Fatalf("the page shows %+v, want %+v", pg, want)
+	}
+
+	large := strings.Repeat("a large text message that compresses well. ", 1<<20/43) + strings.Repeat("!", 1<<20%43)
+	for _, msg := range []string{large, "héllo, coöper ✓"} {
+		var sent bool
+		b.evaluate(t, `(() => {
+	document.getElementById("echo").textContent = "";
+	document.getElementById("message").value = `+strconv.Quote(msg)+`;
+	document.getElementById("send").click();
+	return true;
+})()`, &sent)
+		b.evaluate(t, echoPageState(`echo !== "" || status !== "open"`), &pg)
+		if pg.Status != "open" || pg.Echo != msg {
+			t.Fatalf("after sending %d bytes the page shows status %q and an echo of %d bytes", len(msg), pg.Status, len(pg.Echo))
+		}
+	}
+
+	var closed bool
+	b.evaluate(t, `(() => { ws.close(1000); return true; })()`, &closed)
+	b.evaluate(t, echoPageState(`status.startsWith("closed")`), &pg)
+	if pg.Status != "closed (1000)" {
+		t.Errorf("after closing, the page shows status %q, want closed (1000)", pg.Status)
 	}
 }
