@@ -364,9 +364,15 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 		u.refuse(rej)
 		return nil, rej
 	}
+	handedOver := false
+	defer func() {
+		// Also when a Hijack of a middleware's making panics.
+		if !handedOver {
+			u.untrack(t)
+		}
+	}()
 	conn, err := switchProtocols(w, r, &d, extra, u.cfg.handshakeTimeout)
 	if err != nil {
-		u.untrack(t)
 		if rej, ok := err.(*UpgradeError); ok {
 			u.refuse(rej)
 		} else {
@@ -375,6 +381,7 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 		}
 		return nil, err
 	}
+	handedOver = true
 	u.handedOver(t, conn)
 	u.upgrades.Add(1)
 	return t, nil

@@ -434,14 +434,16 @@ func checkSocket(t *testing.T, m mode, conn net.Conn) {
 
 // TestNoDeadlineLeft runs a server whose timeouts, and cooper's handshake
 // timeout, are far shorter than the time the handler waits before it reads
-// and writes: no deadline may be left on the connection it gets.
+// and writes: no deadline may be left on the connection it gets. (The
+// server's timeouts also bound the TLS handshake, so they cannot be much
+// shorter than that takes on a loaded machine.)
 func TestNoDeadlineLeft(t *testing.T) {
 	run(t, func(t *testing.T, m mode) {
-		const short = 50 * time.Millisecond
+		const short = 250 * time.Millisecond
 		u := New(Protocols("websocket"), HandshakeTimeout(short))
 		s := newServerConfig(t, m, u.Handler(func(conn net.Conn, hs *Handshake) {
 			defer conn.Close()
-			time.Sleep(6 * short)
+			time.Sleep(3 * short)
 			io.Copy(conn, conn)
 		}), func(s *http.Server) {
 			s.ReadTimeout, s.WriteTimeout, s.ReadHeaderTimeout, s.IdleTimeout = short, short, short, short
@@ -451,7 +453,7 @@ func TestNoDeadlineLeft(t *testing.T) {
 		if resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("status = %d, want 101", resp.StatusCode)
 		}
-		time.Sleep(8 * short)
+		time.Sleep(4 * short)
 		echo(t, c, br, "still open")
 	})
 }
@@ -883,4 +885,30 @@ func readMessage(r io.Reader, f *inflater) ([]byte, error) {
 		return nil, err
 	}
 	return f.decompress(payload)
+}
+
+// panickyWriter is a middleware's ResponseWriter whose Hijack panics.
+type panickyWriter struct{ http.ResponseWriter }
+
+func (panickyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { panic("hijack broke") }
+
+// TestHijackPanics checks that a Hijack that panics, in a middleware's
+// writer, leaves nothing tracked: the panic is net/http's to handle, and
+// Shutdown does not wait for a connection that was never handed over.
+func TestHijackPanics(t *testing.T) {
+	u := New(Protocols("websocket"))
+	inner := u.Handler(func(conn net.Conn, hs *Handshake) { conn.Close() })
+	s := newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { recover() }()
+		inner.ServeHTTP(panickyWriter{w}, r)
+	}))
+	s.roundTrip(t, s.wsRequest(), "") // the recovered handler wrote nothing: an empty 200
+	if a := u.Stats().Active; a != 0 {
+		t.Errorf("Active = %d after a Hijack panicked, want 0", a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := u.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown = %v, want nil: nothing was handed over", err)
+	}
 }

@@ -16,7 +16,10 @@
 //   - floor: net/http, the checks RFC 6455 requires, ResponseController's
 //     Hijack and a fixed 101 with a computed Accept; the least a correct
 //     upgrade on net/http can cost;
-//   - cooper: this repository's Upgrader;
+//   - cooper: this repository's Hijack, whose handler gets the connection
+//     and the protocol;
+//   - cooper-handler: its Upgrader.Handler, whose handler also gets the
+//     Handshake (subprotocol, deflate parameters, the request);
 //   - gorilla, coder, gobwas (HTTPUpgrader), gws: the libraries, each
 //     through its own API with write compression off or not reached;
 //   - gobwas-raw: gobwas/ws's Upgrader reading the request off the
@@ -144,7 +147,7 @@ func main() {
 }
 
 // allServers is the default list of servers, the floor first.
-const allServers = "floor,cooper,gorilla,coder,gobwas,gobwas-raw,gws,bare"
+const allServers = "floor,cooper,cooper-handler,gorilla,coder,gobwas,gobwas-raw,gws,bare"
 
 // parseFlags reads the command line into a config and the run's time limit.
 func parseFlags(fs *flag.FlagSet, args []string) (config, time.Duration, error) {

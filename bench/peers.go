@@ -21,13 +21,26 @@ import (
 // connection to a goroutine of its own and returns from ServeHTTP, as
 // cooper does, so none keeps net/http's per-connection state while idle.
 
-// cooperServer serves cooper's Upgrader.Handler with the shared echo.
-func cooperServer(ln net.Listener, st *serverState) error {
-	u := cooper.New(
+// cooperOptions are cooper's options in both of its rows.
+func cooperOptions() []cooper.Option {
+	return []cooper.Option{
 		cooper.Protocols("websocket"),
 		cooper.Subprotocols("chat"),
 		cooper.Deflate(cooper.DeflateParams{}),
-	)
+	}
+}
+
+// cooperServer serves cooper.Hijack, whose handler gets the connection and
+// the protocol, with the shared echo.
+func cooperServer(ln net.Listener, st *serverState) error {
+	return serveHTTP(ln, cooper.Hijack(func(c net.Conn, _ string) { echo(c, st) }, cooperOptions()...))
+}
+
+// cooperHandlerServer serves cooper's Upgrader.Handler, whose handler also
+// gets the Handshake (subprotocol, deflate parameters, the request with a
+// context that outlives ServeHTTP), with the shared echo.
+func cooperHandlerServer(ln net.Listener, st *serverState) error {
+	u := cooper.New(cooperOptions()...)
 	return serveHTTP(ln, u.Handler(func(c net.Conn, _ *cooper.Handshake) { echo(c, st) }))
 }
 

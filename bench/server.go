@@ -48,7 +48,8 @@ type serverKind struct {
 // serverKinds lists the servers, the floor first. read-only
 var serverKinds = []serverKind{
 	{"floor", true, floorServer, "net/http + `http.NewResponseController(w).Hijack()`, RFC 6455 §4.2.1 checks, a fixed 101 with a computed Accept (answers `chat` and a plain `permessage-deflate` when offered); echo on a goroutine of its own with the shared minimal frame echo"},
-	{"cooper", true, cooperServer, "`cooper.New(Protocols(\"websocket\"), Subprotocols(\"chat\"), Deflate(DeflateParams{}))` + `Handler`; the shared minimal frame echo (never compresses)"},
+	{"cooper", true, cooperServer, "`cooper.Hijack(h, Protocols(\"websocket\"), Subprotocols(\"chat\"), Deflate(DeflateParams{}))`; the shared minimal frame echo (never compresses)"},
+	{"cooper-handler", true, cooperHandlerServer, "the same options with `cooper.New` + `Upgrader.Handler`, whose handler also gets the `*Handshake`; the shared minimal frame echo"},
 	{"gorilla", true, gorillaServer, "gorilla/websocket `Upgrader{Subprotocols, EnableCompression: true}`, `EnableWriteCompression(false)`; `ReadMessage`/`WriteMessage` on a goroutine"},
 	{"coder", true, coderServer, "coder/websocket `Accept` with `Subprotocols`, `CompressionContextTakeover` (compresses only messages ≥ 512 B); `Read`/`Write` on a goroutine"},
 	{"gobwas", true, gobwasServer, "gobwas/ws `HTTPUpgrader{Protocol, Negotiate: wsflate.Extension{DefaultParameters}.Negotiate}` (no context takeover); `wsutil.ReadClientData`/`WriteServerMessage` (never compress) on a goroutine"},

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,11 +22,9 @@ import (
 	"time"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/examples/internal/page"
 	"lowbit.dev/cooper/examples/internal/wsecho"
 )
-
-//go:embed index.html
-var page []byte
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
@@ -50,10 +47,7 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 		cooper.OnError(func(err error) { log.Print(err) }),
 	)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux.HandleFunc("GET /{$}", page.Serve)
 	mux.Handle("/ws", u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 		if err := wsecho.Serve(conn, hs, ""); err != nil {
 			log.Printf("%s: %v", conn.RemoteAddr(), err)

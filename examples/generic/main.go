@@ -4,6 +4,11 @@
 //
 //	go run ./examples/generic [-addr 127.0.0.1:8080]
 //
+// With -connect it is the client instead: it upgrades with cooper.Dial,
+// sends each line of its standard input and prints each answer.
+//
+//	go run ./examples/generic -connect http://127.0.0.1:8080/lines
+//
 // A client asks for it with
 //
 //	GET /lines HTTP/1.1
@@ -17,6 +22,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -35,12 +41,46 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
+	server := flag.String("connect", "", "be the client of the lines/1 server at `URL` instead")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *addr, os.Stdout); err != nil {
+	var err error
+	if *server != "" {
+		err = connect(ctx, *server, os.Stdin, os.Stdout)
+	} else {
+		err = run(ctx, *addr, os.Stdout)
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// connect is the client: it upgrades a connection to url to lines/1 with
+// cooper.Dial, which checks the server's answer, then sends each line of
+// in and writes each answer to out, until in ends.
+func connect(ctx context.Context, url string, in io.Reader, out io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	conn, err := cooper.Dial(req, cooper.WithProtocol("lines/1"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	lines, answers := bufio.NewScanner(in), bufio.NewScanner(conn)
+	answers.Buffer(make([]byte, 256), maxLine)
+	for lines.Scan() {
+		if _, err := fmt.Fprintf(conn, "%s\n", lines.Bytes()); err != nil {
+			return err
+		}
+		if !answers.Scan() {
+			return cmp.Or(answers.Err(), io.ErrUnexpectedEOF)
+		}
+		fmt.Fprintln(out, answers.Text())
+	}
+	return lines.Err()
 }
 
 // run serves on addr, printing "listening on http://ADDR" to out once it

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/examples/internal/wstest"
 )
 
@@ -90,5 +92,24 @@ func TestShutdown(t *testing.T) {
 	}
 	if err := wstest.Recv(t, stopped); err != nil {
 		t.Errorf("run returned %v", err)
+	}
+}
+
+// TestConnect runs the example's own client, which upgrades with
+// cooper.Dial, against its server.
+func TestConnect(t *testing.T) {
+	e := wstest.Start(t, run)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out strings.Builder
+	if err := connect(ctx, e.URL+"/lines", strings.NewReader("hello\nworld\n"), &out); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	if got := out.String(); got != "HELLO\nWORLD\n" {
+		t.Errorf("answers %q, want HELLO and WORLD", got)
+	}
+	err := connect(ctx, e.URL+"/elsewhere", strings.NewReader("x\n"), &out)
+	if !errors.Is(err, cooper.ErrUnexpectedStatus) {
+		t.Errorf("connect to a path that does not upgrade = %v, want cooper.ErrUnexpectedStatus", err)
 	}
 }
