@@ -290,8 +290,9 @@ func TestChromiumHTTP2(t *testing.T) {
 }
 
 // startExample builds the example program examples/name, runs it on a free
-// loopback port and returns the URL it prints. The test's cleanup stops it.
-func startExample(t *testing.T, name string, args ...string) string {
+// loopback port and returns the URL it prints, with the process. The
+// test's cleanup stops it.
+func startExample(t *testing.T, name string, args ...string) (string, *process) {
 	t.Helper()
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
@@ -307,7 +308,7 @@ func startExample(t *testing.T, name string, args ...string) string {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, url, ok := strings.Cut(p.output.String(), "listening on "); ok {
 			url, _, _ = strings.Cut(url, "\n")
-			return strings.TrimSpace(url)
+			return strings.TrimSpace(url), p
 		}
 		select {
 		case <-p.exited:
@@ -338,12 +339,35 @@ func echoPageState(cond string) string {
 type echoPage struct{ Status, Echo, Protocol, Extensions string }
 
 // TestChromiumEchoExample runs examples/echo as its own process and uses
-// its page in Chromium over HTTP/1.1 as a person would: the page sends its
-// message when it opens; then a 1 MiB message and one beyond ASCII are
-// typed and sent, and the WebSocket is closed with 1000.
+// its page in Chromium over HTTP/1.1.
 func TestChromiumEchoExample(t *testing.T) {
 	program(t, "chromium", installChromium)
-	url := startExample(t, "echo")
+	url, _ := startExample(t, "echo")
+	useEchoPage(t, url)
+}
+
+// TestChromiumH2Example runs examples/h2 as its own process and uses its
+// page in Chromium over HTTPS with HTTP/2; the example prints how each
+// WebSocket came, which must be an extended CONNECT on an HTTP/2 stream.
+func TestChromiumH2Example(t *testing.T) {
+	program(t, "chromium", installChromium)
+	url, p := startExample(t, "h2")
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("examples/h2 listens on %s, want an https URL", url)
+	}
+	useEchoPage(t, url)
+	out := p.output.String()
+	if n := strings.Count(out, "websocket over "); n != 1 || !strings.Contains(out, "websocket over HTTP/2.0 (extended CONNECT) from 127.0.0.1:") {
+		t.Errorf("examples/h2 printed %d WebSockets, want one over HTTP/2.0 (extended CONNECT):\n%s", n, out)
+	}
+}
+
+// useEchoPage uses the echo examples' page at url in Chromium as a person
+// would: the page sends its message when it opens; then a 1 MiB message
+// and one beyond ASCII are typed and sent, and the WebSocket is closed with
+// 1000. It reads only what the page shows.
+func useEchoPage(t *testing.T, url string) {
+	t.Helper()
 	b := startChromium(t, url+"/")
 
 	var pg echoPage
