@@ -1,5 +1,13 @@
 // Package interop tests cooper against software its team did not write:
-// HTTP/2 clients that open WebSockets with extended CONNECT, WebSocket
-// clients and servers in Go and Node.js, browsers and reverse proxies. It
-// has no code of its own beyond its tests.
+// WebSocket clients in Go (gorilla/websocket, coder/websocket, gobwas/ws,
+// golang.org/x/net/http2 for RFC 8441) and Node.js (the npm ws package and
+// Node's own WebSocket), headless Chromium over HTTP/1.1 and HTTP/2, nginx
+// and HAProxy in front of cooper, and cooper's own client against servers
+// written with those libraries. It has no code of its own beyond its tests.
+//
+// Each test starts what it needs on loopback, on free ports, and stops it.
+// Node.js scripts and their pinned packages are in the node folder (run
+// npm ci there). A test whose tool is missing skips with how to install it,
+// or fails when the environment has CI=true, so that CI cannot pass by
+// skipping.
 package interop

@@ -3,14 +3,14 @@ module lowbit.dev/cooper/interop
 go 1.26
 
 require (
+	github.com/coder/websocket v1.8.15
+	github.com/gobwas/httphead v0.1.0
 	github.com/gobwas/ws v1.5.0
+	github.com/gorilla/websocket v1.5.3
 	golang.org/x/net v0.62.0
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 )
 
-require (
-	github.com/gobwas/httphead v0.1.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
-)
+require golang.org/x/text v0.43.0 // indirect
 
 replace lowbit.dev/cooper => ../

@@ -1,0 +1,405 @@
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"lowbit.dev/cooper"
+)
+
+// Server policies for permessage-deflate: what the echo's framing layer
+// does. contextTakeover keeps both sides' windows across messages unless
+// the client asks otherwise; noContextTakeover makes every message stand
+// alone both ways.
+var (
+	contextTakeover   = cooper.DeflateParams{}
+	noContextTakeover = cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+)
+
+// maxMessage bounds the messages the echo accepts, so a client that goes
+// wrong cannot make it buffer without end.
+const maxMessage = 8 << 20
+
+// An echoServer is a cooper WebSocket endpoint. Its handler echoes every
+// message, framed by gobwas/ws and compressed as the Handshake's Deflate
+// says, and reports what it saw on reports when the connection ends.
+type echoServer struct {
+	*httptest.Server // set by startEcho
+	handler          http.Handler
+	u                *cooper.Upgrader
+	reports          chan *echoReport
+}
+
+// An echoReport is what the echo saw on one connection.
+type echoReport struct {
+	hs         *cooper.Handshake
+	replayed   bool          // the connection replayed bytes the client sent with its request
+	messages   int           // data messages echoed
+	compressed int           // of those, how many came compressed
+	closeCode  ws.StatusCode // the code of the client's close frame; 0 if none came
+	err        error         // why the connection ended, when not by a close frame
+}
+
+// newEcho returns an echo endpoint upgraded by a cooper.Upgrader accepting
+// "websocket" and configured further by opts. The test's cleanup shuts the
+// Upgrader down.
+func newEcho(t *testing.T, opts ...cooper.Option) *echoServer {
+	t.Helper()
+	u := cooper.New(append([]cooper.Option{cooper.Protocols("websocket")}, opts...)...)
+	e := &echoServer{u: u, reports: make(chan *echoReport, 16)}
+	e.handler = u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		e.reports <- echo(conn, hs)
+	})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := u.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return e
+}
+
+// startEcho starts newEcho's endpoint at every path of a fresh loopback
+// server, which the test's cleanup closes.
+func startEcho(t *testing.T, opts ...cooper.Option) *echoServer {
+	t.Helper()
+	e := newEcho(t, opts...)
+	e.Server = httptest.NewUnstartedServer(e.handler)
+	e.Config.ReadHeaderTimeout = 10 * time.Second
+	e.Start()
+	t.Cleanup(e.Close)
+	return e
+}
+
+// wsURL returns the server's URL with the ws scheme and path.
+func (e *echoServer) wsURL(path string) string {
+	return "ws" + strings.TrimPrefix(e.URL, "http") + path
+}
+
+// report waits for the report of the next connection that ends.
+func (e *echoServer) report(t *testing.T) *echoReport {
+	t.Helper()
+	select {
+	case r := <-e.reports:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection ended on the server within 10 s")
+		return nil
+	}
+}
+
+// echo runs a WebSocket echo on conn (RFC 6455, section 5) until the client
+// closes it or breaks the protocol: it echoes each message as one frame of
+// the same type, compressed as hs.Deflate says, and answers a close frame
+// with the same code.
+func echo(conn net.Conn, hs *cooper.Handshake) *echoReport {
+	defer conn.Close()
+	_, replayed := conn.(interface{ NetConn() net.Conn })
+	r := &echoReport{hs: hs, replayed: replayed}
+	p := newPeer(conn, nil, false, hs.Deflate)
+	for {
+		op, data, compressed, err := p.read()
+		if err != nil {
+			r.err = err
+			return r
+		}
+		if op == ws.OpClose {
+			r.closeCode, _ = ws.ParseCloseFrameData(data)
+			if r.closeCode == 0 {
+				r.closeCode = ws.StatusNormalClosure
+			}
+			r.err = p.writeClose(r.closeCode)
+			return r
+		}
+		if compressed {
+			r.compressed++
+		}
+		if r.err = p.write(op, data); r.err != nil {
+			return r
+		}
+		r.messages++
+	}
+}
+
+// A peer is one end of a WebSocket connection (RFC 6455, section 5), framed
+// with gobwas/ws. With permessage-deflate agreed it decompresses and
+// compresses as the agreed parameters say (RFC 7692, section 7): a side's
+// window carries over between messages unless no context takeover was
+// agreed for it.
+type peer struct {
+	conn   net.Conn
+	r      io.Reader
+	client bool // it masks the frames it sends; those it receives must not be masked
+	in     inflater
+	out    deflater
+	agreed bool // permessage-deflate was agreed
+}
+
+// newPeer returns a peer on conn, reading from br when not nil (bytes read
+// with a handshake come first there).
+func newPeer(conn net.Conn, br *bufio.Reader, client bool, deflate *cooper.DeflateParams) *peer {
+	p := &peer{conn: conn, r: br, client: client, agreed: deflate != nil}
+	if br == nil {
+		p.r = bufio.NewReader(conn)
+	}
+	if deflate != nil {
+		server, cl := !deflate.ServerNoContextTakeover, !deflate.ClientNoContextTakeover
+		if client {
+			p.out.takeover, p.in.takeover = cl, server
+		} else {
+			p.out.takeover, p.in.takeover = server, cl
+		}
+	}
+	return p
+}
+
+// read returns the next data message, reassembled from its fragments and
+// decompressed, with whether it came compressed, or the payload of a close
+// frame with op ws.OpClose. It answers pings on the way.
+func (p *peer) read() (op ws.OpCode, data []byte, compressed bool, err error) {
+	var msg []byte
+	for {
+		h, err := ws.ReadHeader(p.r)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		if h.Masked == p.client {
+			return 0, nil, false, fmt.Errorf("a frame whose mask bit is %v", h.Masked)
+		}
+		if h.Length > maxMessage-int64(len(msg)) {
+			return 0, nil, false, fmt.Errorf("a message of more than %d bytes", maxMessage)
+		}
+		payload := make([]byte, h.Length)
+		if _, err := io.ReadFull(p.r, payload); err != nil {
+			return 0, nil, false, err
+		}
+		if h.Masked {
+			ws.Cipher(payload, h.Mask, 0)
+		}
+		switch h.OpCode {
+		case ws.OpPing:
+			if err := p.writeFrame(ws.OpPong, false, payload); err != nil {
+				return 0, nil, false, err
+			}
+			continue
+		case ws.OpPong:
+			continue
+		case ws.OpClose:
+			return ws.OpClose, payload, false, nil
+		case ws.OpText, ws.OpBinary:
+			if msg != nil {
+				return 0, nil, false, errors.New("a new message began before the last one ended")
+			}
+			op, msg = h.OpCode, payload
+			compressed = h.Rsv1()
+			if compressed && !p.agreed {
+				return 0, nil, false, errors.New("a compressed message without permessage-deflate")
+			}
+		case ws.OpContinuation:
+			if msg == nil {
+				return 0, nil, false, errors.New("a continuation frame without a message")
+			}
+			msg = append(msg, payload...)
+		default:
+			return 0, nil, false, fmt.Errorf("unknown opcode %v", h.OpCode)
+		}
+		if !h.Fin {
+			continue
+		}
+		if compressed {
+			if msg, err = p.in.decompress(msg); err != nil {
+				return 0, nil, false, err
+			}
+		}
+		if op == ws.OpText && !utf8.Valid(msg) {
+			return 0, nil, false, errors.New("a text message that is not UTF-8")
+		}
+		return op, msg, compressed, nil
+	}
+}
+
+// write sends data as one message of type op, compressed when
+// permessage-deflate was agreed.
+func (p *peer) write(op ws.OpCode, data []byte) error {
+	if p.agreed {
+		var err error
+		if data, err = p.out.compress(data); err != nil {
+			return err
+		}
+	}
+	return p.writeFrame(op, p.agreed, data)
+}
+
+// writeClose sends a close frame with code.
+func (p *peer) writeClose(code ws.StatusCode) error {
+	return p.writeFrame(ws.OpClose, false, ws.NewCloseFrameBody(code, ""))
+}
+
+// writeFrame writes one final frame, masked by a client, with RSV1 set
+// when compressed.
+func (p *peer) writeFrame(op ws.OpCode, compressed bool, payload []byte) error {
+	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}
+	if compressed {
+		h.Rsv = ws.Rsv(true, false, false)
+	}
+	if p.client {
+		h.Masked, h.Mask = true, ws.NewMask()
+		payload = bytes.Clone(payload)
+		ws.Cipher(payload, h.Mask, 0)
+	}
+	if err := ws.WriteHeader(p.conn, h); err != nil {
+		return err
+	}
+	_, err := p.conn.Write(payload)
+	return err
+}
+
+// deflateTail ends every compressed message before RFC 7692, section 7.2.1
+// strips it; inflateTail is put back to read one message, followed by an
+// empty final block so the reader stops there.
+const (
+	deflateTail = "\x00\x00\xff\xff"
+	inflateTail = deflateTail + "\x01\x00\x00\xff\xff"
+)
+
+// A deflater compresses messages; with takeover its window carries over
+// from one message to the next.
+type deflater struct {
+	takeover bool
+	w        *flate.Writer
+	buf      bytes.Buffer
+}
+
+// compress returns the compressed form of p as one message.
+func (d *deflater) compress(p []byte) ([]byte, error) {
+	d.buf.Reset()
+	switch {
+	case d.w == nil:
+		w, err := flate.NewWriter(&d.buf, flate.BestSpeed)
+		if err != nil {
+			return nil, err
+		}
+		d.w = w
+	case !d.takeover:
+		d.w.Reset(&d.buf)
+	}
+	if _, err := d.w.Write(p); err != nil {
+		return nil, err
+	}
+	if err := d.w.Flush(); err != nil {
+		return nil, err
+	}
+	b, ok := bytes.CutSuffix(d.buf.Bytes(), []byte(deflateTail))
+	if !ok {
+		return nil, errors.New("a sync flush that does not end in 00 00 ff ff")
+	}
+	return bytes.Clone(b), nil
+}
+
+// An inflater decompresses messages; with takeover, the window the next
+// message may refer back to is the end of the ones before it.
+type inflater struct {
+	takeover bool
+	window   []byte
+}
+
+// decompress returns the message p decompresses to.
+func (f *inflater) decompress(p []byte) ([]byte, error) {
+	src := io.MultiReader(bytes.NewReader(p), strings.NewReader(inflateTail))
+	r := flate.NewReaderDict(src, f.window)
+	out, err := io.ReadAll(io.LimitReader(r, maxMessage+1))
+	if err != nil {
+		return nil, fmt.Errorf("decompressing a message: %w", err)
+	}
+	if len(out) > maxMessage {
+		return nil, fmt.Errorf("a message decompresses to more than %d bytes", maxMessage)
+	}
+	if f.takeover {
+		const window = 1 << 15
+		f.window = append(f.window, out...)
+		if len(f.window) > window {
+			f.window = append(f.window[:0], f.window[len(f.window)-window:]...)
+		}
+	}
+	return out, nil
+}
+
+// A message is one WebSocket data message of an exchange.
+type message struct {
+	name   string
+	binary bool
+	data   []byte
+}
+
+// exchange is what every client sends and expects back: text and binary,
+// small and large (1 MiB and more), compressible and not, so a compressed
+// connection sends some messages compressed whatever its threshold. The
+// last message repeats the one before it, so with context takeover its
+// compressed form refers back into that message, which a peer that reset
+// its window where it should not cannot decompress.
+func exchange() []message {
+	random := make([]byte, 1<<20+3)
+	var x uint32 = 2463534242 // xorshift: the same bytes every run, which deflate cannot shrink
+	for i := range random {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		random[i] = byte(x)
+	}
+	const phrase = "a large text message that compresses well. "
+	return []message{
+		{"small text", false, []byte("hello, cooper ✓")},
+		{"small binary", true, []byte{0, 1, 0xfe, 0xff}},
+		{"1 MiB of random binary", true, random},
+		{"1 MiB of text", false, []byte(strings.Repeat(phrase, 1<<20/len(phrase)+1))},
+		{"4300 bytes of the same text", false, []byte(strings.Repeat(phrase, 100))},
+		{"1290 bytes of it again", false, []byte(strings.Repeat(phrase, 30))},
+	}
+}
+
+// checkReport checks what the server saw on a connection a client closed
+// cleanly after an exchange: every message echoed, the close code 1000, the
+// agreed subprotocol and compression, and no message compressed by the
+// client unless compression was agreed. (Whether a client compresses when
+// it may is its own choice; the caller checks it where the client does.)
+func checkReport(t *testing.T, r *echoReport, subprotocol string, deflate *cooper.DeflateParams) {
+	t.Helper()
+	if r.err != nil {
+		t.Errorf("the server's connection ended with %v, want a close frame", r.err)
+	}
+	if want := len(exchange()); r.messages != want {
+		t.Errorf("the server echoed %d messages, want %d", r.messages, want)
+	}
+	if r.closeCode != ws.StatusNormalClosure {
+		t.Errorf("the client's close code = %d, want 1000", r.closeCode)
+	}
+	if r.hs.Subprotocol != subprotocol {
+		t.Errorf("Handshake.Subprotocol = %q, want %q", r.hs.Subprotocol, subprotocol)
+	}
+	switch {
+	case deflate == nil && r.hs.Deflate != nil:
+		t.Errorf("Handshake.Deflate = %+v, want none", *r.hs.Deflate)
+	case deflate != nil && r.hs.Deflate == nil:
+		t.Errorf("Handshake.Deflate = nil, want %+v", *deflate)
+	case deflate != nil && *r.hs.Deflate != *deflate:
+		t.Errorf("Handshake.Deflate = %+v, want %+v", *r.hs.Deflate, *deflate)
+	}
+	if deflate == nil && r.compressed != 0 {
+		t.Errorf("the client sent %d messages compressed, without permessage-deflate", r.compressed)
+	}
+}

@@ -1,0 +1,163 @@
+package interop
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// missing stops a test that needs what is not installed: it skips, saying
+// how to install it ("install it with: apt-get install -y nginx"), or
+// fails when CI=true, so that CI can never pass by skipping.
+func missing(t *testing.T, what, install string) {
+	t.Helper()
+	msg := fmt.Sprintf("%s is not installed; %s", what, install)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + " (CI=true: a missing tool is a failure)")
+	}
+	t.Skip(msg)
+}
+
+// program returns the path of the program name, looked up in PATH and then
+// in /usr/sbin, where Debian puts nginx and haproxy but which a user's PATH
+// may lack; or it stops the test through missing.
+func program(t *testing.T, name, install string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if path, err = exec.LookPath(filepath.Join("/usr/sbin", name)); err != nil {
+			missing(t, name, install)
+		}
+	}
+	return path
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A process is a program a test started, in a process group of its own.
+type process struct {
+	cmd    *exec.Cmd
+	output *syncBuffer // its standard output and error, together
+	exited chan struct{}
+	err    error // how it exited, once exited is closed
+}
+
+// start starts a program in its own process group with its output
+// captured. The test's cleanup stops it: SIGTERM to the group, then, if it
+// has not exited 5 s later, SIGKILL.
+func start(t *testing.T, path string, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(path, args...), output: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// stop ends the process and everything in its group, and waits for it.
+func (p *process) stop() {
+	pgid := p.cmd.Process.Pid
+	syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.exited
+	}
+	// Children that outlived the leader are still in its group.
+	syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// waitListening waits until something accepts connections on addr, while
+// the process runs. It reports false, with the process's output, if the
+// process exits first or 10 s pass.
+func (p *process) waitListening(addr string) (ok bool, why string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-p.exited:
+			return false, fmt.Sprintf("exited (%v) before listening on %s:\n%s", p.err, addr, p.output)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return true, ""
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Sprintf("not listening on %s after 10 s:\n%s", addr, p.output)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// listening starts a server program on a free loopback port, retrying
+// with another port, up to three times, when the port was taken between
+// choosing it and the program binding it. run starts the program to listen
+// on port.
+func listening(t *testing.T, name string, run func(port int) *process) (addr string, p *process) {
+	t.Helper()
+	var why string
+	for range 3 {
+		port := freePort(t)
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		p = run(port)
+		var ok bool
+		if ok, why = p.waitListening(addr); ok {
+			return addr, p
+		}
+		p.stop()
+		if !bytes.Contains(p.output.Bytes(), []byte("in use")) {
+			break
+		}
+	}
+	t.Fatalf("%s %s", name, why)
+	return "", nil
+}
+
+// A syncBuffer is a bytes.Buffer safe for a process and a test to use at
+// once. It keeps the first MiB written and drops the rest, so a chatty
+// program cannot fill memory.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p[:min(len(p), max(0, 1<<20-b.buf.Len()))])
+	return len(p), nil
+}
+
+// Bytes returns a copy of what was written so far.
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+func (b *syncBuffer) String() string { return string(b.Bytes()) }
