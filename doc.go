@@ -102,6 +102,9 @@
 // refuses a request whose Origin is not the request's own host with 403
 // unless [OriginPatterns] allows that origin, or [InsecureSkipOriginCheck]
 // turns the check off. Requests without Origin (non-browser clients) pass.
+// The check compares Origin with the Host cooper receives, so a reverse
+// proxy must pass the client's Host through, port included (nginx:
+// proxy_set_header Host $http_host, as $host drops the port).
 //
 // Values from [ResponseHeaders] cannot split the 101 or change the headers
 // cooper writes, and a request that declares a body is refused, so no byte
