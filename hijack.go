@@ -205,7 +205,7 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, hs := t.conn, t.hs
+	conn, hs := t.netConn(), t.hs
 	t.hs = nil
 	context.AfterFunc(r.Context(), func() {
 		u.untrack(t)
@@ -261,7 +261,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	if s, ok := t.conn.(*streamConn); ok {
+	if s, ok := t.netConn().(*streamConn); ok {
 		defer s.end()
 		t.run()
 		return
@@ -275,11 +275,12 @@ func (t *tracked) run() {
 	hs := t.hs
 	t.hs = nil // the ring does not keep what the handler may let go
 	defer t.h.u.finish(t)
+	conn := t.netConn()
 	if t.h.proto != nil {
-		t.h.proto(t.conn, hs.Protocol)
+		t.h.proto(conn, hs.Protocol)
 		return
 	}
-	t.h.handshake(t.conn, hs)
+	t.h.handshake(conn, hs)
 }
 
 // finish stops tracking t after its handler returned. After a panic, which
@@ -287,7 +288,7 @@ func (t *tracked) run() {
 // panic.
 func (u *Upgrader) finish(t *tracked) {
 	if v := recover(); v != nil {
-		t.conn.Close()
+		t.netConn().Close()
 		u.panics.Add(1)
 		if v != http.ErrAbortHandler {
 			u.report(newPanicError(v))
@@ -343,7 +344,8 @@ func (u *Upgrader) handshake(r *http.Request, d *decision) *Handshake {
 // upgrade is the pipeline: validate, negotiate, take over, answer, hand
 // over, for the handler h (nil for Accept). Nothing is written to w before
 // the decision; a refusal is answered through w and the connection is not
-// taken over. On success the connection is t.conn, tracked until untrack.
+// taken over. On success the connection is t.netConn(), tracked until
+// untrack.
 func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (*tracked, error) {
 	proto, rej := validate(r, u.cfg)
 	var d decision
@@ -382,7 +384,7 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 		return nil, err
 	}
 	handedOver = true
-	u.handedOver(t, conn)
+	t.conn.Store(conn)
 	u.upgrades.Add(1)
 	return t, nil
 }
@@ -804,48 +806,54 @@ func mapKeys(h http.Header) func(func(string) bool) {
 // handler runs, with what the handler is given.
 type tracked struct {
 	prev, next *tracked
-	conn       net.Conn   // nil until the connection is handed over
-	h          *handler   // nil for Accept
-	hs         *Handshake // for the handler, until it is given
+	conn       atomic.Value // the net.Conn handed over; empty until then
+	h          *handler     // nil for Accept
+	hs         *Handshake   // for the handler, until it is given
+}
+
+// netConn returns the connection handed over, or nil before then.
+func (t *tracked) netConn() net.Conn {
+	c, _ := t.conn.Load().(net.Conn)
+	return c
 }
 
 // track adds t to the ring before its connection is taken over, or refuses
-// with 503 when the Upgrader is shutting down or holds MaxConnections.
+// with 503 when the Upgrader is shutting down or holds MaxConnections. The
+// checks are atomic, outside the lock, which guards only the ring's links:
+// a request counts itself first, so Shutdown, which waits for the count to
+// fall to zero, cannot miss one that is past its check.
 func (u *Upgrader) track(t *tracked) *UpgradeError {
-	u.mu.Lock()
-	defer u.mu.Unlock()
+	n := u.count.Add(1)
 	if u.closed.Load() {
+		u.count.Add(-1)
 		// A client should reconnect at once, to a server that is not going away.
 		return refuse(http.StatusServiceUnavailable, ErrShutdown, http.Header{"Retry-After": {"1"}},
 			"shutdown: the server is shutting down")
 	}
-	if max := u.cfg.maxConns; max > 0 && u.count.Load() >= max {
+	if max := u.cfg.maxConns; max > 0 && n > max {
+		u.count.Add(-1)
 		return refuse(http.StatusServiceUnavailable, ErrTooManyConnections, http.Header{"Retry-After": {"5"}},
 			"MaxConnections: %d connections are open", max)
 	}
+	u.mu.Lock()
 	t.prev, t.next = u.active.prev, &u.active
 	t.prev.next, t.next.prev = t, t
-	u.count.Add(1)
-	return nil
-}
-
-// handedOver records the connection t's handler got, for closeAll.
-func (u *Upgrader) handedOver(t *tracked, conn net.Conn) {
-	u.mu.Lock()
-	t.conn = conn
 	u.mu.Unlock()
+	return nil
 }
 
 // untrack removes t from the ring; it is safe to call more than once.
 func (u *Upgrader) untrack(t *tracked) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
-	if t.next == nil {
-		return
+	linked := t.next != nil
+	if linked {
+		t.prev.next, t.next.prev = t.next, t.prev
+		t.prev, t.next = nil, nil
 	}
-	t.prev.next, t.next.prev = t.next, t.prev
-	t.prev, t.next = nil, nil
-	u.count.Add(-1)
+	u.mu.Unlock()
+	if linked {
+		u.count.Add(-1)
+	}
 }
 
 // closeAll closes every tracked connection that was handed over.
@@ -853,8 +861,8 @@ func (u *Upgrader) closeAll() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for t := u.active.next; t != &u.active; t = t.next {
-		if t.conn != nil {
-			t.conn.Close()
+		if c := t.netConn(); c != nil {
+			c.Close()
 		}
 	}
 }
