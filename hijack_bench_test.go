@@ -182,10 +182,19 @@ func (w *fakeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return &w.conn, w.brw, nil
 }
 
-// A fakeConn discards writes and reads nothing.
-type fakeConn struct{ net.TCPConn }
+// A fakeConn counts writes, keeps the first, and reads nothing.
+type fakeConn struct {
+	net.TCPConn
+	writes int
+	first  []byte
+}
 
-func (c *fakeConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *fakeConn) Write(p []byte) (int, error) {
+	if c.writes++; c.writes == 1 {
+		c.first = append(c.first[:0], p...)
+	}
+	return len(p), nil
+}
 func (c *fakeConn) Read(p []byte) (int, error)       { return 0, io.EOF }
 func (c *fakeConn) Close() error                     { return nil }
 func (c *fakeConn) SetDeadline(time.Time) error      { return nil }
@@ -293,5 +302,25 @@ func BenchmarkUpgradeLoopback(b *testing.B) {
 		}
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
+	}
+}
+
+// TestAnswerIsOneWrite checks that the 101 reaches the connection in one
+// Write, with application headers, whatever their number.
+func TestAnswerIsOneWrite(t *testing.T) {
+	done := make(chan struct{}, 1)
+	h := Hijack(func(net.Conn, string) { done <- struct{}{} }, Protocols("websocket"), Subprotocols("v1.chat"),
+		Deflate(DeflateParams{}), ResponseHeaders(func(*http.Request, string) http.Header {
+			h := http.Header{}
+			for i := range 200 {
+				h.Set(fmt.Sprintf("X-App-%d", i), strings.Repeat("v", 100))
+			}
+			return h
+		}))
+	w, r := newFakeWriter(), realRequest("permessage-deflate; client_max_window_bits")
+	h.ServeHTTP(w, r)
+	<-done
+	if w.conn.writes != 1 || !bytes.HasPrefix(w.conn.first, []byte("HTTP/1.1 101 ")) || !bytes.HasSuffix(w.conn.first, []byte("\r\n\r\n")) {
+		t.Errorf("%d writes, the first %d bytes starting %.20q; want the whole 101 in one", w.conn.writes, len(w.conn.first), w.conn.first)
 	}
 }
