@@ -90,8 +90,10 @@ type Upgrader struct {
 
 // Stats are an Upgrader's counters, from [New] to the moment they are read.
 type Stats struct {
-	// Active counts the connections handed over whose handler still runs
-	// (for [Upgrader.Accept], whose caller's ServeHTTP still runs).
+	// Active counts the connections the Upgrader holds: those being taken
+	// over and those handed over whose handler still runs (for
+	// [Upgrader.Accept], whose caller's ServeHTTP still runs). It is what
+	// [MaxConnections] bounds and what [Upgrader.Shutdown] waits for.
 	Active int
 	// Upgrades counts the connections handed over.
 	Upgrades uint64

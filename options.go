@@ -186,8 +186,9 @@ func InsecureSkipOriginCheck() Option {
 	return func(c *config) { c.skipOriginCheck = true }
 }
 
-// MaxConnections sets the most upgraded connections the Upgrader holds at
-// once (those whose handler runs, see [Upgrader.Stats]). A request past it
+// MaxConnections sets the most connections the Upgrader holds at once
+// (being upgraded, or handed over with their handler running; see
+// [Stats].Active). A request past it
 // is refused with 503, Retry-After and [ErrTooManyConnections] before
 // anything is taken over. Set it below the process's open-file limit, so
 // that plain HTTP requests are still served when it is reached.
