@@ -108,7 +108,8 @@ var (
 )
 
 // FuzzTokenList checks the list parser against the reference grammars, and
-// that a chosen protocol or token is one the client offered.
+// that a chosen protocol or subprotocol is one the client offered: for a
+// subprotocol, the client's first that the server accepts, byte for byte.
 func FuzzTokenList(f *testing.F) {
 	for _, s := range []string{
 		"websocket", "Upgrade", "keep-alive, Upgrade", "h2c, websocket", "HTTP/2.0, SHTTP/1.3, IRC/6.9, RTA/x11",
@@ -148,6 +149,17 @@ func FuzzTokenList(f *testing.F) {
 		proto, ok = negotiateProtocol(h, []string{"websocket", "Chat/2"})
 		if ok && proto != "" && !slices.ContainsFunc(protocols, func(e string) bool { return strings.EqualFold(e, proto) }) {
 			t.Fatalf("negotiateProtocol(%q) = %q, which the client did not offer", s, proto)
+		}
+		accept := []string{"chat", "v2.chat", "Upgrade"}
+		sub, ok := negotiateSubprotocol(http.Header{hdrWSProtocol: {s}}, accept)
+		if ok != tokOK {
+			t.Fatalf("negotiateSubprotocol(%q): ok = %v, the token-list reference says %v", s, ok, tokOK)
+		}
+		if sub != "" {
+			first := slices.IndexFunc(tokens, func(e string) bool { return slices.Contains(accept, e) })
+			if first < 0 || tokens[first] != sub {
+				t.Fatalf("negotiateSubprotocol(%q) = %q, want the client's first offer the server accepts, byte for byte", s, sub)
+			}
 		}
 	})
 }
