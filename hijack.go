@@ -892,6 +892,12 @@ func (u *Upgrader) report(err error) {
 // triggers when ServeHTTP returns, and is cancelled instead when the
 // Upgrader shuts down. Many share the Upgrader's one cancellation, so a
 // connection costs no goroutine, channel or registration.
+//
+// A key the request's values do not hold is looked up in the Upgrader's
+// context, which holds none but the context package's own: so the package
+// sees the Upgrader's context as the one a context derived from this one
+// must follow, and cancels it with the Upgrader's, at once, as it would a
+// child of context.WithCancel; and context.Cause reports the Upgrader's.
 type connContext struct {
 	values context.Context // context.WithoutCancel(r.Context())
 	done   context.Context // the Upgrader's
@@ -900,10 +906,12 @@ type connContext struct {
 func (c *connContext) Deadline() (time.Time, bool) { return time.Time{}, false }
 func (c *connContext) Done() <-chan struct{}       { return c.done.Done() }
 func (c *connContext) Err() error                  { return c.done.Err() }
-func (c *connContext) Value(key any) any           { return c.values.Value(key) }
 
-// AfterFunc lets contexts derived from c follow its cancellation without a
-// goroutine each (see context.AfterFunc).
-func (c *connContext) AfterFunc(f func()) (stop func() bool) { return context.AfterFunc(c.done, f) }
+func (c *connContext) Value(key any) any {
+	if v := c.values.Value(key); v != nil {
+		return v
+	}
+	return c.done.Value(key)
+}
 
 func (c *connContext) String() string { return "cooper.connContext" }

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -589,13 +590,26 @@ func TestHandlerContext(t *testing.T) {
 		}
 		derived, cancel := context.WithCancel(hctx)
 		defer cancel()
+		// Deriving from it costs no goroutine, as deriving from a child of
+		// context.WithCancel does not.
+		goroutines := runtime.NumGoroutine()
+		for range 100 {
+			_, cancel := context.WithCancel(hctx)
+			defer cancel()
+		}
+		if n := runtime.NumGoroutine() - goroutines; n > 10 {
+			t.Errorf("deriving 100 contexts from the handler's started %d goroutines", n)
+		}
 		ctx, cancelShutdown := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancelShutdown()
 		if err := u.Shutdown(ctx); err != nil {
 			t.Fatalf("Shutdown = %v, want nil: the handler returns once its context is cancelled", err)
 		}
-		if hctx.Err() != context.Canceled || derived.Err() != context.Canceled {
-			t.Errorf("after Shutdown: handler context Err = %v, derived Err = %v, want context.Canceled", hctx.Err(), derived.Err())
+		// A derived context is cancelled with the handler's, at once, as a
+		// child of context.WithCancel is.
+		if hctx.Err() != context.Canceled || derived.Err() != context.Canceled || context.Cause(hctx) != context.Canceled {
+			t.Errorf("after Shutdown: handler context Err = %v, Cause = %v, derived Err = %v, want context.Canceled",
+				hctx.Err(), context.Cause(hctx), derived.Err())
 		}
 	})
 }
