@@ -1518,3 +1518,26 @@ func FuzzAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestWithDialer checks that Dial connects with the dialer given: its local
+// address is the one the server sees, and a nil dialer restores the default.
+func TestWithDialer(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		f := newFixture(t, m, Protocols("websocket"))
+		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}
+		conn := mustDial(t, newClientRequest(t, f.clientURL("/ws")),
+			f.dialOptions(WithProtocol("websocket"), WithDialer(&net.Dialer{LocalAddr: local}))...)
+		hs := wait(t, f.handled, "handler call")
+		if host, _, _ := net.SplitHostPort(hs.Request.RemoteAddr); host != "127.0.0.2" {
+			t.Errorf("the server saw the client at %s, want 127.0.0.2, the dialer's local address", hs.Request.RemoteAddr)
+		}
+		conn.Close()
+
+		mustDial(t, newClientRequest(t, f.clientURL("/ws")),
+			f.dialOptions(WithProtocol("websocket"), WithDialer(&net.Dialer{LocalAddr: local}), WithDialer(nil))...)
+		hs = wait(t, f.handled, "handler call")
+		if host, _, _ := net.SplitHostPort(hs.Request.RemoteAddr); host != "127.0.0.1" {
+			t.Errorf("after WithDialer(nil) the server saw the client at %s, want 127.0.0.1", hs.Request.RemoteAddr)
+		}
+	})
+}
