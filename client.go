@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -712,7 +713,7 @@ func appendUpgradeRequest(b []byte, r *http.Request) ([]byte, error) {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
-	for _, name := range slices.Sorted(mapKeys(r.Header)) {
+	for _, name := range slices.Sorted(maps.Keys(r.Header)) {
 		if name == "Host" {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"path"
@@ -778,7 +779,7 @@ func appendAnswer(b []byte, d *decision, extra http.Header) []byte {
 	}
 	if len(extra) > 0 {
 		// allocates: only when the application adds headers.
-		for _, name := range slices.Sorted(mapKeys(extra)) {
+		for _, name := range slices.Sorted(maps.Keys(extra)) {
 			if isOwnHeader(name) {
 				continue
 			}
@@ -791,17 +792,6 @@ func appendAnswer(b []byte, d *decision, extra http.Header) []byte {
 		}
 	}
 	return append(b, "\r\n"...)
-}
-
-// mapKeys returns an iterator over the names in h.
-func mapKeys(h http.Header) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range h {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // A tracked is an upgraded connection in the Upgrader's ring of those whose

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -205,13 +206,7 @@ func appendRequest(b []byte, r *http.Request, body string) []byte {
 	if r.Host != "" {
 		b = fmt.Appendf(b, "Host: %s\r\n", r.Host)
 	}
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range r.Header {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(r.Header)) {
 		for _, v := range r.Header[k] {
 			b = fmt.Appendf(b, "%s: %s\r\n", k, v)
 		}
