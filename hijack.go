@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"path"
@@ -74,12 +75,23 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 type Upgrader struct {
 	cfg *config
 
-	ctx    context.Context // cancelled by Shutdown; handlers' contexts follow it
-	cancel context.CancelFunc
+	ctx    context.Context // cancelled by Shutdown, with ErrShutdown; handlers' contexts follow it
+	cancel context.CancelCauseFunc
 
 	mu     sync.Mutex
-	active tracked     // sentinel of the ring of connections whose handlers run
-	closed atomic.Bool // Shutdown was called
+	active tracked      // sentinel of the ring of connections whose handlers run
+	closed atomic.Bool  // Shutdown was called
+	drain  atomic.Int32 // drainNone, drainRunning or drainOver
+
+	// With DrainTime, what each tracked connection holds beyond its ring
+	// entry; guarded by mu. It is nil when the option is off, so an
+	// upgrade then costs what it did without it.
+	own map[*tracked]ownState
+
+	// The clock of the drain: time since New, and a wait that ends early
+	// when ctx is done. Tests replace them.
+	now   func() time.Duration
+	sleep func(ctx context.Context, d time.Duration) error
 
 	// Counters, read by Stats without locks.
 	count    atomic.Int64 // connections in the ring
@@ -107,7 +119,21 @@ type Stats struct {
 	// [ErrMethod] to [ErrTooManyConnections] and [ErrHijackFailed]; a
 	// sentinel with no refusal is absent.
 	Refusals map[error]uint64
+	// ShuttingDown is true once [Upgrader.Shutdown] has been called: new
+	// upgrades are refused with 503 and [ErrShutdown] from then on.
+	ShuttingDown bool
+	// Draining is true while Shutdown ends the handlers' contexts one by
+	// one, spread over [DrainTime]; false before and after, and always
+	// false without DrainTime.
+	Draining bool
 }
+
+// The states of an Upgrader's drain.
+const (
+	drainNone    = iota // Shutdown has not started one
+	drainRunning        // Shutdown is ending contexts one by one
+	drainOver           // every context has been ended
+)
 
 // refusalKinds are the sentinels refusals are counted by, in the order of
 // Upgrader.refused.
@@ -128,6 +154,9 @@ func (u *Upgrader) Stats() Stats {
 		Failures: u.failures.Load(),
 		Panics:   u.panics.Load(),
 		Refusals: map[error]uint64{},
+
+		ShuttingDown: u.closed.Load(),
+		Draining:     u.drain.Load() == drainRunning,
 	}
 	for i := range u.refused {
 		if n := u.refused[i].Load(); n > 0 {
@@ -141,9 +170,27 @@ func (u *Upgrader) Stats() Stats {
 // here; the Upgrader never changes afterwards.
 func New(opts ...Option) *Upgrader {
 	u := &Upgrader{cfg: newConfig(opts)}
-	u.ctx, u.cancel = context.WithCancel(context.Background())
+	u.ctx, u.cancel = context.WithCancelCause(context.Background())
 	u.active.prev, u.active.next = &u.active, &u.active
+	if u.cfg.drainTime > 0 {
+		u.own = map[*tracked]ownState{}
+	}
+	start := time.Now()
+	u.now = func() time.Duration { return time.Since(start) }
+	u.sleep = sleep
 	return u
+}
+
+// sleep waits for d, or until ctx is done, and then returns ctx's error.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // A Handshake is what an upgrade agreed on, for the layer that speaks the
@@ -158,7 +205,9 @@ type Handshake struct {
 	Deflate *DeflateParams
 	// Request is the upgrade request. Its context keeps the request's
 	// values, is not cancelled when ServeHTTP returns, and is cancelled when
-	// the Upgrader shuts down. Its ProtoMajor is 2 when the connection is an
+	// the Upgrader shuts down (with [DrainTime], at the connection's turn),
+	// with [ErrShutdown] as its [context.Cause], so a framing layer can tell
+	// its peer why (a WebSocket close with 1001 or 1012). Its ProtoMajor is 2 when the connection is an
 	// HTTP/2 stream (RFC 8441); then its Body is the stream, which the
 	// connection reads, and otherwise empty.
 	Request *http.Request
@@ -220,14 +269,28 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 }
 
 // Shutdown stops the Upgrader: from then on, requests are refused with 503
-// and Retry-After, and the contexts of running handlers are cancelled so a
-// handler can say goodbye and return. Shutdown waits for every handler to
-// return (and, for [Upgrader.Accept], every ServeHTTP that took a
-// connection), or for ctx to be done; then it closes the connections still
-// open and returns ctx's error. Calling it more than once is safe.
+// and Retry-After, and the contexts of running handlers are cancelled, with
+// [ErrShutdown] as their [context.Cause], so a handler can say goodbye and
+// return. With [DrainTime], Shutdown cancels them one by one, in random
+// order, spread evenly over that time, so their clients do not all come
+// back at once; a [Hijack] handler, which has no context, has its
+// connection closed at its turn instead. Shutdown waits for every handler
+// to return (and, for [Upgrader.Accept], every ServeHTTP that took a
+// connection), or for ctx to be done; then it cancels and closes what is
+// still open and returns ctx's error. Calling it more than once is safe;
+// only the first call drains.
 func (u *Upgrader) Shutdown(ctx context.Context) error {
 	u.closed.Store(true)
-	u.cancel()
+	if u.cfg.drainTime > 0 && u.drain.CompareAndSwap(drainNone, drainRunning) {
+		err := u.drainAll(ctx)
+		u.drain.Store(drainOver)
+		if err != nil {
+			u.endAll()
+			u.closeAll()
+			return err
+		}
+	}
+	u.endAll()
 	const maxPoll = 100 * time.Millisecond
 	poll := time.Millisecond
 	timer := time.NewTimer(poll)
@@ -244,6 +307,87 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 			poll = min(2*poll, maxPoll)
 			timer.Reset(poll)
 		}
+	}
+}
+
+// drainAll ends the connections tracked when it starts one by one, in
+// random order, the i-th of n at i*DrainTime/n from its start, skipping
+// those whose handler has returned by their turn. It returns early, with
+// nil, once no connection is left, and with ctx's error when ctx is done.
+// It runs on Shutdown's goroutine.
+func (u *Upgrader) drainAll(ctx context.Context) error {
+	const maxPoll = 100 * time.Millisecond // how late it sees that every handler returned
+	order := u.drainOrder()
+	start, n := u.now(), time.Duration(len(order))
+	for i, t := range order {
+		at := start + u.cfg.drainTime*time.Duration(i)/n
+		for {
+			if u.count.Load() == 0 {
+				return nil
+			}
+			wait := at - u.now()
+			if wait <= 0 {
+				break
+			}
+			if err := u.sleep(ctx, min(wait, maxPoll)); err != nil {
+				return err
+			}
+		}
+		u.end(t)
+	}
+	return nil
+}
+
+// drainOrder returns, in random order, the tracked connections the drain
+// can end one at a time: those of Upgrader.Handler, each with a context of
+// its own, and those of Hijack, which it closes. Those of Accept share the
+// Upgrader's context, whose cancellation ends the drain.
+func (u *Upgrader) drainOrder() []*tracked {
+	u.mu.Lock()
+	var order []*tracked
+	for t := u.active.next; t != &u.active; t = t.next {
+		if u.own[t].cancel != nil || t.h != nil && t.h.proto != nil {
+			order = append(order, t)
+		}
+	}
+	u.mu.Unlock()
+	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	return order
+}
+
+// end ends one connection's turn in the drain: it cancels its handler's
+// context with ErrShutdown, or closes it when its handler has none. It does
+// nothing when the handler has returned.
+func (u *Upgrader) end(t *tracked) {
+	u.mu.Lock()
+	linked, cancel, conn := t.next != nil, u.own[t].cancel, t.netConn()
+	u.mu.Unlock()
+	switch {
+	case !linked:
+	case cancel != nil:
+		cancel(ErrShutdown)
+	case conn != nil:
+		conn.Close()
+	}
+}
+
+// endAll cancels the Upgrader's context and every context of a connection
+// of its own, with ErrShutdown.
+func (u *Upgrader) endAll() {
+	u.cancel(ErrShutdown)
+	if u.cfg.drainTime == 0 {
+		return
+	}
+	u.mu.Lock()
+	cancels := make([]context.CancelCauseFunc, 0, len(u.own))
+	for _, o := range u.own {
+		if o.cancel != nil {
+			cancels = append(cancels, o.cancel)
+		}
+	}
+	u.mu.Unlock()
+	for _, cancel := range cancels {
+		cancel(ErrShutdown)
 	}
 }
 
@@ -301,14 +445,17 @@ func (u *Upgrader) finish(t *tracked) {
 }
 
 // newTracked returns the ring entry for an upgrade of r agreed as d, with
-// the Handshake the handler h (nil for Accept) is given. A Hijack handler
-// sees only the protocol, so for a configured one it shares a Handshake
-// made once by New: such an upgrade allocates the entry alone.
-func (u *Upgrader) newTracked(r *http.Request, d *decision, h *handler) *tracked {
+// the Handshake the handler h (nil for Accept) is given, and what the entry
+// holds beyond the ring (with DrainTime, the cancellation of a Handler's
+// context). A Hijack handler sees only the protocol, so for a configured
+// one it shares a Handshake made once by New: such an upgrade allocates the
+// entry alone.
+func (u *Upgrader) newTracked(r *http.Request, d *decision, h *handler) (*tracked, ownState) {
 	t := &tracked{h: h}
+	var o ownState
 	switch {
 	case h == nil || h.proto == nil:
-		t.hs = u.handshake(r, d)
+		t.hs, o.cancel = u.handshake(r, d, h != nil && u.cfg.drainTime > 0)
 	default:
 		for i, p := range u.cfg.protocols {
 			if p == d.protocol {
@@ -320,12 +467,13 @@ func (u *Upgrader) newTracked(r *http.Request, d *decision, h *handler) *tracked
 			t.hs = &Handshake{Protocol: d.protocol}
 		}
 	}
-	return t
+	return t, o
 }
 
 // handshake returns the Handshake for the agreed d and the request r, whose
-// context it replaces by one that outlives ServeHTTP.
-func (u *Upgrader) handshake(r *http.Request, d *decision) *Handshake {
+// context it replaces by one that outlives ServeHTTP and ends with the
+// Upgrader's; or, when own is true, ends when the returned cancel is called.
+func (u *Upgrader) handshake(r *http.Request, d *decision, own bool) (*Handshake, context.CancelCauseFunc) {
 	// allocates: all of this escapes to the handler; one allocation holds
 	// the Handshake, its DeflateParams and the context.
 	a := &struct {
@@ -336,12 +484,21 @@ func (u *Upgrader) handshake(r *http.Request, d *decision) *Handshake {
 		hs:  Handshake{Protocol: d.protocol, Subprotocol: d.subprotocol},
 		ctx: connContext{values: context.WithoutCancel(r.Context()), done: u.ctx},
 	}
+	var cancel context.CancelCauseFunc
+	if own {
+		// allocates: with DrainTime, the context and its cancellation, so
+		// the drain can end each connection at its own time. The parent is
+		// not the Upgrader's, which would keep every one registered after
+		// its handler returned, until Shutdown; the drain ends those still
+		// running, Shutdown every one left.
+		a.ctx.done, cancel = context.WithCancelCause(context.Background())
+	}
 	if d.deflateOK {
 		a.deflate = d.deflate.params
 		a.hs.Deflate = &a.deflate
 	}
 	a.hs.Request = r.WithContext(&a.ctx)
-	return &a.hs
+	return &a.hs, cancel
 }
 
 // upgrade is the pipeline: validate, negotiate, take over, answer, hand
@@ -361,8 +518,9 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 	}
 	var t *tracked
 	if rej == nil {
-		t = u.newTracked(r, &d, h)
-		rej = u.track(t)
+		var o ownState
+		t, o = u.newTracked(r, &d, h)
+		rej = u.track(t, r, o)
 	}
 	if rej != nil {
 		rej.write(w)
@@ -809,45 +967,6 @@ func (t *tracked) netConn() net.Conn {
 	return c
 }
 
-// track adds t to the ring before its connection is taken over, or refuses
-// with 503 when the Upgrader is shutting down or holds MaxConnections. The
-// checks are atomic, outside the lock, which guards only the ring's links:
-// a request counts itself first, so Shutdown, which waits for the count to
-// fall to zero, cannot miss one that is past its check.
-func (u *Upgrader) track(t *tracked) *UpgradeError {
-	n := u.count.Add(1)
-	if u.closed.Load() {
-		u.count.Add(-1)
-		// A client should reconnect at once, to a server that is not going away.
-		return refuse(http.StatusServiceUnavailable, ErrShutdown, http.Header{"Retry-After": {"1"}},
-			"shutdown: the server is shutting down")
-	}
-	if max := u.cfg.maxConns; max > 0 && n > max {
-		u.count.Add(-1)
-		return refuse(http.StatusServiceUnavailable, ErrTooManyConnections, http.Header{"Retry-After": {"5"}},
-			"MaxConnections: %d connections are open", max)
-	}
-	u.mu.Lock()
-	t.prev, t.next = u.active.prev, &u.active
-	t.prev.next, t.next.prev = t, t
-	u.mu.Unlock()
-	return nil
-}
-
-// untrack removes t from the ring; it is safe to call more than once.
-func (u *Upgrader) untrack(t *tracked) {
-	u.mu.Lock()
-	linked := t.next != nil
-	if linked {
-		t.prev.next, t.next.prev = t.next, t.prev
-		t.prev, t.next = nil, nil
-	}
-	u.mu.Unlock()
-	if linked {
-		u.count.Add(-1)
-	}
-}
-
 // closeAll closes every tracked connection that was handed over.
 func (u *Upgrader) closeAll() {
 	u.mu.Lock()
@@ -881,16 +1000,17 @@ func (u *Upgrader) report(err error) {
 // keeps the request's values but not its cancellation, which net/http
 // triggers when ServeHTTP returns, and is cancelled instead when the
 // Upgrader shuts down. Many share the Upgrader's one cancellation, so a
-// connection costs no goroutine, channel or registration.
+// connection costs no goroutine, channel or registration; with DrainTime,
+// a Handler's connection has one of its own instead.
 //
-// A key the request's values do not hold is looked up in the Upgrader's
-// context, which holds none but the context package's own: so the package
-// sees the Upgrader's context as the one a context derived from this one
-// must follow, and cancels it with the Upgrader's, at once, as it would a
-// child of context.WithCancel; and context.Cause reports the Upgrader's.
+// A key the request's values do not hold is looked up in done, which holds
+// none but the context package's own: so the package sees done as the one
+// a context derived from this one must follow, and cancels it with done,
+// at once, as it would a child of context.WithCancel; and context.Cause
+// reports done's.
 type connContext struct {
 	values context.Context // context.WithoutCancel(r.Context())
-	done   context.Context // the Upgrader's
+	done   context.Context // the Upgrader's, or with DrainTime the connection's own
 }
 
 func (c *connContext) Deadline() (time.Time, bool) { return time.Time{}, false }

@@ -3,16 +3,19 @@ package cooper
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/flate"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -606,10 +609,11 @@ func TestHandlerContext(t *testing.T) {
 			t.Fatalf("Shutdown = %v, want nil: the handler returns once its context is cancelled", err)
 		}
 		// A derived context is cancelled with the handler's, at once, as a
-		// child of context.WithCancel is.
-		if hctx.Err() != context.Canceled || derived.Err() != context.Canceled || context.Cause(hctx) != context.Canceled {
-			t.Errorf("after Shutdown: handler context Err = %v, Cause = %v, derived Err = %v, want context.Canceled",
-				hctx.Err(), context.Cause(hctx), derived.Err())
+		// child of context.WithCancel is; the cause says why.
+		if hctx.Err() != context.Canceled || derived.Err() != context.Canceled ||
+			context.Cause(hctx) != ErrShutdown || context.Cause(derived) != ErrShutdown {
+			t.Errorf("after Shutdown: handler context Err = %v, Cause = %v, derived Err = %v, Cause = %v, want context.Canceled, ErrShutdown",
+				hctx.Err(), context.Cause(hctx), derived.Err(), context.Cause(derived))
 		}
 	})
 }
@@ -924,5 +928,161 @@ func TestHijackPanics(t *testing.T) {
 	defer cancel()
 	if err := u.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown = %v, want nil: nothing was handed over", err)
+	}
+}
+
+// TestDrainSchedule runs Shutdown with DrainTime on a virtual clock: the
+// contexts of the handlers still running when it starts are cancelled one
+// by one, with ErrShutdown as the cause, at evenly spaced times over
+// DrainTime, in an order that is not the order of the upgrades; handlers
+// that returned before Shutdown, or during the drain before their turn, are
+// skipped and keep their turn's time empty.
+func TestDrainSchedule(t *testing.T) {
+	const n, early, during = 40, 5, 5
+	const d = 40 * time.Second
+	u := New(Protocols("websocket"), DrainTime(d))
+	type running struct {
+		ctx   context.Context
+		leave chan struct{}
+	}
+	started := make(chan running, 1)
+	h := u.Handler(func(conn net.Conn, hs *Handshake) {
+		r := running{hs.Request.Context(), make(chan struct{})}
+		started <- r
+		select {
+		case <-r.ctx.Done():
+		case <-r.leave:
+		}
+	})
+	conns := make([]running, n) // in the order of their upgrades
+	for i := range conns {
+		h.ServeHTTP(newFakeWriter(), realRequest(""))
+		conns[i] = wait(t, started, "handler call")
+	}
+	for _, c := range conns[:early] {
+		close(c.leave)
+	}
+	waitFor(t, "the early handlers to return", func() bool { return u.Stats().Active == n-early })
+
+	// The clock moves only when the drain sleeps; each sleep first notes
+	// the time of the cancellations since the last.
+	var clock time.Duration
+	cancelled := map[int]time.Duration{}
+	note := func() {
+		for i, c := range conns {
+			if _, ok := cancelled[i]; !ok && c.ctx.Err() != nil {
+				cancelled[i] = clock
+				if cause := context.Cause(c.ctx); cause != ErrShutdown {
+					t.Errorf("connection %d: Cause = %v, want ErrShutdown", i, cause)
+				}
+			}
+		}
+	}
+	left := map[int]bool{}
+	u.now = func() time.Duration { return clock }
+	u.sleep = func(ctx context.Context, wait time.Duration) error {
+		note()
+		if !u.Stats().Draining {
+			t.Error("Stats().Draining = false during the drain")
+		}
+		if clock < d/3 && clock+wait >= d/3 {
+			// A third of the way, some handlers still waiting for their
+			// turn return by themselves.
+			for i := early; len(left) < during; i++ {
+				if _, ok := cancelled[i]; !ok {
+					left[i] = true
+					close(conns[i].leave)
+				}
+			}
+			waitFor(t, "handlers to return during the drain", func() bool {
+				return u.Stats().Active == n-early-during-len(cancelled) || u.Stats().Active < n-early-during-len(cancelled)
+			})
+		}
+		clock += wait
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := u.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v, want nil", err)
+	}
+	note()
+
+	m := n - early // tracked when the drain started
+	if len(cancelled) != m-during {
+		t.Fatalf("%d contexts cancelled, want %d: those running at their turn", len(cancelled), m-during)
+	}
+	turns := map[int]bool{}
+	var byTime []int // connection indexes, in the order of cancellation
+	for i, at := range cancelled {
+		if i < early || left[i] {
+			t.Errorf("connection %d, whose handler had returned, was cancelled at %v", i, at)
+		}
+		turn := int((at*time.Duration(m) + d/2) / d)
+		if at != d*time.Duration(turn)/time.Duration(m) || turn < 0 || turn >= m || turns[turn] {
+			t.Errorf("connection %d cancelled at %v, not at a turn of its own among %v*k/%d", i, at, d, m)
+		}
+		turns[turn] = true
+		byTime = append(byTime, i)
+	}
+	slices.SortFunc(byTime, func(a, b int) int { return cmp.Compare(cancelled[a], cancelled[b]) })
+	if slices.IsSorted(byTime) || slices.IsSortedFunc(byTime, func(a, b int) int { return b - a }) {
+		t.Errorf("cancellation order %v follows the order of the upgrades; want it random", byTime)
+	}
+	if s := u.Stats(); s.Draining || !s.ShuttingDown {
+		t.Errorf("after Shutdown: Draining = %v, ShuttingDown = %v, want false, true", s.Draining, s.ShuttingDown)
+	}
+}
+
+// TestDrainEndToEnd drains real connections over loopback on the real
+// clock: an Upgrader.Handler handler says goodbye with its context's cause
+// when its turn comes, a Hijack handler, which has no context, has its
+// connection closed at its turn, and Shutdown returns nil once all are
+// gone, before its deadline.
+func TestDrainEndToEnd(t *testing.T) {
+	const d = 300 * time.Millisecond
+	u := New(Protocols("websocket"), DrainTime(d))
+	handshake := u.Handler(func(conn net.Conn, hs *Handshake) {
+		defer conn.Close()
+		<-hs.Request.Context().Done()
+		fmt.Fprintf(conn, "bye: %v\n", context.Cause(hs.Request.Context()))
+	})
+	hijack := Hijack(func(conn net.Conn, _ string) {
+		defer conn.Close()
+		io.Copy(conn, conn)
+	}, Protocols("websocket"), DrainTime(d))
+	mux := http.NewServeMux()
+	mux.Handle("/handler", handshake)
+	mux.Handle("/hijack", hijack)
+	s := newServer(t, h1, mux)
+	var readers []*bufio.Reader
+	for _, path := range []string{"/handler", "/handler", "/handler", "/hijack", "/hijack"} {
+		r := s.wsRequest()
+		r.URL.Path = path
+		resp, _, _, br := s.roundTrip(t, r, "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("%s: status = %d, want 101", path, resp.StatusCode)
+		}
+		readers = append(readers, br)
+	}
+	hu := hijack.(*handler).u
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { errs <- u.Shutdown(ctx) }()
+	go func() { errs <- hu.Shutdown(ctx) }()
+	for i, br := range readers {
+		line, err := br.ReadString('\n')
+		switch {
+		case i < 3 && line != "bye: "+ErrShutdown.Error()+"\n":
+			t.Errorf("Handler connection %d: read %q, %v; want the goodbye with ErrShutdown", i, line, err)
+		case i >= 3 && (line != "" || err != io.EOF):
+			t.Errorf("Hijack connection %d: read %q, %v; want EOF", i, line, err)
+		}
+	}
+	for range 2 {
+		if err := wait(t, errs, "Shutdown to return"); err != nil {
+			t.Errorf("Shutdown = %v, want nil", err)
+		}
 	}
 }

@@ -27,7 +27,8 @@ type config struct {
 	originPatterns     []string // lower case
 	skipOriginCheck    bool
 	handshakeTimeout   time.Duration
-	maxConns           int64 // 0: no limit
+	maxConns           int64         // 0: no limit
+	drainTime          time.Duration // 0: Shutdown ends every context at once
 }
 
 // DefaultHandshakeTimeout is how long writing the 101 may take when
@@ -215,4 +216,32 @@ func HandshakeTimeout(d time.Duration) Option {
 		panic("cooper: HandshakeTimeout: duration must be positive")
 	}
 	return func(c *config) { c.handshakeTimeout = d }
+}
+
+// DrainTime spreads the end of the handlers' contexts over d when
+// [Upgrader.Shutdown] is called: instead of all at once, each handler's
+// context is cancelled at its own turn, in random order, evenly spaced over
+// d, so the clients that reconnect when their connection ends come back to
+// the rest of the fleet spread over d rather than in one storm. New
+// upgrades are refused from the start of Shutdown, as without it; a handler
+// that returns before its turn leaves early; at the deadline of Shutdown's
+// context, whatever is left is cancelled and closed. The cause of a
+// cancelled context ([context.Cause]) is [ErrShutdown], so the framing
+// layer can tell its peer to come back (WebSocket close code 1012, or
+// 1001).
+//
+// A [Hijack] handler has no context, so at its turn its connection is
+// closed instead. The connections of [Upgrader.Accept] share one context,
+// cancelled when the drain ends. Give Shutdown a context whose deadline
+// leaves d and some margin for the handlers to say goodbye.
+//
+// Default: 0, every context is cancelled as soon as Shutdown is called.
+// With d set, each [Upgrader.Handler] upgrade allocates its own context.
+//
+// Panics if d is negative.
+func DrainTime(d time.Duration) Option {
+	if d < 0 {
+		panic("cooper: DrainTime: duration must not be negative")
+	}
+	return func(c *config) { c.drainTime = d }
 }
