@@ -54,6 +54,10 @@ var (
 	// as [MaxConnections] allows (503, with Retry-After).
 	ErrTooManyConnections = errors.New("cooper: too many connections")
 
+	// ErrUpgradeRate: upgrades arrive faster than [UpgradeRate] allows (503,
+	// with Retry-After).
+	ErrUpgradeRate = errors.New("cooper: upgrade rate exceeded")
+
 	// ErrResponseHeader: a header returned by the [ResponseHeaders] function
 	// has an invalid name or value, or names a header negotiation owns (500).
 	ErrResponseHeader = errors.New("cooper: invalid response header")

@@ -88,8 +88,10 @@ type Upgrader struct {
 	// upgrade then costs what it did without it.
 	own map[*tracked]ownState
 
-	// The clock of the drain: time since New, and a wait that ends early
-	// when ctx is done. Tests replace them.
+	rate rateState // with UpgradeRate
+
+	// The clock of the drain and of UpgradeRate: time since New, and a
+	// wait that ends early when ctx is done. Tests replace them.
 	now   func() time.Duration
 	sleep func(ctx context.Context, d time.Duration) error
 
@@ -116,8 +118,8 @@ type Stats struct {
 	// Panics counts handlers that panicked.
 	Panics uint64
 	// Refusals counts refused requests by the sentinel they match, from
-	// [ErrMethod] to [ErrTooManyConnections] and [ErrHijackFailed]; a
-	// sentinel with no refusal is absent.
+	// [ErrMethod] to [ErrTooManyConnections], [ErrUpgradeRate] and
+	// [ErrHijackFailed]; a sentinel with no refusal is absent.
 	Refusals map[error]uint64
 	// ShuttingDown is true once [Upgrader.Shutdown] has been called: new
 	// upgrades are refused with 503 and [ErrShutdown] from then on.
@@ -142,7 +144,7 @@ const (
 var refusalKinds = [...]error{
 	ErrMethod, ErrHTTPVersion, ErrRequestBody, ErrNotUpgrade, ErrProtocol, ErrMalformedHeader,
 	ErrWebSocketKey, ErrWebSocketVersion, ErrOrigin, ErrShutdown, ErrTooManyConnections,
-	ErrResponseHeader, ErrHijackFailed,
+	ErrUpgradeRate, ErrResponseHeader, ErrHijackFailed,
 }
 
 // Stats returns the Upgrader's counters. It takes no lock that the request

@@ -1,6 +1,7 @@
 package cooper
 
 import (
+	"math"
 	"net/http"
 	"path"
 	"slices"
@@ -29,6 +30,8 @@ type config struct {
 	handshakeTimeout   time.Duration
 	maxConns           int64         // 0: no limit
 	drainTime          time.Duration // 0: Shutdown ends every context at once
+	rateInterval       time.Duration // UpgradeRate: time per upgrade; 0: no rate limit
+	rateTolerance      time.Duration // UpgradeRate: (burst-1) intervals
 }
 
 // DefaultHandshakeTimeout is how long writing the 101 may take when
@@ -244,4 +247,30 @@ func DrainTime(d time.Duration) Option {
 		panic("cooper: DrainTime: duration must not be negative")
 	}
 	return func(c *config) { c.drainTime = d }
+}
+
+// UpgradeRate admits at most perSecond upgrades a second, with bursts of
+// up to burst at once: a token bucket holding burst tokens, refilled at
+// perSecond, from which each admitted upgrade takes one. A request past it
+// is refused with 503, Retry-After and [ErrUpgradeRate] before anything is
+// taken over, so a server in a reconnect storm sheds load early and
+// cheaply rather than timing out late. Retry-After hands the refused
+// clients successive whole seconds at the rate, so they come back spread
+// out. Only requests that pass every other check take a token. The bucket
+// is one atomic value: no goroutine, no lock.
+//
+// Default: no rate limit.
+//
+// Panics if perSecond is not a positive number or burst is less than 1.
+func UpgradeRate(perSecond float64, burst int) Option {
+	if !(perSecond > 0) || math.IsInf(perSecond, 1) {
+		panic("cooper: UpgradeRate: perSecond must be a positive number")
+	}
+	if burst < 1 {
+		panic("cooper: UpgradeRate: burst must be at least 1")
+	}
+	interval := max(time.Duration(math.Round(float64(time.Second)/perSecond)), 1)
+	return func(c *config) {
+		c.rateInterval, c.rateTolerance = interval, time.Duration(burst-1)*interval
+	}
 }
