@@ -58,6 +58,11 @@ var (
 	// with Retry-After).
 	ErrUpgradeRate = errors.New("cooper: upgrade rate exceeded")
 
+	// ErrTooManyClientConnections: the client already holds as many
+	// connections as [MaxConnectionsPerClient] allows (429, with
+	// Retry-After).
+	ErrTooManyClientConnections = errors.New("cooper: too many connections from the client")
+
 	// ErrResponseHeader: a header returned by the [ResponseHeaders] function
 	// has an invalid name or value, or names a header negotiation owns (500).
 	ErrResponseHeader = errors.New("cooper: invalid response header")

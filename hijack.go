@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"slices"
 	"strconv"
@@ -83,10 +84,12 @@ type Upgrader struct {
 	closed atomic.Bool  // Shutdown was called
 	drain  atomic.Int32 // drainNone, drainRunning or drainOver
 
-	// With DrainTime, what each tracked connection holds beyond its ring
-	// entry; guarded by mu. It is nil when the option is off, so an
-	// upgrade then costs what it did without it.
-	own map[*tracked]ownState
+	// With DrainTime or MaxConnectionsPerClient, what each tracked
+	// connection holds beyond its ring entry, and the connections held per
+	// client address; guarded by mu. Both are nil when those options are
+	// off, so an upgrade then costs what it did without them.
+	own     map[*tracked]ownState
+	clients map[netip.Addr]int
 
 	rate rateState // with UpgradeRate
 
@@ -118,8 +121,9 @@ type Stats struct {
 	// Panics counts handlers that panicked.
 	Panics uint64
 	// Refusals counts refused requests by the sentinel they match, from
-	// [ErrMethod] to [ErrTooManyConnections], [ErrUpgradeRate] and
-	// [ErrHijackFailed]; a sentinel with no refusal is absent.
+	// [ErrMethod] to [ErrTooManyConnections], [ErrUpgradeRate],
+	// [ErrTooManyClientConnections] and [ErrHijackFailed]; a sentinel with
+	// no refusal is absent.
 	Refusals map[error]uint64
 	// ShuttingDown is true once [Upgrader.Shutdown] has been called: new
 	// upgrades are refused with 503 and [ErrShutdown] from then on.
@@ -144,7 +148,7 @@ const (
 var refusalKinds = [...]error{
 	ErrMethod, ErrHTTPVersion, ErrRequestBody, ErrNotUpgrade, ErrProtocol, ErrMalformedHeader,
 	ErrWebSocketKey, ErrWebSocketVersion, ErrOrigin, ErrShutdown, ErrTooManyConnections,
-	ErrUpgradeRate, ErrResponseHeader, ErrHijackFailed,
+	ErrUpgradeRate, ErrTooManyClientConnections, ErrResponseHeader, ErrHijackFailed,
 }
 
 // Stats returns the Upgrader's counters. It takes no lock that the request
@@ -174,8 +178,11 @@ func New(opts ...Option) *Upgrader {
 	u := &Upgrader{cfg: newConfig(opts)}
 	u.ctx, u.cancel = context.WithCancelCause(context.Background())
 	u.active.prev, u.active.next = &u.active, &u.active
-	if u.cfg.drainTime > 0 {
+	if u.cfg.drainTime > 0 || u.cfg.maxPerClient > 0 {
 		u.own = map[*tracked]ownState{}
+	}
+	if u.cfg.maxPerClient > 0 {
+		u.clients = map[netip.Addr]int{}
 	}
 	start := time.Now()
 	u.now = func() time.Duration { return time.Since(start) }

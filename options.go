@@ -3,6 +3,7 @@ package cooper
 import (
 	"math"
 	"net/http"
+	"net/netip"
 	"path"
 	"slices"
 	"strconv"
@@ -32,6 +33,8 @@ type config struct {
 	drainTime          time.Duration // 0: Shutdown ends every context at once
 	rateInterval       time.Duration // UpgradeRate: time per upgrade; 0: no rate limit
 	rateTolerance      time.Duration // UpgradeRate: (burst-1) intervals
+	maxPerClient       int           // 0: no limit per client
+	trustedProxies     []netip.Prefix
 }
 
 // DefaultHandshakeTimeout is how long writing the 101 may take when
@@ -273,4 +276,62 @@ func UpgradeRate(perSecond float64, burst int) Option {
 	return func(c *config) {
 		c.rateInterval, c.rateTolerance = interval, time.Duration(burst-1)*interval
 	}
+}
+
+// MaxConnectionsPerClient sets the most connections the Upgrader holds at
+// once for one client address, counted as [Stats].Active is: from the
+// request's admission until its handler returns (for [Upgrader.Accept],
+// until the ServeHTTP that took the connection returns). A request past it
+// is refused with 429, Retry-After and [ErrTooManyClientConnections] before
+// anything is taken over.
+//
+// The client address is the IP address of the peer (the request's
+// RemoteAddr), or, when the peer is one of [TrustedProxies], the address
+// the proxies say the request came from. IPv6 addresses count one by one,
+// not by network. A peer whose address is not an IP address (a Unix
+// socket) is not limited.
+//
+// Default: no limit per client.
+//
+// Panics if n is not positive.
+func MaxConnectionsPerClient(n int) Option {
+	if n <= 0 {
+		panic("cooper: MaxConnectionsPerClient: n must be positive")
+	}
+	return func(c *config) { c.maxPerClient = n }
+}
+
+// TrustedProxies names the reverse proxies whose word on the client's
+// address [MaxConnectionsPerClient] takes, as CIDR prefixes such as
+// "10.0.0.0/8" or "2001:db8::/32", or single addresses. When the peer is
+// one of them, the client address is found by walking X-Forwarded-For (all
+// its lines) or Forwarded (RFC 7239, its "for" parameters) from the right,
+// past the addresses of trusted proxies, to the first that is not one.
+// Headers from any other peer are ignored: a client cannot choose its
+// address by sending them.
+//
+// When a trusted hop does not say whom it forwarded for (no header, the
+// "unknown" or an obfuscated identifier, a malformed value), the request
+// counts against the last trusted address. A request that has both headers
+// and whose two answers differ counts against the peer, since one of the
+// two may be the client's own: a trusted proxy should remove the one of
+// them it does not write.
+//
+// Default: none; the client address is the peer's.
+//
+// Panics if a prefix is neither a CIDR prefix nor an IP address.
+func TrustedProxies(prefixes ...string) Option {
+	ps := make([]netip.Prefix, len(prefixes))
+	for i, s := range prefixes {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				panic("cooper: TrustedProxies: " + quote(s) + " is not a CIDR prefix or an IP address")
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		ps[i] = unmapPrefix(p.Masked())
+	}
+	return func(c *config) { c.trustedProxies = ps }
 }
