@@ -204,20 +204,15 @@ func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 // BenchmarkUpgrade measures cooper's own path for one upgrade, from
 // ServeHTTP to the handler's start, with Chromium's request (a subprotocol
 // and permessage-deflate negotiated) and a fake hijackable writer: no
-// socket, no net/http parsing.
+// socket, no net/http parsing. The sub-benchmarks after the first two turn
+// one fleet option on each, at settings that never refuse, to measure what
+// it costs an admitted upgrade.
 func BenchmarkUpgrade(b *testing.B) {
-	for _, entry := range []string{"Hijack", "Handler"} {
-		b.Run(entry, func(b *testing.B) {
+	for _, bc := range upgradeCases {
+		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			opts := []Option{Protocols("websocket"), Subprotocols("v1.chat"), Deflate(DeflateParams{})}
-			var h http.Handler
-			done := make(chan struct{}, 1)
-			if entry == "Hijack" {
-				h = Hijack(func(net.Conn, string) { done <- struct{}{} }, opts...)
-			} else {
-				h = New(opts...).Handler(func(net.Conn, *Handshake) { done <- struct{}{} })
-			}
-			w, r := newFakeWriter(), realRequest("permessage-deflate; client_max_window_bits")
+			h, done := bc.start()
+			w, r := newFakeWriter(), bc.request()
 			for b.Loop() {
 				h.ServeHTTP(w, r)
 				<-done
@@ -226,28 +221,79 @@ func BenchmarkUpgrade(b *testing.B) {
 	}
 }
 
+// An upgradeCase is a way of upgrading for BenchmarkUpgrade and
+// TestUpgradeAllocs: an entry point, and a fleet option on, at settings
+// that never refuse.
+type upgradeCase struct {
+	name    string
+	handler bool // Upgrader.Handler rather than Hijack
+	proxied bool // the request comes from a trusted proxy, with X-Forwarded-For
+	opts    []Option
+}
+
+// read-only
+var upgradeCases = []upgradeCase{
+	{name: "Hijack"},
+	{name: "Handler", handler: true},
+	{name: "Handler+DrainTime", handler: true, opts: []Option{DrainTime(time.Minute)}},
+	{name: "Hijack+UpgradeRate", opts: []Option{UpgradeRate(1e9, 1<<30)}},
+	{name: "Hijack+MaxConnectionsPerClient", opts: []Option{MaxConnectionsPerClient(1 << 20)}},
+	{name: "Hijack+MaxConnectionsPerClient+TrustedProxies", proxied: true,
+		opts: []Option{MaxConnectionsPerClient(1 << 20), TrustedProxies("10.0.0.0/8")}},
+}
+
+// start returns the case's handler, whose every call sends on done.
+func (c upgradeCase) start() (h http.Handler, done chan struct{}) {
+	done = make(chan struct{}, 1)
+	opts := append([]Option{Protocols("websocket"), Subprotocols("v1.chat"), Deflate(DeflateParams{})}, c.opts...)
+	if c.handler {
+		return New(opts...).Handler(func(net.Conn, *Handshake) { done <- struct{}{} }), done
+	}
+	return Hijack(func(net.Conn, string) { done <- struct{}{} }, opts...), done
+}
+
+// request returns Chromium's request, from a client's address or through
+// a trusted proxy.
+func (c upgradeCase) request() *http.Request {
+	r := realRequest("permessage-deflate; client_max_window_bits")
+	r.RemoteAddr = "203.0.113.7:50000"
+	if c.proxied {
+		r.RemoteAddr = "10.0.0.1:50000"
+		r.Header["X-Forwarded-For"] = []string{"198.51.100.1, 203.0.113.7"}
+	}
+	return r
+}
+
 // TestUpgradeAllocs holds cooper's own path for an upgrade through Hijack
 // to its budget: with nothing buffered, the ring entry and the handler
 // goroutine's start, 2 allocations and 64 bytes; with early bytes, one more
-// for the replay wrapper and one for the bytes.
+// for the replay wrapper and one for the bytes. UpgradeRate and
+// MaxConnectionsPerClient, with or without TrustedProxies, add nothing to
+// it. Through Upgrader.Handler, the Handshake, its request's context and
+// the copy of the request that carries it add three; DrainTime adds the
+// connection's own context and its cancellation.
 func TestUpgradeAllocs(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
 		t.Skip("allocation counts differ under coverage or the race detector")
 	}
 	cases := []struct {
 		name          string
+		with          upgradeCase
 		early         string
 		allocs, bytes float64
 	}{
-		{"nothing buffered", "", 2, 64},
-		{"early bytes buffered", "early frame", 4, 64 + 64 + 16},
+		{"nothing buffered", upgradeCases[0], "", 2, 64},
+		{"early bytes buffered", upgradeCases[0], "early frame", 4, 64 + 64 + 16},
+		{"through Handler", upgradeCases[1], "", 5, 512},
+		{"through Handler with DrainTime", upgradeCases[2], "", 7, 608},
+		{"with UpgradeRate", upgradeCases[3], "", 2, 64},
+		{"with MaxConnectionsPerClient", upgradeCases[4], "", 2, 64},
+		{"with MaxConnectionsPerClient through a trusted proxy", upgradeCases[5], "", 2, 64},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			done := make(chan struct{}, 1)
-			h := Hijack(func(net.Conn, string) { done <- struct{}{} },
-				Protocols("websocket"), Subprotocols("v1.chat"), Deflate(DeflateParams{}))
-			w, r := newFakeWriter(), realRequest("permessage-deflate; client_max_window_bits")
+			h, done := tc.with.start()
+			w, r := newFakeWriter(), tc.with.request()
 			src := strings.NewReader(tc.early)
 			upgrade := func() {
 				src.Reset(tc.early)

@@ -258,9 +258,9 @@ func DrainTime(d time.Duration) Option {
 // is refused with 503, Retry-After and [ErrUpgradeRate] before anything is
 // taken over, so a server in a reconnect storm sheds load early and
 // cheaply rather than timing out late. Retry-After hands the refused
-// clients successive whole seconds at the rate, so they come back spread
-// out. Only requests that pass every other check take a token. The bucket
-// is one atomic value: no goroutine, no lock.
+// clients successive whole seconds at the rate (within a minute), so they
+// come back spread out. Requests refused for another reason take no token.
+// Taking a token is one compare-and-swap: no goroutine, no lock.
 //
 // Default: no rate limit.
 //
