@@ -49,6 +49,20 @@
 // sends its headers slowly cannot hold a connection, and MaxHeaderBytes.
 // [Upgrader.Stats] reads the counters at any time without locks.
 //
+// # Fleets
+//
+// Behind a load balancer, a process that restarts should not send all its
+// clients to the others at once. [DrainTime] has [Upgrader.Shutdown] end
+// the handlers' contexts one by one, spread over a time, with [ErrShutdown]
+// as their cause. The survivors can protect themselves: [UpgradeRate]
+// refuses upgrades past a rate with 503, and [MaxConnectionsPerClient]
+// refuses a client past its share with 429, counting by the address that
+// [TrustedProxies] report. Every refusal is answered before anything is
+// taken over, carries a Retry-After spread over whole seconds so refused
+// clients do not return together, reaches [OnError], and is counted in
+// [Stats].Refusals; [Stats].ShuttingDown and Draining say where a shutdown
+// is.
+//
 // # HTTP/2
 //
 // Over HTTP/2, a browser opens a WebSocket as an extended CONNECT on a

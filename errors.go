@@ -46,8 +46,9 @@ var (
 	// not allow (403). See [OriginPatterns].
 	ErrOrigin = errors.New("cooper: origin not allowed")
 
-	// ErrShutdown: the Upgrader is shutting down (503, with Retry-After). See
-	// [Upgrader.Shutdown].
+	// ErrShutdown: the Upgrader is shutting down (503, with Retry-After).
+	// It is also the cause ([context.Cause]) of the handlers' contexts that
+	// Shutdown cancels. See [Upgrader.Shutdown] and [DrainTime].
 	ErrShutdown = errors.New("cooper: shutting down")
 
 	// ErrTooManyConnections: the Upgrader already holds as many connections

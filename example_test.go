@@ -1,6 +1,7 @@
 package cooper_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -219,6 +220,51 @@ func ExampleUpgrader_Shutdown() {
 	// Output:
 	// handler told: context canceled
 	// Shutdown: <nil>
+}
+
+// A server that drains its connections over DrainTime when it shuts down,
+// so their clients reconnect to the rest of the fleet spread over that
+// time rather than all at once. The handler tells a drain from other
+// cancellation by the context's cause, and a WebSocket framing layer would
+// send close code 1012 (service restart).
+func ExampleDrainTime() {
+	u := cooper.New(cooper.Protocols("lines/1"), cooper.DrainTime(300*time.Millisecond))
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		io.WriteString(conn, "ready\n")
+		<-hs.Request.Context().Done()
+		if errors.Is(context.Cause(hs.Request.Context()), cooper.ErrShutdown) {
+			io.WriteString(conn, "1012 service restart\n")
+		}
+	}))
+	defer srv.Close()
+
+	var clients []*bufio.Reader
+	for range 3 {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "lines/1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		br.ReadString('\n') // ready
+		clients = append(clients, br)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println("Shutdown:", u.Shutdown(ctx)) // returns once every handler has
+	for i, br := range clients {
+		line, _ := br.ReadString('\n')
+		fmt.Printf("client %d told: %s", i, line)
+	}
+	// Output:
+	// Shutdown: <nil>
+	// client 0 told: 1012 service restart
+	// client 1 told: 1012 service restart
+	// client 2 told: 1012 service restart
 }
 
 // A WebSocket client: Dial connects, does the RFC 6455 handshake, checks

@@ -62,8 +62,11 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 //     missing, sent twice, or not 16 base64-encoded bytes: 400
 //     ([ErrWebSocketKey]);
 //   - a cross-origin browser request: 403 ([ErrOrigin]);
-//   - while shutting down, or holding [MaxConnections]: 503 with
-//     Retry-After ([ErrShutdown], [ErrTooManyConnections]).
+//   - while shutting down, holding [MaxConnections], or past [UpgradeRate]:
+//     503 with Retry-After ([ErrShutdown], [ErrTooManyConnections],
+//     [ErrUpgradeRate]);
+//   - when the client holds [MaxConnectionsPerClient]: 429 with
+//     Retry-After ([ErrTooManyClientConnections]).
 //
 // Every 426 carries Upgrade (the [Protocols] list) and Connection: Upgrade;
 // without a [Protocols] list there is nothing to name, so those are 400
