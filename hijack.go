@@ -224,7 +224,9 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 // handler can say goodbye and return. Shutdown waits for every handler to
 // return (and, for [Upgrader.Accept], every ServeHTTP that took a
 // connection), or for ctx to be done; then it closes the connections still
-// open and returns ctx's error. Calling it more than once is safe.
+// open and returns ctx's error. It closes them at once, whatever their
+// peers do: a TLS connection's socket is closed without waiting to send
+// close_notify. Calling it more than once is safe.
 func (u *Upgrader) Shutdown(ctx context.Context) error {
 	u.closed.Store(true)
 	u.cancel()
@@ -848,15 +850,45 @@ func (u *Upgrader) untrack(t *tracked) {
 	}
 }
 
-// closeAll closes every tracked connection that was handed over.
+// closeAll closes every tracked connection that was handed over. It lists
+// them under the lock and closes them outside it, so requests and handlers
+// returning are not held up meanwhile.
 func (u *Upgrader) closeAll() {
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	// allocates: once, at Shutdown's deadline.
+	conns := make([]net.Conn, 0, u.count.Load())
 	for t := u.active.next; t != &u.active; t = t.next {
 		if c := t.netConn(); c != nil {
-			c.Close()
+			conns = append(conns, c)
 		}
 	}
+	u.mu.Unlock()
+	for _, c := range conns {
+		closeNow(c)
+	}
+}
+
+// closeNow closes c at once, whatever its peer does. It first closes the
+// socket beneath, reached through NetConn methods: a *tls.Conn's Close
+// would otherwise try to send close_notify for up to 5 s to a peer that
+// stopped reading, which then fails at once.
+func closeNow(c net.Conn) {
+	socket := c
+	for {
+		u, ok := socket.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		next := u.NetConn()
+		if next == nil || next == socket {
+			break
+		}
+		socket = next
+	}
+	if socket != c {
+		socket.Close()
+	}
+	c.Close()
 }
 
 // refuse counts the refusal rej by its sentinel and reports it.
