@@ -46,8 +46,9 @@ var (
 	// not allow (403). See [OriginPatterns].
 	ErrOrigin = errors.New("cooper: origin not allowed")
 
-	// ErrShutdown: the Upgrader is shutting down (503, with Retry-After). See
-	// [Upgrader.Shutdown].
+	// ErrShutdown: the Upgrader is shutting down (503, with Retry-After);
+	// also reported when Shutdown closed an accepted connection before its
+	// handler started. See [Upgrader.Shutdown].
 	ErrShutdown = errors.New("cooper: shutting down")
 
 	// ErrTooManyConnections: the Upgrader already holds as many connections

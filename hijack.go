@@ -80,6 +80,7 @@ type Upgrader struct {
 	mu     sync.Mutex
 	active tracked     // sentinel of the ring of connections whose handlers run
 	closed atomic.Bool // Shutdown was called
+	forced atomic.Bool // Shutdown's deadline passed: every connection is being closed
 
 	// Counters, read by Stats without locks.
 	count    atomic.Int64 // connections in the ring
@@ -99,7 +100,8 @@ type Stats struct {
 	// Upgrades counts the connections handed over.
 	Upgrades uint64
 	// Failures counts upgrades that failed after the request was accepted,
-	// writing the 101 (see [HandshakeTimeout]).
+	// writing the 101 (see [HandshakeTimeout]) or closed by
+	// [Upgrader.Shutdown] before their handler started.
 	Failures uint64
 	// Panics counts handlers that panicked.
 	Panics uint64
@@ -224,9 +226,10 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 // handler can say goodbye and return. Shutdown waits for every handler to
 // return (and, for [Upgrader.Accept], every ServeHTTP that took a
 // connection), or for ctx to be done; then it closes the connections still
-// open and returns ctx's error. It closes them at once, whatever their
-// peers do: a TLS connection's socket is closed without waiting to send
-// close_notify. Calling it more than once is safe.
+// open, those still being answered included, and returns ctx's error. It
+// closes them at once, whatever their peers do: a TLS connection's socket
+// is closed without waiting to send close_notify. Once Shutdown has
+// returned, no handler starts. Calling it more than once is safe.
 func (u *Upgrader) Shutdown(ctx context.Context) error {
 	u.closed.Store(true)
 	u.cancel()
@@ -281,6 +284,12 @@ func (t *tracked) run() {
 	t.hs = nil // the ring does not keep what the handler may let go
 	defer t.h.u.finish(t)
 	conn := t.netConn()
+	if t.h.u.forced.Load() {
+		// Shutdown closed every connection before this goroutine ran; its
+		// handler must not start after Shutdown returned.
+		conn.Close()
+		return
+	}
 	if t.h.proto != nil {
 		t.h.proto(conn, hs.Protocol)
 		return
@@ -378,7 +387,16 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 			u.untrack(t)
 		}
 	}()
-	conn, err := switchProtocols(w, r, &d, extra, u.cfg.handshakeTimeout)
+	conn, err := u.switchProtocols(w, r, &d, extra, t)
+	if _, refused := err.(*UpgradeError); !refused && u.forced.Load() {
+		// Shutdown closes every connection, this one too, maybe while the
+		// answer was written: the handler must not start after Shutdown
+		// returned.
+		if conn != nil {
+			conn.Close()
+		}
+		err = errClosedByShutdown
+	}
 	if err != nil {
 		if rej, ok := err.(*UpgradeError); ok {
 			u.refuse(rej)
@@ -389,27 +407,46 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 		return nil, err
 	}
 	handedOver = true
-	t.conn.Store(conn)
 	u.upgrades.Add(1)
 	return t, nil
 }
 
+// errClosedByShutdown is reported for an upgrade whose connection
+// Shutdown closed before its handler started.
+var errClosedByShutdown = fmt.Errorf("%w: the connection was closed before its handler started", ErrShutdown)
+
 // switchProtocols takes the connection over, answers and hands it over:
 // over HTTP/1.1 by hijacking it and writing the 101, over HTTP/2 by
 // answering 200 on the stream, which becomes the connection (RFC 8441).
-// A failure before anything was sent is an *UpgradeError.
-func switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, timeout time.Duration) (net.Conn, error) {
+// The connection to hand over is held by t before the answer is written,
+// so a Shutdown whose deadline passes meanwhile closes it. A failure before
+// anything was sent is an *UpgradeError.
+func (u *Upgrader) switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) (net.Conn, error) {
 	if r.ProtoMajor >= 2 {
-		return switchStream(w, r, d, extra, timeout)
+		return u.switchStream(w, r, d, extra, t)
 	}
 	conn, brw, rej := takeOver(w)
 	if rej != nil {
 		return nil, rej
 	}
-	if err := writeAnswer(conn, brw, d, extra, timeout); err != nil {
+	handed := handOver(conn, brw.Reader)
+	if !u.hold(t, handed) {
+		conn.Close()
+		return nil, errClosedByShutdown
+	}
+	if err := writeAnswer(conn, brw, d, extra, u.cfg.handshakeTimeout); err != nil {
 		return nil, err
 	}
-	return handOver(conn, brw.Reader), nil
+	return handed, nil
+}
+
+// hold records conn as the connection of t, for closeAll, and reports
+// whether it may be used: false when Shutdown already began closing every
+// connection, so conn must be closed. Either closeAll sees conn or hold
+// sees that it ran, since both sides write before they read.
+func (u *Upgrader) hold(t *tracked, conn net.Conn) bool {
+	t.conn.Store(conn)
+	return !u.forced.Load()
 }
 
 // A decision is what validate and negotiate agreed on for a request.
@@ -800,12 +837,12 @@ func appendAnswer(b []byte, d *decision, extra http.Header) []byte {
 // handler runs, with what the handler is given.
 type tracked struct {
 	prev, next *tracked
-	conn       atomic.Value // the net.Conn handed over; empty until then
+	conn       atomic.Value // the net.Conn to hand over, from the take-over on; empty before
 	h          *handler     // nil for Accept
 	hs         *Handshake   // for the handler, until it is given
 }
 
-// netConn returns the connection handed over, or nil before then.
+// netConn returns the connection to hand over, or nil before the take-over.
 func (t *tracked) netConn() net.Conn {
 	c, _ := t.conn.Load().(net.Conn)
 	return c
@@ -850,10 +887,12 @@ func (u *Upgrader) untrack(t *tracked) {
 	}
 }
 
-// closeAll closes every tracked connection that was handed over. It lists
-// them under the lock and closes them outside it, so requests and handlers
-// returning are not held up meanwhile.
+// closeAll closes every tracked connection that was taken over, and makes
+// any upgrade still under way close its own (see hold). It lists them under
+// the lock and closes them outside it, so requests and handlers returning
+// are not held up meanwhile.
 func (u *Upgrader) closeAll() {
+	u.forced.Store(true)
 	u.mu.Lock()
 	// allocates: once, at Shutdown's deadline.
 	conns := make([]net.Conn, 0, u.count.Load())

@@ -3,8 +3,14 @@ package cooper
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -64,3 +70,81 @@ func fillSendBuffer(c net.Conn) {
 	c.SetWriteDeadline(time.Time{})
 }
 
+// TestShutdownDuringAnswer shuts down while an upgrade is still writing its
+// 101 to a client that does not read (the answer carries 16 MiB of
+// application headers): at its deadline Shutdown closes that connection
+// too, so the client never gets the whole 101, and the handler never
+// starts, not even after Shutdown returned.
+func TestShutdownDuringAnswer(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		const headers, size = 16, 1 << 20
+		big := strings.Repeat("v", size)
+		started := make(chan struct{}, 1)
+		var failures atomic.Int32
+		u := New(Protocols("websocket"), HandshakeTimeout(time.Minute),
+			OnError(func(err error) {
+				if errors.Is(err, ErrShutdown) {
+					failures.Add(1)
+				}
+			}),
+			ResponseHeaders(func(*http.Request, string) http.Header {
+				h := http.Header{}
+				for i := range headers {
+					h.Set(fmt.Sprintf("X-Big-%d", i), big)
+				}
+				return h
+			}))
+		s := newServer(t, m, u.Handler(func(conn net.Conn, hs *Handshake) {
+			started <- struct{}{}
+			conn.Close()
+		}))
+		c := s.dial(t)
+		if _, err := c.Write(appendRequest(nil, s.wsRequest(), "")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the connection to be taken over", func() bool { return s.hijacked.Load() == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := u.Shutdown(ctx); err != context.DeadlineExceeded {
+			t.Fatalf("Shutdown with an upgrade writing its 101 = %v, want context.DeadlineExceeded", err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := io.Copy(io.Discard, c)
+		if errors.Is(err, os.ErrDeadlineExceeded) || n >= headers*size {
+			t.Errorf("after Shutdown the client read %d bytes, then %v; want the connection closed before the 101's %d MiB", n, err, headers*size>>20)
+		}
+		none(t, started, "handler start after Shutdown returned")
+		waitFor(t, "the upgrade to be untracked", func() bool { return u.Stats().Active == 0 })
+		if s := u.Stats(); s.Upgrades != 0 || s.Failures != 1 || failures.Load() != 1 {
+			t.Errorf("Stats = %+v, %d ErrShutdown reported; want no upgrade, one failure, reported as ErrShutdown", s, failures.Load())
+		}
+	})
+}
+
+// TestNoHandlerAfterShutdownClosed starts a handler's goroutine after
+// Shutdown closed every connection, as the scheduler may: the handler is
+// not called, its connection is closed and it is no longer tracked.
+func TestNoHandlerAfterShutdownClosed(t *testing.T) {
+	called := false
+	h := Hijack(func(net.Conn, string) { called = true }).(*handler)
+	u := h.u
+	server, client := net.Pipe()
+	defer client.Close()
+	tr := &tracked{h: h, hs: &Handshake{Protocol: "websocket"}}
+	if rej := u.track(tr); rej != nil {
+		t.Fatal(rej)
+	}
+	u.hold(tr, server)
+	u.closed.Store(true)
+	u.closeAll() // Shutdown's deadline passed
+	tr.run()
+	if called {
+		t.Error("the handler started after Shutdown closed its connection")
+	}
+	if _, err := server.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("write on the connection = %v, want io.ErrClosedPipe", err)
+	}
+	if a := u.Stats().Active; a != 0 {
+		t.Errorf("Active = %d, want 0", a)
+	}
+}
