@@ -46,9 +46,11 @@ var (
 	// not allow (403). See [OriginPatterns].
 	ErrOrigin = errors.New("cooper: origin not allowed")
 
-	// ErrShutdown: the Upgrader is shutting down (503, with Retry-After).
-	// It is also the cause ([context.Cause]) of the handlers' contexts that
-	// Shutdown cancels. See [Upgrader.Shutdown] and [DrainTime].
+	// ErrShutdown: the Upgrader is shutting down (503, with Retry-After);
+	// also reported when Shutdown closed an accepted connection before its
+	// handler started. It is also the cause ([context.Cause]) of the
+	// handlers' contexts that Shutdown cancels. See [Upgrader.Shutdown] and
+	// [DrainTime].
 	ErrShutdown = errors.New("cooper: shutting down")
 
 	// ErrTooManyConnections: the Upgrader already holds as many connections

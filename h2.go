@@ -46,13 +46,13 @@ func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 // switchStream answers an extended CONNECT (RFC 8441, section 5) and returns
 // the stream as a connection. It first clears the deadlines net/http set
 // from ReadTimeout and WriteTimeout, refusing with 500 through w when the
-// ResponseWriter chain cannot; then it sends 200 with the agreed headers,
-// flushed at once, within timeout.
-func switchStream(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, timeout time.Duration) (net.Conn, error) {
+// ResponseWriter chain cannot; then, the connection held by t, it sends 200
+// with the agreed headers, flushed at once, within the handshake timeout.
+func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) (net.Conn, error) {
 	rc := http.NewResponseController(w)
 	err := rc.SetReadDeadline(time.Time{})
 	if err == nil {
-		err = rc.SetWriteDeadline(time.Now().Add(timeout))
+		err = rc.SetWriteDeadline(time.Now().Add(u.cfg.handshakeTimeout))
 	}
 	if err != nil {
 		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: HTTP/2 stream: %w", ErrHijackFailed, err)}
@@ -73,15 +73,22 @@ func switchStream(w http.ResponseWriter, r *http.Request, d *decision, extra htt
 		// allocates: net/http's headers are strings.
 		h[hdrWSExtensions] = []string{string(appendDeflate(nil, &d.deflate))}
 	}
+	conn := newStreamConn(w, r, rc)
+	if !u.hold(t, conn) {
+		conn.Close()
+		conn.end()
+		return nil, errClosedByShutdown
+	}
 	w.WriteHeader(http.StatusOK)
 	err = rc.Flush()
 	if err == nil {
 		err = rc.SetWriteDeadline(time.Time{})
 	}
 	if err != nil {
+		conn.end()
 		return nil, fmt.Errorf("cooper: write 200: %w", err)
 	}
-	return newStreamConn(w, r, rc), nil
+	return conn, nil
 }
 
 // A streamConn is an HTTP/2 stream as a net.Conn: reads come from the

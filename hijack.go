@@ -85,6 +85,7 @@ type Upgrader struct {
 	mu     sync.Mutex
 	active tracked      // sentinel of the ring of connections whose handlers run
 	closed atomic.Bool  // Shutdown was called
+	forced atomic.Bool  // Shutdown's deadline passed: every connection is being closed
 	drain  atomic.Int32 // drainNone, drainRunning or drainOver
 
 	// With DrainTime or MaxConnectionsPerClient, what each tracked
@@ -119,7 +120,8 @@ type Stats struct {
 	// Upgrades counts the connections handed over.
 	Upgrades uint64
 	// Failures counts upgrades that failed after the request was accepted,
-	// writing the 101 (see [HandshakeTimeout]).
+	// writing the 101 (see [HandshakeTimeout]) or closed by
+	// [Upgrader.Shutdown] before their handler started.
 	Failures uint64
 	// Panics counts handlers that panicked.
 	Panics uint64
@@ -288,9 +290,12 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 // back at once; a [Hijack] handler, which has no context, has its
 // connection closed at its turn instead. Shutdown waits for every handler
 // to return (and, for [Upgrader.Accept], every ServeHTTP that took a
-// connection), or for ctx to be done; then it cancels and closes what is
-// still open and returns ctx's error. Calling it more than once is safe;
-// only the first call drains.
+// connection), or for ctx to be done; then it cancels what is left and
+// closes the connections still open, those still being answered included,
+// and returns ctx's error. It closes them at once, whatever their peers do:
+// a TLS connection's socket is closed without waiting to send
+// close_notify. Once Shutdown has returned, no handler starts. Calling it
+// more than once is safe; only the first call drains.
 func (u *Upgrader) Shutdown(ctx context.Context) error {
 	u.closed.Store(true)
 	if u.cfg.drainTime > 0 && u.drain.CompareAndSwap(drainNone, drainRunning) {
@@ -368,7 +373,8 @@ func (u *Upgrader) drainOrder() []*tracked {
 }
 
 // end ends one connection's turn in the drain: it cancels its handler's
-// context with ErrShutdown, or closes it when its handler has none. It does
+// context with ErrShutdown, or, when its handler has none, closes it at
+// once, so a peer that does not read cannot hold up the next turns. It does
 // nothing when the handler has returned.
 func (u *Upgrader) end(t *tracked) {
 	u.mu.Lock()
@@ -379,7 +385,7 @@ func (u *Upgrader) end(t *tracked) {
 	case cancel != nil:
 		cancel(ErrShutdown)
 	case conn != nil:
-		conn.Close()
+		closeNow(conn)
 	}
 }
 
@@ -435,6 +441,12 @@ func (t *tracked) run() {
 	t.hs = nil // the ring does not keep what the handler may let go
 	defer t.h.u.finish(t)
 	conn := t.netConn()
+	if t.h.u.forced.Load() {
+		// Shutdown closed every connection before this goroutine ran; its
+		// handler must not start after Shutdown returned.
+		conn.Close()
+		return
+	}
 	if t.h.proto != nil {
 		t.h.proto(conn, hs.Protocol)
 		return
@@ -546,7 +558,16 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 			u.untrack(t)
 		}
 	}()
-	conn, err := switchProtocols(w, r, &d, extra, u.cfg.handshakeTimeout)
+	conn, err := u.switchProtocols(w, r, &d, extra, t)
+	if _, refused := err.(*UpgradeError); !refused && u.forced.Load() {
+		// Shutdown closes every connection, this one too, maybe while the
+		// answer was written: the handler must not start after Shutdown
+		// returned.
+		if conn != nil {
+			conn.Close()
+		}
+		err = errClosedByShutdown
+	}
 	if err != nil {
 		if rej, ok := err.(*UpgradeError); ok {
 			u.refuse(rej)
@@ -557,27 +578,46 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 		return nil, err
 	}
 	handedOver = true
-	t.conn.Store(conn)
 	u.upgrades.Add(1)
 	return t, nil
 }
 
+// errClosedByShutdown is reported for an upgrade whose connection
+// Shutdown closed before its handler started.
+var errClosedByShutdown = fmt.Errorf("%w: the connection was closed before its handler started", ErrShutdown)
+
 // switchProtocols takes the connection over, answers and hands it over:
 // over HTTP/1.1 by hijacking it and writing the 101, over HTTP/2 by
 // answering 200 on the stream, which becomes the connection (RFC 8441).
-// A failure before anything was sent is an *UpgradeError.
-func switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, timeout time.Duration) (net.Conn, error) {
+// The connection to hand over is held by t before the answer is written,
+// so a Shutdown whose deadline passes meanwhile closes it. A failure before
+// anything was sent is an *UpgradeError.
+func (u *Upgrader) switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) (net.Conn, error) {
 	if r.ProtoMajor >= 2 {
-		return switchStream(w, r, d, extra, timeout)
+		return u.switchStream(w, r, d, extra, t)
 	}
 	conn, brw, rej := takeOver(w)
 	if rej != nil {
 		return nil, rej
 	}
-	if err := writeAnswer(conn, brw, d, extra, timeout); err != nil {
+	handed := handOver(conn, brw.Reader)
+	if !u.hold(t, handed) {
+		conn.Close()
+		return nil, errClosedByShutdown
+	}
+	if err := writeAnswer(conn, brw, d, extra, u.cfg.handshakeTimeout); err != nil {
 		return nil, err
 	}
-	return handOver(conn, brw.Reader), nil
+	return handed, nil
+}
+
+// hold records conn as the connection of t, for closeAll, and reports
+// whether it may be used: false when Shutdown already began closing every
+// connection, so conn must be closed. Either closeAll sees conn or hold
+// sees that it ran, since both sides write before they read.
+func (u *Upgrader) hold(t *tracked, conn net.Conn) bool {
+	t.conn.Store(conn)
+	return !u.forced.Load()
 }
 
 // A decision is what validate and negotiate agreed on for a request.
@@ -968,26 +1008,58 @@ func appendAnswer(b []byte, d *decision, extra http.Header) []byte {
 // handler runs, with what the handler is given.
 type tracked struct {
 	prev, next *tracked
-	conn       atomic.Value // the net.Conn handed over; empty until then
+	conn       atomic.Value // the net.Conn to hand over, from the take-over on; empty before
 	h          *handler     // nil for Accept
 	hs         *Handshake   // for the handler, until it is given
 }
 
-// netConn returns the connection handed over, or nil before then.
+// netConn returns the connection to hand over, or nil before the take-over.
 func (t *tracked) netConn() net.Conn {
 	c, _ := t.conn.Load().(net.Conn)
 	return c
 }
 
-// closeAll closes every tracked connection that was handed over.
+// closeAll closes every tracked connection that was taken over, and makes
+// any upgrade still under way close its own (see hold). It lists them under
+// the lock and closes them outside it, so requests and handlers returning
+// are not held up meanwhile.
 func (u *Upgrader) closeAll() {
+	u.forced.Store(true)
 	u.mu.Lock()
-	defer u.mu.Unlock()
+	// allocates: once, at Shutdown's deadline.
+	conns := make([]net.Conn, 0, u.count.Load())
 	for t := u.active.next; t != &u.active; t = t.next {
 		if c := t.netConn(); c != nil {
-			c.Close()
+			conns = append(conns, c)
 		}
 	}
+	u.mu.Unlock()
+	for _, c := range conns {
+		closeNow(c)
+	}
+}
+
+// closeNow closes c at once, whatever its peer does. It first closes the
+// socket beneath, reached through NetConn methods: a *tls.Conn's Close
+// would otherwise try to send close_notify for up to 5 s to a peer that
+// stopped reading, which then fails at once.
+func closeNow(c net.Conn) {
+	socket := c
+	for {
+		u, ok := socket.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		next := u.NetConn()
+		if next == nil || next == socket {
+			break
+		}
+		socket = next
+	}
+	if socket != c {
+		socket.Close()
+	}
+	c.Close()
 }
 
 // refuse counts the refusal rej by its sentinel and reports it.
