@@ -39,6 +39,11 @@ func startFirefox(t *testing.T, url string) *firefox {
 		missing(t, "the npm package puppeteer-core", "install it with: cd interop/node && npm ci")
 	}
 	p := start(t, node, filepath.Join("node", "firefox.mjs"), ff, t.TempDir(), url)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the Firefox driver printed:\n%s", p.output)
+		}
+	})
 
 	// puppeteer starts Firefox in a process group of its own, which a
 	// signal to the driver's group does not reach: once the driver has
@@ -92,8 +97,9 @@ func openFirefox(fx **firefox) func(t *testing.T, url string) page {
 	}
 }
 
-// driverClient bounds each request to the driver.
-var driverClient = &http.Client{Timeout: 60 * time.Second}
+// driverClient bounds each request to the driver, and keeps no connection
+// to it open between requests.
+var driverClient = &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // evaluate runs expression in the page, through the driver, awaits it if
 // it is a promise, and decodes its value, which must be JSON, into v.
