@@ -66,9 +66,19 @@ func newServer(t testing.TB, h http.Handler, quicConf *quic.Config) *server {
 // certificate makes a self-signed certificate for 127.0.0.1.
 func certificate(t testing.TB) (tls.Certificate, *x509.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, leaf, err := makeCertificate()
 	if err != nil {
 		t.Fatal(err)
+	}
+	return cert, leaf
+}
+
+// makeCertificate makes a self-signed certificate for 127.0.0.1, valid for
+// an hour.
+func makeCertificate() (tls.Certificate, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
 	}
 	template := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
@@ -81,10 +91,10 @@ func certificate(t testing.TB) (tls.Certificate, *x509.Certificate) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return tls.Certificate{}, nil, err
 	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, leaf
+	leaf, err := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, leaf, err
 }
 
 // A client is a QUIC connection to a server with quic-go's HTTP/3 client on
