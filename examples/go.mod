@@ -8,10 +8,12 @@ require (
 	github.com/gobwas/httphead v0.1.0
 	github.com/gobwas/ws v1.5.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/quic-go/quic-go v0.65.0
 	golang.org/x/net v0.62.0
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/cooperchi v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000
+	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -34,7 +36,6 @@ require (
 	github.com/modern-go/reflect2 v1.0.2 // indirect
 	github.com/pelletier/go-toml/v2 v2.2.4 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
-	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
 	go.mongodb.org/mongo-driver/v2 v2.5.0 // indirect
@@ -51,4 +52,5 @@ replace (
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000 => ../
 	lowbit.dev/cooper/adapters/cooperchi v0.0.0-00010101000000-000000000000 => ../adapters/cooperchi
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000 => ../adapters/coopergin
+	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000 => ../adapters/cooperh3
 )
