@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,14 +46,33 @@ type page interface {
 // there. The test's cleanup stops the browser.
 func startChromium(t *testing.T, url string) page {
 	t.Helper()
+	return launchChromium(t, url)
+}
+
+// chromiumWith returns a function that starts Chromium as startChromium
+// does, with the extra flags.
+func chromiumWith(extra ...string) func(t *testing.T, url string) page {
+	return func(t *testing.T, url string) page {
+		t.Helper()
+		return launchChromium(t, url, extra...)
+	}
+}
+
+// launchChromium is startChromium with extra flags. QUIC is off unless they
+// have --enable-quic.
+func launchChromium(t *testing.T, url string, extra ...string) page {
+	t.Helper()
 	chromium := program(t, "chromium", installChromium)
 	profile := t.TempDir()
-	p := start(t, chromium,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--ignore-certificate-errors", // the test servers' certificates are made up
-		"--user-data-dir="+profile, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-		"about:blank")
+		"--user-data-dir=" + profile, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"}
+	if !slices.Contains(extra, "--enable-quic") {
+		args = append(args, "--disable-quic")
+	}
+	args = append(append(args, extra...), "about:blank")
+	p := start(t, chromium, args...)
 	// Chromium writes the port it chose to the profile.
 	var port int
 	for deadline := time.Now().Add(20 * time.Second); port == 0; time.Sleep(50 * time.Millisecond) {
@@ -368,6 +389,30 @@ func TestChromiumH2Example(t *testing.T) {
 	if n := strings.Count(out, "websocket over "); n != 1 || !strings.Contains(out, "websocket over HTTP/2.0 (extended CONNECT) from 127.0.0.1:") {
 		t.Errorf("examples/h2 printed %d WebSockets, want one over HTTP/2.0 (extended CONNECT):\n%s", n, out)
 	}
+}
+
+// TestChromiumH3Example runs examples/h3 as its own process and uses its
+// page in Chromium over HTTP/3, with the flags the example prints: QUIC
+// forced on for its origin, its certificate's key pinned (Chromium does
+// not take a self-signed certificate over QUIC otherwise), and WebSockets
+// over HTTP/3 (RFC 9220) turned on. The example prints how each WebSocket
+// came, which must be an extended CONNECT on an HTTP/3 stream.
+func TestChromiumH3Example(t *testing.T) {
+	program(t, "chromium", installChromium)
+	url, p := startExample(t, "h3")
+	pin := regexp.MustCompile(`(?m)^certificate SPKI pin: (\S+)$`).FindStringSubmatch(p.output.String())
+	if !strings.HasPrefix(url, "https://") || pin == nil {
+		t.Fatalf("examples/h3 listens on %s with no pin, want an https URL and the pin:\n%s", url, p.output)
+	}
+	chromium := chromiumWith("--enable-quic", "--origin-to-force-quic-on="+strings.TrimPrefix(url, "https://"),
+		"--ignore-certificate-errors-spki-list="+pin[1], "--enable-features=EnableWebsocketsOverHttp3")
+	useEchoPage(t, chromium, url, chromiumEchoExtensions)
+	out := p.output.String()
+	line := regexp.MustCompile(`(?m)^websocket over HTTP/3\.0 \(extended CONNECT\) from 127\.0\.0\.1:[0-9]+$`).FindString(out)
+	if n := strings.Count(out, "websocket over "); n != 1 || line == "" {
+		t.Fatalf("examples/h3 printed %d WebSockets, want one over HTTP/3.0 (extended CONNECT):\n%s", n, out)
+	}
+	t.Logf("examples/h3: %s", line)
 }
 
 // chromiumEchoExtensions is what the echo examples answer Chromium's offer,
