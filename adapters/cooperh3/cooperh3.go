@@ -68,6 +68,10 @@ func (a *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	local, _ := ctx.Value(http.LocalAddrContextKey).(net.Addr)
 	remote, _ := ctx.Value(http3.RemoteAddrContextKey).(net.Addr)
 	take := func() (net.Conn, error) {
+		// cooper has called WriteHeader(200), maybe through middleware that
+		// holds it back; quic-go sends a header only once, and HTTPStream
+		// without one would hand the stream over unanswered.
+		w.WriteHeader(http.StatusOK)
 		s, err := streamer.HTTPStream()
 		if err != nil {
 			return nil, err

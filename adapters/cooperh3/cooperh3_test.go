@@ -580,3 +580,37 @@ func TestAcceptOverHTTP3(t *testing.T) {
 		t.Errorf("echo after ServeHTTP returned: %q, %v", got, err)
 	}
 }
+
+// A holdingWriter keeps WriteHeader to itself, as middleware that writes
+// the status only with the first byte of the body does.
+type holdingWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *holdingWriter) WriteHeader(status int)      { w.status = status }
+func (w *holdingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestMiddlewareHoldingTheAnswer checks that the 200 goes out when
+// middleware between Handler and the Upgrader holds WriteHeader back: the
+// stream is never handed over unanswered.
+func TestMiddlewareHoldingTheAnswer(t *testing.T) {
+	u := cooper.New(cooper.Protocols("websocket"))
+	handler := u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		io.Copy(conn, conn)
+	})
+	s := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handler.ServeHTTP(&holdingWriter{ResponseWriter: w}, r)
+	}), nil)
+	resp, str := s.dial(t).roundTrip(t, s.webSocketRequest("/ws", nil))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("extended CONNECT answered %s, want 200", resp.Status)
+	}
+	str.SetDeadline(time.Now().Add(10 * time.Second))
+	str.Write([]byte("answered"))
+	str.Close()
+	if got, err := io.ReadAll(str); string(got) != "answered" || err != nil {
+		t.Errorf("echo: %q, %v", got, err)
+	}
+}
