@@ -12,7 +12,10 @@
 //
 // quic-go's server always announces extended CONNECT
 // (SETTINGS_ENABLE_CONNECT_PROTOCOL), so a browser that speaks RFC 9220
-// opens its WebSockets to the origin over HTTP/3 once it uses HTTP/3 for it.
+// opens its WebSockets to the origin over HTTP/3 once it uses HTTP/3 for it:
+// every WebSocket route of the HTTP/3 server must be reached through
+// Handler. Without it, cooper sees a CONNECT without :protocol and refuses
+// it with 400.
 package cooperh3
 
 import (
