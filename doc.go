@@ -90,6 +90,17 @@
 // browsers open WebSockets over HTTP/1.1 on a connection of their own, which
 // cooper serves too.
 //
+// # HTTP/3
+//
+// Over HTTP/3 a WebSocket is an extended CONNECT on a stream of a QUIC
+// connection (RFC 9220), answered as over HTTP/2. net/http does not serve
+// HTTP/3, so the transport's adapter takes the stream over for cooper
+// through a [StreamTakeover]; lowbit.dev/cooper/adapters/cooperh3 does so
+// for github.com/quic-go/quic-go's HTTP/3 server. The same [Upgrader] then
+// serves all three versions; [Handshake].Request.ProtoMajor is 3, and the
+// stream outlives ServeHTTP, so the handler runs on a goroutine of its own,
+// as over HTTP/1.1.
+//
 // # Client
 //
 // [Dial] is the other half: it connects (through an HTTP proxy, with TLS

@@ -1,6 +1,7 @@
 package cooper
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +24,7 @@ const hdrProtocol = ":protocol"
 func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 	if r.Method != http.MethodConnect {
 		return "", refuse(http.StatusMethodNotAllowed, ErrMethod, http.Header{"Allow": {"CONNECT"}},
-			"method: %s is not CONNECT, which opens an upgrade over HTTP/2 (RFC 8441)", quote(r.Method))
+			"method: %s is not CONNECT, which opens an upgrade over HTTP/2 and HTTP/3 (RFC 8441, RFC 9220)", quote(r.Method))
 	}
 	values := r.Header[hdrProtocol]
 	switch {
@@ -43,11 +44,54 @@ func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 	return "", refuse(http.StatusBadRequest, ErrProtocol, nil, ":protocol: %s is none of %s", quote(values[0]), quote(c.upgradeList))
 }
 
-// switchStream answers an extended CONNECT (RFC 8441, section 5) and returns
-// the stream as a connection. It first clears the deadlines net/http set
-// from ReadTimeout and WriteTimeout, refusing with 500 through w when the
-// ResponseWriter chain cannot; then, the connection held by t, it sends 200
-// with the agreed headers, flushed at once, within the handshake timeout.
+// A StreamTakeover takes the stream of an extended CONNECT over from the
+// server that carries it, for a transport net/http does not serve: cooper's
+// HTTP/3 adapter (lowbit.dev/cooper/adapters/cooperh3, RFC 9220) is one. A
+// transport's adapter attaches one to each extended CONNECT with
+// [WithStreamTakeover] before the request reaches an [Upgrader].
+//
+// The Upgrader calls it once it has agreed to the request, set the answer's
+// headers on the ResponseWriter and called WriteHeader(200), in place of
+// answering through the ResponseWriter as over HTTP/2. It must send that
+// answer and return the stream as a net.Conn that outlives ServeHTTP: Read
+// and Write carry the stream's data, Close ends the stream and any Read or
+// Write blocked on it, deadlines work as net.Conn documents, and LocalAddr
+// and RemoteAddr are those of the connection that carries the stream. The
+// write deadline set through the ResponseWriter to bound the answer
+// ([HandshakeTimeout]) may still be set on it; the Upgrader clears it. On
+// error the stream is not handed over and stays the server's to end; the
+// upgrade fails, as a failed 101 write does, and is reported to [OnError].
+//
+// With a StreamTakeover, the handler of [Hijack] and [Upgrader.Handler]
+// runs on a goroutine of its own, as over HTTP/1.1, and [Upgrader.Accept]'s
+// caller may keep the connection after ServeHTTP returns.
+type StreamTakeover func() (net.Conn, error)
+
+// streamTakeoverKey is the context key of a request's StreamTakeover.
+type streamTakeoverKey struct{}
+
+// WithStreamTakeover returns a shallow copy of r whose context carries take,
+// with which an [Upgrader] takes the stream of r over (see
+// [StreamTakeover]). It is for the adapter of a transport, which calls it on
+// each extended CONNECT whose request it has shaped as net/http's HTTP/2
+// server does: Method CONNECT, the :protocol pseudo-header in
+// Header[":protocol"], ProtoMajor the HTTP version (2 or more). Requests
+// without one, over HTTP/2, are answered through the ResponseWriter.
+// Panics if take is nil.
+func WithStreamTakeover(r *http.Request, take StreamTakeover) *http.Request {
+	if take == nil {
+		panic("cooper: WithStreamTakeover: nil StreamTakeover")
+	}
+	return r.WithContext(context.WithValue(r.Context(), streamTakeoverKey{}, take))
+}
+
+// switchStream answers an extended CONNECT (RFC 8441, section 5; RFC 9220,
+// section 3) and returns the stream as a connection. It first clears the
+// deadlines net/http set from ReadTimeout and WriteTimeout, refusing with
+// 500 through w when the ResponseWriter chain cannot; then, the connection
+// held by t, it sends 200 with the agreed headers, flushed at once, within
+// the handshake timeout: through w, or through the request's
+// StreamTakeover, which hands the stream over.
 func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) (net.Conn, error) {
 	rc := http.NewResponseController(w)
 	err := rc.SetReadDeadline(time.Time{})
@@ -73,6 +117,15 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 		// allocates: net/http's headers are strings.
 		h[hdrWSExtensions] = []string{string(appendDeflate(nil, &d.deflate))}
 	}
+	if take, ok := r.Context().Value(streamTakeoverKey{}).(StreamTakeover); ok {
+		w.WriteHeader(http.StatusOK)
+		conn, err := takeStream(take)
+		if err == nil && !u.hold(t, conn) {
+			closeNow(conn)
+			return nil, errClosedByShutdown
+		}
+		return conn, err
+	}
 	conn := newStreamConn(w, r, rc)
 	if !u.hold(t, conn) {
 		conn.Close()
@@ -86,6 +139,24 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 	}
 	if err != nil {
 		conn.end()
+		return nil, fmt.Errorf("cooper: write 200: %w", err)
+	}
+	return conn, nil
+}
+
+// takeStream hands the answered stream over through take and clears the
+// write deadline that bounded the answer.
+func takeStream(take StreamTakeover) (net.Conn, error) {
+	conn, err := take()
+	if err == nil && conn == nil {
+		err = errors.New("the StreamTakeover returned no connection")
+	}
+	if err == nil {
+		if err = conn.SetWriteDeadline(time.Time{}); err != nil {
+			conn.Close()
+		}
+	}
+	if err != nil {
 		return nil, fmt.Errorf("cooper: write 200: %w", err)
 	}
 	return conn, nil

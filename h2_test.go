@@ -38,6 +38,11 @@ func TestValidateConnect(t *testing.T) {
 			opts: []Option{Protocols("WebSocket")}, proto: "WebSocket"},
 		{name: "without Protocols any protocol is agreed, in lower case",
 			opts: []Option{}, edit: func(r *http.Request) { r.Header.Set(":protocol", "Lines/1") }, proto: "lines/1"},
+		{name: "an extended CONNECT over HTTP/3 is accepted as over HTTP/2 (RFC 9220)",
+			edit: func(r *http.Request) { r.Proto, r.ProtoMajor = "HTTP/3.0", 3 }, proto: "websocket"},
+		{name: "a GET over HTTP/3 is refused with 405 and Allow: CONNECT",
+			edit: func(r *http.Request) { r.Method, r.Proto, r.ProtoMajor = "GET", "HTTP/3.0", 3 }, status: 405,
+			header: http.Header{"Allow": {"CONNECT"}}, err: ErrMethod},
 		{name: "a GET over HTTP/2 is refused with 405 and Allow: CONNECT",
 			edit: func(r *http.Request) { r.Method = "GET" }, status: 405, header: http.Header{"Allow": {"CONNECT"}}, err: ErrMethod},
 		{name: "a CONNECT without :protocol is refused with 400",
@@ -121,4 +126,13 @@ func TestHTTP2ServerServesBoth(t *testing.T) {
 		t.Errorf("Handshake.Request over HTTP/%d, want 1", hs.Request.ProtoMajor)
 	}
 	echo(t, c, br, "over HTTP/1.1")
+}
+
+func TestWithStreamTakeoverPanicsOnNil(t *testing.T) {
+	defer func() {
+		if v := recover(); v != "cooper: WithStreamTakeover: nil StreamTakeover" {
+			t.Errorf("recover() = %v, want the nil StreamTakeover panic", v)
+		}
+	}()
+	WithStreamTakeover(&http.Request{}, nil)
 }

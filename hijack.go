@@ -30,7 +30,9 @@ import (
 // net/http's per-connection state is released. If h panics, the connection
 // is closed and the panic is reported to [OnError] as [ErrHandlerPanic].
 // Over HTTP/2 (see the package documentation) conn is the request's stream
-// and h runs inside ServeHTTP, whose return ends the stream.
+// and h runs inside ServeHTTP, whose return ends the stream; over HTTP/3
+// (see [StreamTakeover]) conn is the request's stream and h runs on a
+// goroutine of its own, as over HTTP/1.1.
 //
 // Hijack(h, opts...) is [New](opts...) with a handler that is given the
 // protocol; use [Upgrader.Handler] for the subprotocol, the request and
@@ -72,10 +74,11 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 // without a [Protocols] list there is nothing to name, so those are 400
 // instead. A version refusal also carries Sec-WebSocket-Version: 13.
 //
-// Over HTTP/2 the request is an extended CONNECT (RFC 8441): a method other
-// than CONNECT gets 405 with Allow: CONNECT, a CONNECT without :protocol
-// 400 ([ErrNotUpgrade]), and what would be a 426 is a 400, since HTTP/2
-// responses may not carry Upgrade or Connection (RFC 9113, section 8.2.2).
+// Over HTTP/2 and HTTP/3 the request is an extended CONNECT (RFC 8441, RFC
+// 9220): a method other than CONNECT gets 405 with Allow: CONNECT, a
+// CONNECT without :protocol 400 ([ErrNotUpgrade]), and what would be a 426
+// is a 400, since HTTP/2 and HTTP/3 responses may not carry Upgrade or
+// Connection (RFC 9113, section 8.2.2; RFC 9114, section 4.2).
 type Upgrader struct {
 	cfg *config
 
@@ -221,9 +224,11 @@ type Handshake struct {
 	// values, is not cancelled when ServeHTTP returns, and is cancelled when
 	// the Upgrader shuts down (with [DrainTime], at the connection's turn),
 	// with [ErrShutdown] as its [context.Cause], so a framing layer can tell
-	// its peer why (a WebSocket close with 1001 or 1012). Its ProtoMajor is 2 when the connection is an
-	// HTTP/2 stream (RFC 8441); then its Body is the stream, which the
-	// connection reads, and otherwise empty.
+	// its peer why (a WebSocket close with 1001 or 1012). Its ProtoMajor is
+	// the HTTP version that carried the upgrade: 1, 2 when the connection is
+	// an HTTP/2 stream (RFC 8441), 3 when it is an HTTP/3 stream (RFC 9220).
+	// Over HTTP/2 its Body is the stream, which the connection reads;
+	// otherwise it is empty.
 	Request *http.Request
 }
 
@@ -240,7 +245,8 @@ type Handshake struct {
 // returns, for [Upgrader.Shutdown]. If h panics, the connection is closed
 // and the panic is reported to [OnError] as [ErrHandlerPanic]. Over HTTP/2
 // conn is the request's stream and h runs inside ServeHTTP, whose return
-// ends the stream.
+// ends the stream. Over HTTP/3 (see [StreamTakeover]) conn is the request's
+// stream and h runs on a goroutine of its own, as over HTTP/1.1.
 //
 // Panics if h is nil.
 func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
@@ -265,7 +271,8 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 //
 // Over HTTP/2, conn is the request's stream, which ends when ServeHTTP
 // returns: the caller must be done with conn before it returns, and must
-// not use it afterwards.
+// not use it afterwards. Over HTTP/3 (see [StreamTakeover]) conn is the
+// request's stream, which the caller may keep as over HTTP/1.1.
 func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
 	t, err := u.upgrade(w, r, nil)
 	if err != nil {
@@ -418,9 +425,9 @@ type handler struct {
 }
 
 // ServeHTTP upgrades the request and starts the handler on its own
-// goroutine, then returns so net/http releases the connection's state. An
+// goroutine, then returns so the server releases the request's state. An
 // HTTP/2 stream ends when ServeHTTP returns, so there the handler runs
-// inside it.
+// inside it; a stream taken over by a StreamTakeover outlives it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t, err := h.u.upgrade(w, r, h)
 	if err != nil {
@@ -587,11 +594,12 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 var errClosedByShutdown = fmt.Errorf("%w: the connection was closed before its handler started", ErrShutdown)
 
 // switchProtocols takes the connection over, answers and hands it over:
-// over HTTP/1.1 by hijacking it and writing the 101, over HTTP/2 by
-// answering 200 on the stream, which becomes the connection (RFC 8441).
-// The connection to hand over is held by t before the answer is written,
-// so a Shutdown whose deadline passes meanwhile closes it. A failure before
-// anything was sent is an *UpgradeError.
+// over HTTP/1.1 by hijacking it and writing the 101, over HTTP/2 and HTTP/3
+// by answering 200 on the stream, which becomes the connection (RFC 8441,
+// RFC 9220). The connection to hand over is held by t before the answer is
+// written (through a StreamTakeover, as soon as it is taken), so a Shutdown
+// whose deadline passes meanwhile closes it. A failure before anything was
+// sent is an *UpgradeError.
 func (u *Upgrader) switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) (net.Conn, error) {
 	if r.ProtoMajor >= 2 {
 		return u.switchStream(w, r, d, extra, t)

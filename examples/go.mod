@@ -9,10 +9,12 @@ require (
 	github.com/gobwas/ws v1.5.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/prometheus/client_golang v1.23.2
+	github.com/quic-go/quic-go v0.65.0
 	golang.org/x/net v0.62.0
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/cooperchi v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000
+	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -31,6 +33,7 @@ require (
 	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/cpuid/v2 v2.3.0 // indirect
+	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/leodido/go-urn v1.4.0 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
@@ -41,7 +44,6 @@ require (
 	github.com/prometheus/common v0.66.1 // indirect
 	github.com/prometheus/procfs v0.16.1 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
-	github.com/quic-go/quic-go v0.59.0 // indirect
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
 	go.mongodb.org/mongo-driver/v2 v2.5.0 // indirect
@@ -59,4 +61,5 @@ replace (
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000 => ../
 	lowbit.dev/cooper/adapters/cooperchi v0.0.0-00010101000000-000000000000 => ../adapters/cooperchi
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000 => ../adapters/coopergin
+	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000 => ../adapters/cooperh3
 )

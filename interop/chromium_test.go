@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,19 +34,45 @@ type browser struct {
 	events []string // the methods of the events seen so far
 }
 
+// A page is a page a browser the test started has loaded.
+type page interface {
+	// evaluate runs expression in the page, awaits it if it is a promise,
+	// and decodes its value, which must be JSON, into v.
+	evaluate(t *testing.T, expression string, v any)
+}
+
 // startChromium starts headless Chromium with a fresh profile in a
 // temporary folder, connects to its page's DevTools endpoint and loads url
 // there. The test's cleanup stops the browser.
-func startChromium(t *testing.T, url string) *browser {
+func startChromium(t *testing.T, url string) page {
+	t.Helper()
+	return launchChromium(t, url)
+}
+
+// chromiumWith returns a function that starts Chromium as startChromium
+// does, with the extra flags.
+func chromiumWith(extra ...string) func(t *testing.T, url string) page {
+	return func(t *testing.T, url string) page {
+		t.Helper()
+		return launchChromium(t, url, extra...)
+	}
+}
+
+// launchChromium is startChromium with extra flags. QUIC is off unless they
+// have --enable-quic.
+func launchChromium(t *testing.T, url string, extra ...string) page {
 	t.Helper()
 	chromium := program(t, "chromium", installChromium)
 	profile := t.TempDir()
-	p := start(t, chromium,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--ignore-certificate-errors", // the test servers' certificates are made up
-		"--user-data-dir="+profile, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-		"about:blank")
+		"--user-data-dir=" + profile, "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0"}
+	if !slices.Contains(extra, "--enable-quic") {
+		args = append(args, "--disable-quic")
+	}
+	args = append(append(args, extra...), "about:blank")
+	p := start(t, chromium, args...)
 	// Chromium writes the port it chose to the profile.
 	var port int
 	for deadline := time.Now().Add(20 * time.Second); port == 0; time.Sleep(50 * time.Millisecond) {
@@ -224,11 +252,12 @@ const awaitResult = `new Promise((resolve) => {
 	poll();
 })`
 
-// runPage opens url in Chromium, waits for the page's exchange and checks
-// it, and returns the server's report of the connection.
-func runPage(t *testing.T, e *echoServer, url string) (pageResult, *echoReport) {
+// runPage opens url in a browser started by open, waits for the page's
+// exchange and checks it, and returns the server's report of the
+// connection.
+func runPage(t *testing.T, open func(t *testing.T, url string) page, e *echoServer, url string) (pageResult, *echoReport) {
 	t.Helper()
-	b := startChromium(t, url)
+	b := open(t, url)
 	var res pageResult
 	b.evaluate(t, awaitResult, &res)
 	if res.Error != "" {
@@ -254,7 +283,7 @@ func TestChromium(t *testing.T) {
 		s.Config.ReadHeaderTimeout = 10 * time.Second
 		s.Start()
 		t.Cleanup(s.Close)
-		res, r := runPage(t, e, s.URL+"/")
+		res, r := runPage(t, startChromium, e, s.URL+"/")
 		if res.Extensions != "permessage-deflate; client_max_window_bits=15" {
 			t.Errorf("WebSocket.extensions = %q", res.Extensions)
 		}
@@ -276,7 +305,7 @@ func TestChromiumHTTP2(t *testing.T) {
 	}
 	e := newEcho(t, cooper.Subprotocols(serverSubprotocols...), cooper.Deflate(contextTakeover))
 	s := newH2Server(t, pageAndEcho(t, e), func(s *http.Server) { s.ReadHeaderTimeout = 10 * time.Second })
-	res, r := runPage(t, e, s.URL+"/")
+	res, r := runPage(t, startChromium, e, s.URL+"/")
 	if res.Extensions != "permessage-deflate; client_max_window_bits=15" {
 		t.Errorf("WebSocket.extensions = %q", res.Extensions)
 	}
@@ -343,7 +372,7 @@ type echoPage struct{ Status, Echo, Protocol, Extensions string }
 func TestChromiumEchoExample(t *testing.T) {
 	program(t, "chromium", installChromium)
 	url, _ := startExample(t, "echo")
-	useEchoPage(t, url)
+	useEchoPage(t, startChromium, url, chromiumEchoExtensions)
 }
 
 // TestChromiumH2Example runs examples/h2 as its own process and uses its
@@ -355,24 +384,54 @@ func TestChromiumH2Example(t *testing.T) {
 	if !strings.HasPrefix(url, "https://") {
 		t.Fatalf("examples/h2 listens on %s, want an https URL", url)
 	}
-	useEchoPage(t, url)
+	useEchoPage(t, startChromium, url, chromiumEchoExtensions)
 	out := p.output.String()
 	if n := strings.Count(out, "websocket over "); n != 1 || !strings.Contains(out, "websocket over HTTP/2.0 (extended CONNECT) from 127.0.0.1:") {
 		t.Errorf("examples/h2 printed %d WebSockets, want one over HTTP/2.0 (extended CONNECT):\n%s", n, out)
 	}
 }
 
-// useEchoPage uses the echo examples' page at url in Chromium as a person
-// would: the page sends its message when it opens; then a 1 MiB message
-// and one beyond ASCII are typed and sent, and the WebSocket is closed with
-// 1000. It reads only what the page shows.
-func useEchoPage(t *testing.T, url string) {
+// TestChromiumH3Example runs examples/h3 as its own process and uses its
+// page in Chromium over HTTP/3, with the flags the example prints: QUIC
+// forced on for its origin, its certificate's key pinned (Chromium does
+// not take a self-signed certificate over QUIC otherwise), and WebSockets
+// over HTTP/3 (RFC 9220) turned on. The example prints how each WebSocket
+// came, which must be an extended CONNECT on an HTTP/3 stream.
+func TestChromiumH3Example(t *testing.T) {
+	program(t, "chromium", installChromium)
+	url, p := startExample(t, "h3")
+	pin := regexp.MustCompile(`(?m)^certificate SPKI pin: (\S+)$`).FindStringSubmatch(p.output.String())
+	if !strings.HasPrefix(url, "https://") || pin == nil {
+		t.Fatalf("examples/h3 listens on %s with no pin, want an https URL and the pin:\n%s", url, p.output)
+	}
+	chromium := chromiumWith("--enable-quic", "--origin-to-force-quic-on="+strings.TrimPrefix(url, "https://"),
+		"--ignore-certificate-errors-spki-list="+pin[1], "--enable-features=EnableWebsocketsOverHttp3")
+	useEchoPage(t, chromium, url, chromiumEchoExtensions)
+	out := p.output.String()
+	line := regexp.MustCompile(`(?m)^websocket over HTTP/3\.0 \(extended CONNECT\) from 127\.0\.0\.1:[0-9]+$`).FindString(out)
+	if n := strings.Count(out, "websocket over "); n != 1 || line == "" {
+		t.Fatalf("examples/h3 printed %d WebSockets, want one over HTTP/3.0 (extended CONNECT):\n%s", n, out)
+	}
+	t.Logf("examples/h3: %s", line)
+}
+
+// chromiumEchoExtensions is what the echo examples answer Chromium's offer,
+// "permessage-deflate; client_max_window_bits": no context takeover either
+// way, and the client's window bits.
+const chromiumEchoExtensions = "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"
+
+// useEchoPage uses the echo examples' page at url, in a browser started by
+// open, as a person would: the page sends its message when it opens; then
+// a 1 MiB message and one beyond ASCII are typed and sent, and the
+// WebSocket is closed with 1000. It reads only what the page shows, where
+// the WebSocket's extensions must be extensions.
+func useEchoPage(t *testing.T, open func(t *testing.T, url string) page, url, extensions string) {
 	t.Helper()
-	b := startChromium(t, url+"/")
+	b := open(t, url+"/")
 
 	var pg echoPage
 	b.evaluate(t, echoPageState(`status !== "connecting" && (echo !== "" || status !== "open")`), &pg)
-	want := echoPage{"open", "hello, cooper", "echo.v1", "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"}
+	want := echoPage{"open", "hello, cooper", "echo.v1", extensions}
 	if pg != want {
 		t.Fatalf("the page shows %+v, want %+v", pg, want)
 	}

@@ -1,9 +1,10 @@
 // Package interop tests cooper against software its team did not write:
 // WebSocket clients in Go (gorilla/websocket, coder/websocket, gobwas/ws,
 // golang.org/x/net/http2 for RFC 8441) and Node.js (the npm ws package and
-// Node's own WebSocket), headless Chromium over HTTP/1.1 and HTTP/2, nginx
-// and HAProxy in front of cooper, and cooper's own client against servers
-// written with those libraries. It has no code of its own beyond its tests.
+// Node's own WebSocket), headless Chromium and Firefox over HTTP/1.1 and
+// HTTP/2, nginx and HAProxy in front of cooper, and cooper's own client
+// against servers written with those libraries. It has no code of its own
+// beyond its tests.
 //
 // Each test starts what it needs on loopback, on free ports, and stops it.
 // Node.js scripts and their pinned packages are in the node folder (run

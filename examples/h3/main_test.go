@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
+	"github.com/gorilla/websocket"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"golang.org/x/net/http2"
+
+	"lowbit.dev/cooper/examples/internal/wsecho"
+	"lowbit.dev/cooper/examples/internal/wstest"
+)
+
+// TestMain runs the tests in a process started with GODEBUG=http2xconnect=1,
+// as main does, starting the test binary again with it when needed.
+func TestMain(m *testing.M) {
+	if extendedConnectOn() {
+		wstest.Main(m)
+		return
+	}
+	cmd := exec.Command(os.Args[0], os.Args[1:]...)
+	cmd.Env = append(os.Environ(), "GODEBUG="+os.Getenv("GODEBUG")+",http2xconnect=1")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		os.Exit(exit.ExitCode())
+	case err != nil:
+		panic(err)
+	}
+}
+
+// server is the example running in this process with its own certificate.
+type server struct {
+	url   string // https://127.0.0.1:port
+	host  string // 127.0.0.1:port
+	out   *wstest.Output
+	roots *x509.CertPool
+	stop  func() error
+}
+
+// start runs the example on a free loopback port, as main does with a
+// self-signed certificate, until the test ends.
+func start(t *testing.T) *server {
+	t.Helper()
+	cert, err := selfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	s := &server{out: &wstest.Output{}, roots: x509.NewCertPool()}
+	s.roots.AddCert(leaf)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, "127.0.0.1:0", cert, s.out) }()
+	s.stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("run did not return within 10 s of its context's end")
+		}
+	})
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	s.out.WaitFor(t, `(?m)^listening on https://127\.0\.0\.1:[1-9][0-9]*$`)
+	s.url = regexp.MustCompile(`listening on (https://\S+)`).FindStringSubmatch(s.out.String())[1]
+	s.host = strings.TrimPrefix(s.url, "https://")
+	return s
+}
+
+// connectH3 opens a WebSocket to /ws over HTTP/3 with quic-go's client, as
+// Chromium does with EnableWebsocketsOverHttp3 (RFC 9220), offering
+// permessage-deflate when deflate is set. It returns the answer and the
+// stream; the test's cleanup closes the QUIC connection.
+func (s *server) connectH3(t *testing.T, deflate bool) (*http.Response, *http3.RequestStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	qc, err := quic.DialAddr(ctx, s.host, &tls.Config{RootCAs: s.roots, NextProtos: []string{http3.NextProtoH3}}, nil)
+	if err != nil {
+		t.Fatalf("dialing QUIC: %v", err)
+	}
+	t.Cleanup(func() { qc.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "") })
+	cc := (&http3.Transport{}).NewClientConn(qc)
+	select {
+	case <-cc.ReceivedSettings():
+	case <-ctx.Done():
+		t.Fatal("no SETTINGS in 10 s")
+	}
+	str, err := cc.OpenRequestStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &http.Request{
+		Method: http.MethodConnect,
+		Proto:  "websocket",
+		URL:    &url.URL{Scheme: "https", Host: s.host, Path: "/ws"},
+		Host:   s.host,
+		Header: http.Header{
+			"Sec-Websocket-Version":  {"13"},
+			"Origin":                 {s.url},
+			"Sec-Websocket-Protocol": {wstest.Subprotocol},
+		},
+	}
+	if deflate {
+		req.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+	}
+	if err := str.SendRequestHeader(req); err != nil {
+		t.Fatal(err)
+	}
+	str.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := str.ReadResponse()
+	if err != nil {
+		t.Fatalf("extended CONNECT over HTTP/3: %v", err)
+	}
+	str.SetDeadline(time.Now().Add(30 * time.Second))
+	return resp, str
+}
+
+// TestWebSocketOverHTTP3 opens WebSockets over HTTP/3, with and without
+// permessage-deflate, and exchanges text and binary messages of a few
+// bytes and of 1 MiB (the echo's limit), then closes with 1000.
+func TestWebSocketOverHTTP3(t *testing.T) {
+	s := start(t)
+	for _, deflate := range []bool{true, false} {
+		name := "without permessage-deflate"
+		if deflate {
+			name = "with permessage-deflate"
+		}
+		t.Run(name, func(t *testing.T) {
+			resp, str := s.connectH3(t, deflate)
+			if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 3 {
+				t.Fatalf("extended CONNECT answered %s over %s, want 200 over HTTP/3", resp.Status, resp.Proto)
+			}
+			if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != wstest.Subprotocol {
+				t.Errorf("Sec-WebSocket-Protocol: %q, want %q", p, wstest.Subprotocol)
+			}
+			wantExt := ""
+			if deflate {
+				wantExt = "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"
+			}
+			if e := resp.Header.Get("Sec-WebSocket-Extensions"); e != wantExt {
+				t.Errorf("Sec-WebSocket-Extensions: %q, want %q", e, wantExt)
+			}
+
+			br := bufio.NewReader(str)
+			large := bytes.Repeat([]byte("over one stream of a QUIC connection. "), wsecho.MaxMessageSize/38)
+			large = append(large, bytes.Repeat([]byte("!"), wsecho.MaxMessageSize-len(large))...)
+			for _, op := range []ws.OpCode{ws.OpText, ws.OpBinary} {
+				for _, msg := range [][]byte{[]byte("héllo over HTTP/3"), large} {
+					f := ws.NewFrame(op, true, bytes.Clone(msg))
+					if deflate {
+						f, _ = wsflate.CompressFrame(f)
+					}
+					if err := ws.WriteFrame(str, ws.MaskFrameInPlace(f)); err != nil {
+						t.Fatal(err)
+					}
+					gotOp, got, compressed, err := readMessage(br)
+					if err != nil {
+						t.Fatalf("reading the echo of %d bytes: %v", len(msg), err)
+					}
+					if compressed != deflate {
+						t.Errorf("the echo is compressed: %t, want %t", compressed, deflate)
+					}
+					if gotOp != op || !bytes.Equal(got, msg) {
+						t.Fatalf("echo of %d bytes = %v, %d bytes; want %v and the same bytes", len(msg), gotOp, len(got), op)
+					}
+				}
+			}
+
+			closing := ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "done"))
+			ws.WriteFrame(str, ws.MaskFrameInPlace(closing))
+			f, err := ws.ReadFrame(br)
+			if err != nil || f.Header.OpCode != ws.OpClose {
+				t.Fatalf("after the client's close: %v, %v; want the server's close", f.Header.OpCode, err)
+			}
+			if code, _ := ws.ParseCloseFrameData(f.Payload); code != ws.StatusNormalClosure {
+				t.Errorf("close code %d, want 1000", code)
+			}
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Errorf("after the closing handshake: %v, want the end of the stream", err)
+			}
+		})
+	}
+	if n := strings.Count(s.out.String(), "websocket over HTTP/3.0 (extended CONNECT) from 127.0.0.1:"); n != 2 {
+		t.Errorf("the example printed %d WebSockets over HTTP/3, want 2:\n%s", n, s.out)
+	}
+}
+
+// readMessage reads the frames of one message from the server and returns
+// its opcode and payload, decompressed when its first frame says it is
+// compressed (RFC 7692, section 6).
+func readMessage(br *bufio.Reader) (ws.OpCode, []byte, bool, error) {
+	first, err := ws.ReadFrame(br)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	msg := first
+	for f := first; !f.Header.Fin; {
+		if f, err = ws.ReadFrame(br); err != nil {
+			return 0, nil, false, err
+		}
+		msg.Payload = append(msg.Payload, f.Payload...)
+	}
+	msg.Header.Fin, msg.Header.Length = true, int64(len(msg.Payload))
+	compressed, _ := wsflate.IsCompressed(first.Header)
+	if compressed {
+		if msg, err = wsflate.DecompressFrame(msg); err != nil {
+			return 0, nil, true, err
+		}
+	}
+	return first.Header.OpCode, msg.Payload, compressed, nil
+}
+
+// TestAltSvc checks that a page loaded over TCP announces HTTP/3 on the
+// same port (RFC 7838), as a browser needs to switch to it.
+func TestAltSvc(t *testing.T) {
+	s := start(t)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}, ForceAttemptHTTP2: true}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(s.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	_, port, _ := net.SplitHostPort(s.host)
+	if a := resp.Header.Get("Alt-Svc"); resp.StatusCode != http.StatusOK || a != `h3=":`+port+`"; ma=86400` {
+		t.Errorf("GET / over %s: %s, Alt-Svc %q; want 200 with h3 on port %s", resp.Proto, resp.Status, a, port)
+	}
+}
+
+// TestWebSocketOverTCP checks the two other ways in on the same port:
+// HTTP/2 with extended CONNECT (golang.org/x/net/http2's client) and
+// HTTP/1.1 (gorilla/websocket).
+func TestWebSocketOverTCP(t *testing.T) {
+	s := start(t)
+	t.Run("HTTP/2", func(t *testing.T) {
+		tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}}
+		defer tr.CloseIdleConnections()
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, s.url+"/ws", pr)
+		req.Header.Set(":protocol", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("extended CONNECT: %v", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+			t.Fatalf("extended CONNECT answered %s over %s, want 200 over HTTP/2", resp.Status, resp.Proto)
+		}
+		ws.WriteFrame(pw, ws.MaskFrameInPlace(ws.NewTextFrame([]byte("over HTTP/2"))))
+		if f, err := ws.ReadFrame(resp.Body); err != nil || string(f.Payload) != "over HTTP/2" {
+			t.Fatalf("echo = %q, %v", f.Payload, err)
+		}
+		s.out.WaitFor(t, `websocket over HTTP/2\.0 \(extended CONNECT\) from 127\.0\.0\.1:`)
+	})
+	t.Run("HTTP/1.1", func(t *testing.T) {
+		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, TLSClientConfig: &tls.Config{RootCAs: s.roots}}
+		conn, _, err := d.Dial("wss://"+s.host+"/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		conn.WriteMessage(websocket.TextMessage, []byte("over HTTP/1.1"))
+		if _, got, err := conn.ReadMessage(); err != nil || string(got) != "over HTTP/1.1" {
+			t.Fatalf("echo = %q, %v", got, err)
+		}
+		s.out.WaitFor(t, `websocket over HTTP/1\.1 \(upgrade\) from 127\.0\.0\.1:`)
+	})
+}
+
+// TestShutdown stops the example with a WebSocket open over HTTP/3: the
+// client is told goodbye (1001) and run returns nil.
+func TestShutdown(t *testing.T) {
+	s := start(t)
+	_, str := s.connectH3(t, false)
+	s.out.WaitFor(t, `HTTP/3\.0 \(extended CONNECT\)`)
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	f, err := ws.ReadFrame(bufio.NewReader(str))
+	if err != nil || f.Header.OpCode != ws.OpClose {
+		t.Fatalf("during the shutdown: %v, %v; want a close frame", f.Header.OpCode, err)
+	}
+	if code, _ := ws.ParseCloseFrameData(f.Payload); code != ws.StatusGoingAway {
+		t.Errorf("close code %d, want 1001", code)
+	}
+	if err := wstest.Recv(t, stopped); err != nil {
+		t.Errorf("run returned %v", err)
+	}
+}
+
+// TestSPKIPin checks the pin the example prints is the base64 SHA-256 of
+// its certificate's public key, which Chromium's
+// --ignore-certificate-errors-spki-list takes.
+func TestSPKIPin(t *testing.T) {
+	s := start(t)
+	m := regexp.MustCompile(`(?m)^certificate SPKI pin: ([A-Za-z0-9+/]{43}=)$`).FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("no pin line in:\n%s", s.out)
+	}
+	conn, err := tls.Dial("tcp", s.host, &tls.Config{RootCAs: s.roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sum := sha256.Sum256(conn.ConnectionState().PeerCertificates[0].RawSubjectPublicKeyInfo)
+	if pin := base64.StdEncoding.EncodeToString(sum[:]); pin != m[1] {
+		t.Errorf("printed pin %s, the served certificate's is %s", m[1], pin)
+	}
+	if !strings.Contains(s.out.String(), "--ignore-certificate-errors-spki-list="+m[1]) {
+		t.Errorf("the Chromium command does not carry the pin:\n%s", s.out)
+	}
+}
