@@ -302,7 +302,8 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 // and returns ctx's error. It closes them at once, whatever their peers do:
 // a TLS connection's socket is closed without waiting to send
 // close_notify. Once Shutdown has returned, no handler starts. Calling it
-// more than once is safe; only the first call drains.
+// more than once is safe; only the first call drains, and a call made
+// while it does waits for it, or for its own ctx.
 func (u *Upgrader) Shutdown(ctx context.Context) error {
 	u.closed.Store(true)
 	if u.cfg.drainTime > 0 && u.drain.CompareAndSwap(drainNone, drainRunning) {
@@ -314,7 +315,10 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 			return err
 		}
 	}
-	u.endAll()
+	if u.drain.Load() != drainRunning {
+		// A call made while another drains waits for it instead.
+		u.endAll()
+	}
 	const maxPoll = 100 * time.Millisecond
 	poll := time.Millisecond
 	timer := time.NewTimer(poll)

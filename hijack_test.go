@@ -979,9 +979,16 @@ func TestDrainSchedule(t *testing.T) {
 		}
 	}
 	left := map[int]bool{}
+	second := make(chan error, 1)
 	u.now = func() time.Duration { return clock }
 	u.sleep = func(ctx context.Context, wait time.Duration) error {
 		note()
+		if clock == 0 {
+			// Another Shutdown while this one drains waits for it: it must
+			// not end every context at once.
+			go func() { second <- u.Shutdown(context.Background()) }()
+			time.Sleep(20 * time.Millisecond)
+		}
 		if !u.Stats().Draining {
 			t.Error("Stats().Draining = false during the drain")
 		}
@@ -1007,6 +1014,9 @@ func TestDrainSchedule(t *testing.T) {
 		t.Fatalf("Shutdown = %v, want nil", err)
 	}
 	note()
+	if err := wait(t, second, "the second Shutdown to return"); err != nil {
+		t.Errorf("second Shutdown = %v, want nil", err)
+	}
 
 	m := n - early // tracked when the drain started
 	if len(cancelled) != m-during {
