@@ -1,6 +1,6 @@
 module lowbit.dev/cooper/interop
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/coder/websocket v1.8.15
@@ -11,6 +11,11 @@ require (
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 )
 
-require golang.org/x/text v0.43.0 // indirect
+require (
+	github.com/dolthub/maphash v0.1.0 // indirect
+	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/lxzan/gws v1.8.9 // indirect
+	golang.org/x/text v0.43.0 // indirect
+)
 
 replace lowbit.dev/cooper => ../
