@@ -75,7 +75,7 @@ func (r *request) add(name, value string) *request {
 func (r *request) del(name string) *request {
 	kept := r.fields[:0]
 	for _, f := range r.fields {
-		if !strings.EqualFold(f.name, name) {
+		if !asciiEqualFold(f.name, name) {
 			kept = append(kept, f)
 		}
 	}
