@@ -217,7 +217,7 @@ func hostPort(u *url.URL, port string) string {
 	return h + ":" + port
 }
 
-// origin returns the Origin of a page served by the endpoint's own host:
+// sameOrigin returns the Origin of a page served by the endpoint's own host:
 // the same scheme (http or https), host and port.
 func (p *prober) sameOrigin() string {
 	if p.tls {
