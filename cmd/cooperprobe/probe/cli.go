@@ -33,7 +33,8 @@ func (h headerFlags) Set(s string) error {
 // Main is the cooperprobe command: it parses args (without the program
 // name), runs the cases, writes their results and the summary line to
 // stdout and usage errors to stderr, and returns the exit status: 0 when
-// no case failed, 1 when one did, 2 on a usage error.
+// no case failed (or -h asked for the usage), 1 when one did, 2 on a
+// usage error.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cooperprobe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -49,7 +50,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "usage: cooperprobe [flags] URL\n\nChecks the opening handshake of the WebSocket server at URL (ws:// or wss://)\nagainst RFC 6455, 7692, 8441 and 9110. Cases that exchange messages need an\nendpoint that echoes.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); err == flag.ErrHelp {
+		return 0
+	} else if err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 {
@@ -77,7 +80,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			group = g
 			fmt.Fprintf(stdout, "== %s\n", g)
 		}
-		fmt.Fprintf(stdout, "%-4s  %-28s %s [%s]\n", r.Result, r.ID, r.Title, r.RFC)
+		fmt.Fprintf(stdout, "%-4s  %-30s %s [%s]\n", r.Result, r.ID, r.Title, r.RFC)
 		if r.Detail != "" {
 			fmt.Fprintf(stdout, "      %s\n", r.Detail)
 		}

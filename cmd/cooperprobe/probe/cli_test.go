@@ -80,8 +80,11 @@ func TestCLIJSON(t *testing.T) {
 	}
 }
 
-// TestCLIExitStatus: 1 when a case failed, 2 on a usage error.
+// TestCLIExitStatus: 1 when a case failed, 2 on a usage error, 0 for -h.
 func TestCLIExitStatus(t *testing.T) {
+	if _, stderr, code := runMain("-h"); code != 0 || !strings.HasPrefix(stderr, "usage: cooperprobe") {
+		t.Errorf("-h: exit status %d, stderr %q; want 0 and the usage", code, stderr)
+	}
 	broken := startServer(t, noConnection)
 	if out, _, code := runMain("-run", "ans-connection", broken); code != 1 || !strings.HasSuffix(out, "0 passed, 1 failed, 0 warned, 0 skipped\n") {
 		t.Errorf("a failing case: exit status %d, output %q; want 1 and the count", code, out)
