@@ -325,8 +325,8 @@ func deflateCases() []Case {
 		{"pmd-fallback-window", "of an offer with server window 8 and a plain one, one is accepted as offered", s5, []string{"permessage-deflate; server_max_window_bits=8, permessage-deflate"}, expectAccept, nil},
 		{"pmd-lines", "an offer on a second Sec-WebSocket-Extensions line is seen", "RFC 9110, section 5.3", []string{"x-cooperprobe-unknown", "permessage-deflate"}, expectAccept, nil},
 		{"pmd-after-unknown", "after an unknown extension, permessage-deflate is accepted and the unknown one not answered", "RFC 6455, section 9.1", []string{"x-cooperprobe-unknown; a=1, permessage-deflate"}, expectAccept, nil},
-		{"pmd-name-substring", "an extension whose name contains permessage-deflate is not it", "RFC 6455, section 9.1", []string{"x-permessage-deflate-cooperprobe"}, expectEither, nil},
-		{"pmd-unknown-only", "an unknown extension alone is not answered", "RFC 6455, section 9.1", []string{"x-webkit-deflate-frame"}, expectEither, nil},
+		{"pmd-name-substring", "an extension whose name contains permessage-deflate is not it", "RFC 6455, section 4.1", []string{"x-permessage-deflate-cooperprobe"}, expectEither, nil},
+		{"pmd-unknown-only", "offered an unknown extension alone, the server answers no extension it was not offered", "RFC 6455, section 4.1", []string{"x-webkit-deflate-frame"}, expectEither, nil},
 	}
 	cases := make([]Case, 0, len(offers)+1)
 	for _, o := range offers {
