@@ -155,6 +155,9 @@ func TestScoreboard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n := fmt.Sprintf("Its %d cases", len(probe.Cases())); !strings.Contains(string(b), n) {
+		t.Errorf("README.md does not say %q", n)
+	}
 	before, rest, ok1 := strings.Cut(string(b), scoreboardStart)
 	_, after, ok2 := strings.Cut(rest, scoreboardEnd)
 	if !ok1 || !ok2 {
