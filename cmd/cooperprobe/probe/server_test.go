@@ -1,0 +1,349 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A flaw breaks one rule in the test server.
+type flaw int
+
+const (
+	correct             flaw = iota
+	wrongAccept              // Sec-WebSocket-Accept without the GUID
+	noConnection             // a 101 without Connection
+	acceptsVersion8          // version 8 is upgraded like 13
+	unofferedSub             // answers its subprotocol whether offered or not
+	largerServerWindow       // answers server_max_window_bits=15 to any offer of it
+	ignoresServerWindow      // answers the window offered, compresses with 32 KiB
+	keepsServerContext       // refers back into earlier messages despite server_no_context_takeover
+	compressesDeclined       // compresses its frames when it declined the offer
+	losesEarlyData           // drops what came with the request
+	no426Upgrade             // 426 without Upgrade
+)
+
+// testServer is a WebSocket echo server on loopback written for these
+// tests from the RFCs, independently of the probe's cases: raw sockets,
+// its own validation and negotiation, speaking the subprotocol echo.v1,
+// with one flaw or none.
+type testServer struct {
+	t    *testing.T
+	ln   net.Listener
+	flaw flaw
+	wg   sync.WaitGroup
+}
+
+func startServer(t *testing.T, f flaw) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{t: t, ln: ln, flaw: f}
+	s.wg.Add(1)
+	go s.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		s.wg.Wait()
+	})
+	return "ws://" + ln.Addr().String() + "/ws"
+}
+
+func (s *testServer) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			s.handle(c)
+		}()
+	}
+}
+
+// refuse writes an error response with the given headers.
+func refuse(c net.Conn, status int, headers ...string) {
+	body := http.StatusText(status)
+	fmt.Fprintf(c, "HTTP/1.1 %d %s\r\n", status, body)
+	for _, h := range headers {
+		fmt.Fprintf(c, "%s\r\n", h)
+	}
+	fmt.Fprintf(c, "Content-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+}
+
+// tokens returns the elements of the lists in values, empty ones dropped.
+func tokens(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.Trim(e, " \t"); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+func containsFold(list []string, s string) bool {
+	for _, e := range list {
+		if strings.EqualFold(e, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func (s *testServer) handle(c net.Conn) {
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		refuse(c, 400)
+		return
+	}
+	h := req.Header
+	upgradeHeaders := []string{"Upgrade: websocket", "Connection: Upgrade"}
+	if s.flaw == no426Upgrade {
+		upgradeHeaders = []string{"Connection: Upgrade"}
+	}
+	version := h.Values("Sec-Websocket-Version")
+	switch {
+	case req.Method != "GET":
+		refuse(c, 405, "Allow: GET")
+		return
+	case req.ProtoMajor == 1 && req.ProtoMinor == 0:
+		refuse(c, 426, upgradeHeaders...)
+		return
+	case req.Host == "": // ReadRequest refuses two Host lines itself
+		refuse(c, 400)
+		return
+	case !containsFold(tokens(h.Values("Upgrade")), "websocket"), !containsFold(tokens(h.Values("Connection")), "upgrade"):
+		refuse(c, 426, upgradeHeaders...)
+		return
+	case len(version) != 1 || (version[0] != "13" && !(s.flaw == acceptsVersion8 && version[0] == "8")):
+		refuse(c, 426, append(upgradeHeaders, "Sec-WebSocket-Version: 13")...)
+		return
+	}
+	keys := h.Values("Sec-Websocket-Key")
+	if len(keys) != 1 {
+		refuse(c, 400)
+		return
+	}
+	key := strings.Trim(keys[0], " \t")
+	if b, err := base64.StdEncoding.DecodeString(key); err != nil || len(b) != 16 {
+		refuse(c, 400)
+		return
+	}
+	if o := h.Values("Origin"); len(o) > 0 && o[0] != "http://"+req.Host {
+		refuse(c, 403)
+		return
+	}
+	sub := ""
+	for _, p := range tokens(h.Values("Sec-Websocket-Protocol")) {
+		if !isToken(p) {
+			refuse(c, 400)
+			return
+		}
+		if p == "echo.v1" {
+			sub = p
+		}
+	}
+	if s.flaw == unofferedSub {
+		sub = "echo.v1"
+	}
+	offered := len(h.Values("Sec-Websocket-Extensions")) > 0
+	ext, agreed := s.negotiate(h.Values("Sec-Websocket-Extensions"))
+
+	guid := "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+	if s.flaw == wrongAccept {
+		guid = ""
+	}
+	sum := sha1.Sum([]byte(key + guid))
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n")
+	if s.flaw != noConnection {
+		b.WriteString("Connection: Upgrade\r\n")
+	}
+	b.WriteString("Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n")
+	if sub != "" {
+		b.WriteString("Sec-WebSocket-Protocol: " + sub + "\r\n")
+	}
+	if ext != "" {
+		b.WriteString("Sec-WebSocket-Extensions: " + ext + "\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := c.Write(b.Bytes()); err != nil {
+		return
+	}
+	if s.flaw == losesEarlyData {
+		br = bufio.NewReader(c)
+	}
+	if agreed == nil && offered && s.flaw == compressesDeclined {
+		agreed = &serverDeflate{window: 15, clientContext: false}
+	}
+	s.echo(c, br, agreed)
+}
+
+// serverDeflate is what the test server agreed.
+type serverDeflate struct {
+	serverContext bool // it may refer back into its earlier messages
+	clientContext bool // the client may refer back into its earlier messages
+	window        int  // the server's window, in bits
+}
+
+// negotiate picks the first permessage-deflate offer it can accept
+// (RFC 7692, sections 5 and 7) and returns its answer.
+func (s *testServer) negotiate(lines []string) (string, *serverDeflate) {
+	exts, ok := parseExtensions(lines)
+	if !ok {
+		return "", nil
+	}
+offers:
+	for _, e := range exts {
+		if e.name != "permessage-deflate" {
+			continue
+		}
+		d := &serverDeflate{serverContext: true, clientContext: true, window: 15}
+		answer := []string{"permessage-deflate"}
+		seen := map[string]bool{}
+		for _, p := range e.params {
+			if seen[p.name] {
+				continue offers
+			}
+			seen[p.name] = true
+			n, err := strconv.Atoi(p.value)
+			validBits := err == nil && n >= 8 && n <= 15 && strconv.Itoa(n) == p.value
+			switch {
+			case p.name == "server_no_context_takeover" && !p.hasValue:
+				d.serverContext = s.flaw == keepsServerContext
+				answer = append(answer, p.name)
+			case p.name == "client_no_context_takeover" && !p.hasValue:
+				d.clientContext = false
+				answer = append(answer, p.name)
+			case p.name == "server_max_window_bits" && validBits:
+				d.window = n
+				if s.flaw == largerServerWindow {
+					n = 15
+				}
+				if s.flaw == ignoresServerWindow {
+					d.window = 15
+				}
+				answer = append(answer, p.name+"="+strconv.Itoa(n))
+			case p.name == "client_max_window_bits" && !p.hasValue:
+			case p.name == "client_max_window_bits" && validBits:
+				answer = append(answer, p.name+"="+p.value)
+			default:
+				continue offers
+			}
+		}
+		return strings.Join(answer, "; "), d
+	}
+	return "", nil
+}
+
+// echo sends back every message, compressed when deflate was agreed.
+func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
+	var sent, received []byte // the windows, under context takeover
+	for {
+		var msg []byte
+		var op byte
+		compressed := false
+		for {
+			f, err := readFrame(br)
+			if err != nil || !f.masked {
+				return
+			}
+			switch f.op {
+			case opPing:
+				c.Write(serverFrame(opPong, false, f.payload))
+				continue
+			case opClose:
+				c.Write(serverFrame(opClose, false, f.payload))
+				return
+			case opPong:
+				continue
+			case opText, opBinary:
+				op, compressed = f.op, f.rsv1
+			}
+			msg = append(msg, f.payload...)
+			if f.fin {
+				break
+			}
+		}
+		if compressed {
+			if d == nil {
+				return
+			}
+			var dict []byte
+			if d.clientContext {
+				dict = received
+			}
+			out, err := decompress(msg, dict)
+			if err != nil {
+				return
+			}
+			msg = out
+			if d.clientContext {
+				received = window(received, msg)
+			}
+		}
+		if d == nil {
+			c.Write(serverFrame(op, false, msg))
+			continue
+		}
+		level := flate.DefaultCompression // BestSpeed would ignore the window of earlier messages
+		if d.window < 15 {
+			level = flate.HuffmanOnly // no reference back at all: within any window
+		}
+		var dict []byte
+		if d.serverContext {
+			dict = sent
+			sent = window(sent, msg)
+		}
+		c.Write(serverFrame(op, true, compress(msg, dict, level)))
+	}
+}
+
+// serverFrame encodes an unmasked frame.
+func serverFrame(op byte, rsv1 bool, payload []byte) []byte {
+	f := frameBytes(true, rsv1, op, payload)
+	// Unmask: drop the mask bit and key, and undo the masking.
+	n := 2
+	switch f[1] & 0x7f {
+	case 126:
+		n = 4
+	case 127:
+		n = 10
+	}
+	mask := f[n : n+4]
+	out := append([]byte{}, f[:n]...)
+	out[1] &^= 0x80
+	for i, c := range f[n+4:] {
+		out = append(out, c^mask[i%4])
+	}
+	return out
+}
