@@ -93,12 +93,12 @@ var closeCodes = map[error]ws.StatusCode{ErrProtocol: ws.StatusProtocolError, Er
 // ReadMessage returns the next text or binary message, whole and
 // decompressed, for the caller to keep. It answers pings, and a close frame
 // with the same code, then closes conn and returns a [wsutil.ClosedError]
-// with the peer's code (1005 for none) and reason, for errors.As. A peer
-// that breaks the protocol, sends text that is not UTF-8 or a message over
-// the read limit gets close code 1002, 1007 or 1009, its close frame is
-// awaited for up to 5 s, conn closed, and [ErrProtocol], [ErrInvalidData]
-// or [ErrReadLimit] returned. An error of conn's (a deadline, EOF) leaves
-// it open, for CloseWith. After an error every call returns that error.
+// with the peer's code (1005 for none) and reason. A peer that breaks the
+// protocol, sends text that is not UTF-8 or a message over the read limit
+// gets close code 1002, 1007 or 1009, its close frame is awaited for up to
+// 5 s, conn closed, and [ErrProtocol], [ErrInvalidData] or [ErrReadLimit]
+// returned. An error of conn's (a deadline, EOF) leaves it open, for
+// CloseWith. After an error every call returns that error.
 func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -196,6 +196,9 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 // control answers a control frame (RFC 6455, section 5.5).
 func (c *Conn) control(op ws.OpCode, p []byte) error {
 	code, reason := ws.ParseCloseFrameData(p) // 0, "" for less than 2 bytes
+	if op == ws.OpClose {
+		c.skip = -1 // for fail: the peer's close frame came, await no other
+	}
 	switch {
 	case op == ws.OpPing:
 		if err := c.send(ws.OpPong, p); err != ErrCloseSent {
@@ -220,8 +223,8 @@ func isCloseCode(code ws.StatusCode) bool {
 	return 1000 <= code && code <= 1003 || 1007 <= code && code <= 1014 || 3000 <= code && code <= 4999
 }
 
-// fail sends a close frame with code and err, skips frames up to the peer's
-// close frame, for closeTimeout at most, and closes conn (RFC 6455, 7.1.7).
+// fail sends a close frame with code and err, awaits the peer's unless it came
+// (c.skip < 0), skipping frames, and closes conn (RFC 6455, section 7.1.7).
 func (c *Conn) fail(code ws.StatusCode, err error) {
 	if c.send(ws.OpClose, ws.NewCloseFrameBody(code, strings.TrimPrefix(err.Error(), "coopergobwas: "))) == nil {
 		c.conn.SetReadDeadline(time.Now().Add(closeTimeout))
@@ -236,9 +239,8 @@ func (c *Conn) fail(code ws.StatusCode, err error) {
 	c.conn.Close()
 }
 
-// WriteMessage sends p as one frame of type op: text or binary, compressed
-// if permessage-deflate was agreed, or a ping or pong of 125 bytes at most.
-// After a close frame it returns [ErrCloseSent].
+// WriteMessage sends p as one frame of type op: text or binary, compressed if
+// agreed, or a ping or pong of 125 bytes at most; after a close, [ErrCloseSent].
 func (c *Conn) WriteMessage(op ws.OpCode, p []byte) error {
 	if op != ws.OpText && op != ws.OpBinary && op != ws.OpPing && op != ws.OpPong || op.IsControl() && len(p) > 125 {
 		return fmt.Errorf("coopergobwas: WriteMessage: a %v message of %d bytes; close with CloseWith", op, len(p))

@@ -3,11 +3,13 @@ module lowbit.dev/cooper/adapters/coopergobwas
 go 1.26
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/gobwas/ws v1.5.0
+	github.com/gorilla/websocket v1.5.3
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 )
 
-require github.com/gobwas/httphead v0.1.0 // indirect
+require github.com/gobwas/httphead v0.1.0
 
 // lowbit.dev/cooper is the repository's root module; the go.work at the
 // root overrides this when the workspace is in use.

@@ -1,0 +1,899 @@
+package coopergobwas_test
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	coder "github.com/coder/websocket"
+	"github.com/gobwas/httphead"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
+	"github.com/gobwas/ws/wsutil"
+	gorilla "github.com/gorilla/websocket"
+	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/adapters/coopergobwas"
+)
+
+// TestMain fails the run when a test leaves a goroutine of cooper's,
+// coopergobwas's or net/http's behind.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakedGoroutines waits up to d for goroutines running cooper's or
+// net/http's code to end, and returns the stacks of those that did not.
+func leakedGoroutines(d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaked []string
+		for g := range strings.SplitSeq(string(buf), "\n\n") {
+			if strings.Contains(g, "leakedGoroutines") || strings.Contains(g, "testing.(*M).") {
+				continue
+			}
+			if strings.Contains(g, "lowbit.dev/cooper") || strings.Contains(g, "net/http") {
+				leaked = append(leaked, g)
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaked, "\n\n")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An outcome is how a connection ended on the server: what was agreed
+// and the error its handler returned.
+type outcome struct {
+	hs  *cooper.Handshake
+	err error
+}
+
+// A server is a cooper endpoint whose handler runs fn on a Conn.
+type server struct {
+	url      string
+	outcomes chan outcome
+}
+
+// serve starts fn on every upgrade of a loopback server that negotiates
+// permessage-deflate under policy (none when nil); the test's cleanup
+// stops the server.
+func serve(t *testing.T, policy *cooper.DeflateParams, fn func(*coopergobwas.Conn) error) *server {
+	t.Helper()
+	opts := []cooper.Option{cooper.Protocols("websocket")}
+	if policy != nil {
+		opts = append(opts, cooper.Deflate(*policy))
+	}
+	u := cooper.New(opts...)
+	s := &server{outcomes: make(chan outcome, 8)}
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		c := coopergobwas.NewConn(conn, hs)
+		defer c.Close()
+		s.outcomes <- outcome{hs, fn(c)}
+	}))
+	s.url = "ws" + strings.TrimPrefix(srv.URL, "http")
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := u.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+// outcome waits for the next connection to end on the server.
+func (s *server) outcome(t *testing.T) outcome {
+	t.Helper()
+	select {
+	case o := <-s.outcomes:
+		return o
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection ended on the server within 10 s")
+		return outcome{}
+	}
+}
+
+// echo sends every message back until reading ends, and returns why.
+func echo(c *coopergobwas.Conn) error {
+	c.SetReadLimit(8 << 20)
+	for {
+		op, p, err := c.ReadMessage()
+		if err != nil {
+			return err
+		}
+		if err := c.WriteMessage(op, p); err != nil {
+			return err
+		}
+	}
+}
+
+var policy = coopergobwas.Deflate()
+
+// A message is one data message of an exchange.
+type message struct {
+	name   string
+	binary bool
+	data   []byte
+}
+
+// random returns n bytes deflate cannot shrink, the same every run.
+func random(n int) []byte {
+	p := make([]byte, n)
+	var x uint32 = 2463534242
+	for i := range p {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		p[i] = byte(x)
+	}
+	return p
+}
+
+const phrase = "a text message that compresses well, ✓. "
+
+// exchange is what the clients send: text and binary, small and over
+// 1 MiB, compressible and not. The last repeats the one before, so a
+// compressor keeping its context refers back into it.
+func exchange() []message {
+	return []message{
+		{"small text", false, []byte("hello, cooper ✓")},
+		{"small binary", true, []byte{0, 1, 0xfe, 0xff}},
+		{"empty text", false, nil},
+		{"1 MiB and more of random binary", true, random(1<<20 + 3)},
+		{"1 MiB and more of text", false, []byte(strings.Repeat(phrase, 1<<20/len(phrase)+1))},
+		{"4 KiB of random text", false, []byte(fmt.Sprintf("%x", random(2048)))},
+		{"the same 4 KiB again", false, []byte(fmt.Sprintf("%x", random(2048)))},
+	}
+}
+
+// A wsClient is a client library's connection, as the echo tests use it.
+type wsClient interface {
+	write(m message) error
+	read() (message, error)
+	close(code int, reason string) error // sends a close frame and waits for the server's
+	extensions() string
+}
+
+// TestEcho has real clients exchange every message of exchange with an
+// echo on Conn, compressed in each way they offer, and close with 1000.
+func TestEcho(t *testing.T) {
+	const both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	agreedBoth := &cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
+	for _, c := range []struct {
+		name       string
+		dial       func(ctx context.Context, url string) (wsClient, error)
+		extensions string
+		deflate    *cooper.DeflateParams // what Handshake.Deflate must be
+	}{
+		{"gorilla without compression", dialGorilla(false), "", nil},
+		{"gorilla with compression", dialGorilla(true), both, agreedBoth},
+		{"coder without compression", dialCoder(coder.CompressionDisabled), "", nil},
+		{"coder without context takeover", dialCoder(coder.CompressionNoContextTakeover), both, agreedBoth},
+		{"coder with context takeover both ways", dialCoder(coder.CompressionContextTakeover), "permessage-deflate",
+			&cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}},
+		{"gobwas without compression", dialGobwas(false), "", nil},
+		{"gobwas with compression", dialGobwas(true), both, agreedBoth},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := serve(t, &policy, echo)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cl, err := c.dial(ctx, s.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cl.extensions(); got != c.extensions {
+				t.Errorf("Sec-WebSocket-Extensions = %q, want %q", got, c.extensions)
+			}
+			for _, m := range exchange() {
+				if err := cl.write(m); err != nil {
+					t.Fatalf("sending %s: %v", m.name, err)
+				}
+				got, err := cl.read()
+				if err != nil {
+					t.Fatalf("reading the echo of %s: %v", m.name, err)
+				}
+				if got.binary != m.binary || !bytes.Equal(got.data, m.data) {
+					t.Fatalf("echo of %s: binary %v, %d bytes; want binary %v, the %d bytes sent", m.name, got.binary, len(got.data), m.binary, len(m.data))
+				}
+			}
+			if err := cl.close(1000, "done"); err != nil {
+				t.Errorf("closing: %v", err)
+			}
+			o := s.outcome(t)
+			var closed wsutil.ClosedError
+			if !errors.As(o.err, &closed) || closed.Code != 1000 || closed.Reason != "done" {
+				t.Errorf("the server's ReadMessage ended with %v, want the client's close frame, 1000 \"done\"", o.err)
+			}
+			if (o.hs.Deflate == nil) != (c.deflate == nil) || c.deflate != nil && *o.hs.Deflate != *c.deflate {
+				t.Errorf("Handshake.Deflate = %+v, want %+v", o.hs.Deflate, c.deflate)
+			}
+		})
+	}
+}
+
+// gorilla/websocket
+
+type gorillaClient struct {
+	c   *gorilla.Conn
+	ext string
+}
+
+func dialGorilla(compress bool) func(context.Context, string) (wsClient, error) {
+	return func(ctx context.Context, url string) (wsClient, error) {
+		d := gorilla.Dialer{EnableCompression: compress}
+		c, resp, err := d.DialContext(ctx, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		c.SetReadLimit(8 << 20)
+		dl, _ := ctx.Deadline()
+		c.SetReadDeadline(dl)
+		return &gorillaClient{c, resp.Header.Get("Sec-WebSocket-Extensions")}, nil
+	}
+}
+
+func (g *gorillaClient) write(m message) error {
+	return g.c.WriteMessage(map[bool]int{false: gorilla.TextMessage, true: gorilla.BinaryMessage}[m.binary], m.data)
+}
+
+func (g *gorillaClient) read() (message, error) {
+	typ, p, err := g.c.ReadMessage()
+	return message{binary: typ == gorilla.BinaryMessage, data: p}, err
+}
+
+func (g *gorillaClient) close(code int, reason string) error {
+	defer g.c.Close()
+	if err := g.c.WriteControl(gorilla.CloseMessage, gorilla.FormatCloseMessage(code, reason), time.Now().Add(5*time.Second)); err != nil {
+		return err
+	}
+	_, _, err := g.c.ReadMessage()
+	if ce := (*gorilla.CloseError)(nil); !errors.As(err, &ce) || ce.Code != code {
+		return fmt.Errorf("the server answered the close with %v, want code %d", err, code)
+	}
+	return nil
+}
+
+func (g *gorillaClient) extensions() string { return g.ext }
+
+// coder/websocket
+
+type coderClient struct {
+	c   *coder.Conn
+	ctx context.Context
+	ext string
+}
+
+func dialCoder(mode coder.CompressionMode) func(context.Context, string) (wsClient, error) {
+	return func(ctx context.Context, url string) (wsClient, error) {
+		c, resp, err := coder.Dial(ctx, url, &coder.DialOptions{CompressionMode: mode})
+		if err != nil {
+			return nil, err
+		}
+		c.SetReadLimit(8 << 20)
+		return &coderClient{c, ctx, resp.Header.Get("Sec-WebSocket-Extensions")}, nil
+	}
+}
+
+func (c *coderClient) write(m message) error {
+	return c.c.Write(c.ctx, map[bool]coder.MessageType{false: coder.MessageText, true: coder.MessageBinary}[m.binary], m.data)
+}
+
+func (c *coderClient) read() (message, error) {
+	typ, p, err := c.c.Read(c.ctx)
+	return message{binary: typ == coder.MessageBinary, data: p}, err
+}
+
+// close relies on coder's Close, which waits for the server's close frame
+// and fails unless it came.
+func (c *coderClient) close(code int, reason string) error {
+	return c.c.Close(coder.StatusCode(code), reason)
+}
+
+func (c *coderClient) extensions() string { return c.ext }
+
+// gobwas/ws's client, with wsflate's default parameters (no context
+// takeover either way) when compressing.
+
+type gobwasClient struct {
+	*raw
+	compress bool
+}
+
+func dialGobwas(compress bool) func(context.Context, string) (wsClient, error) {
+	return func(ctx context.Context, url string) (wsClient, error) {
+		var offer []httphead.Option
+		if compress {
+			offer = append(offer, wsflate.DefaultParameters.Option())
+		}
+		r, err := dialRaw(ctx, url, offer...)
+		return &gobwasClient{r, compress}, err
+	}
+}
+
+func (g *gobwasClient) write(m message) error {
+	f := ws.NewFrame(map[bool]ws.OpCode{false: ws.OpText, true: ws.OpBinary}[m.binary], true, bytes.Clone(m.data))
+	if g.compress {
+		var err error
+		if f, err = wsflate.CompressFrame(f); err != nil {
+			return err
+		}
+	}
+	return g.send(f)
+}
+
+func (g *gobwasClient) read() (message, error) {
+	f, err := g.readFrame()
+	if err == nil && f.Header.Rsv1() {
+		f, err = wsflate.DecompressFrame(f)
+	}
+	return message{binary: f.Header.OpCode == ws.OpBinary, data: f.Payload}, err
+}
+
+func (g *gobwasClient) close(code int, reason string) error {
+	if err := g.send(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason))); err != nil {
+		return err
+	}
+	if got := g.closed(); got != ws.StatusCode(code) {
+		return fmt.Errorf("the server answered the close with %d, want %d", got, code)
+	}
+	return nil
+}
+
+// A raw is a gobwas/ws client connection that sends and reads frames as
+// they are, so the tests can see and break the framing.
+type raw struct {
+	conn      net.Conn
+	r         io.Reader
+	hs        ws.Handshake
+	sentClose bool // the client sent a close frame
+	eof       bool // after the close frames, the server closed the connection
+}
+
+// dialRaw connects to url, offering the extensions given.
+func dialRaw(ctx context.Context, url string, offer ...httphead.Option) (*raw, error) {
+	conn, br, hs, err := ws.Dialer{Extensions: offer}.Dial(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	dl, _ := ctx.Deadline()
+	conn.SetDeadline(dl)
+	r := &raw{conn: conn, r: conn, hs: hs}
+	if br != nil {
+		r.r = io.MultiReader(br, conn)
+	}
+	return r, nil
+}
+
+// send masks f, as a client must, and writes it.
+func (r *raw) send(f ws.Frame) error {
+	r.sentClose = r.sentClose || f.Header.OpCode == ws.OpClose
+	return ws.WriteFrame(r.conn, ws.MaskFrameInPlace(f))
+}
+
+// readFrame reads the server's next frame.
+func (r *raw) readFrame() (ws.Frame, error) { return ws.ReadFrame(r.r) }
+
+func (r *raw) extensions() string {
+	var s []string
+	for _, opt := range r.hs.Extensions {
+		e := string(opt.Name)
+		opt.Parameters.ForEach(func(k, v []byte) bool {
+			e += "; " + string(k)
+			if len(v) > 0 {
+				e += "=" + string(v)
+			}
+			return true
+		})
+		s = append(s, e)
+	}
+	return strings.Join(s, ", ")
+}
+
+// closed reads frames up to the server's close frame and, as a browser
+// does, answers it unless it answers the client's, then waits for the
+// server to close the connection (RFC 6455, section 7.1.1), sets r.eof if
+// it did, and returns the close frame's code: 1005 without one, 0 if none
+// came.
+func (r *raw) closed() ws.StatusCode {
+	defer r.conn.Close()
+	for {
+		f, err := r.readFrame()
+		if err != nil {
+			return 0
+		}
+		if f.Header.OpCode != ws.OpClose {
+			continue
+		}
+		code, _ := ws.ParseCloseFrameData(f.Payload)
+		if len(f.Payload) < 2 {
+			code = ws.StatusNoStatusRcvd
+		}
+		if !r.sentClose {
+			r.send(ws.NewCloseFrame(bytes.Clone(f.Payload[:min(len(f.Payload), 2)])))
+		}
+		_, err = r.readFrame()
+		r.eof = err == io.EOF
+		return code
+	}
+}
+
+// rawTest connects a raw client to a fresh server running fn, offering
+// the extensions given.
+func rawTest(t *testing.T, policy *cooper.DeflateParams, fn func(*coopergobwas.Conn) error, offer ...httphead.Option) (*server, *raw) {
+	t.Helper()
+	s := serve(t, policy, fn)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	r, err := dialRaw(ctx, s.url, offer...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.conn.Close() })
+	return s, r
+}
+
+// tail completes a compressed message for compress/flate (RFC 7692,
+// section 7.2.2), with an empty final block so that the reader stops.
+const tail = "\x00\x00\xff\xff\x01\x00\x00\xff\xff"
+
+// inflate decompresses one message's payload with dict as the window.
+func inflate(p, dict []byte) ([]byte, error) {
+	return io.ReadAll(flate.NewReaderDict(io.MultiReader(bytes.NewReader(p), strings.NewReader(tail)), dict))
+}
+
+// A deflater compresses a client's messages, keeping its window across
+// them unless reset.
+type deflater struct {
+	buf bytes.Buffer
+	w   *flate.Writer
+}
+
+func newDeflater() *deflater {
+	d := &deflater{}
+	d.w, _ = flate.NewWriter(&d.buf, flate.BestSpeed)
+	return d
+}
+
+// compress returns p compressed as one message, after what it compressed
+// before.
+func (d *deflater) compress(p []byte) []byte {
+	d.buf.Reset()
+	d.w.Write(p)
+	d.w.Flush()
+	return bytes.Clone(bytes.TrimSuffix(d.buf.Bytes(), []byte(tail[:4])))
+}
+
+// TestContextTakeover checks every parameter of permessage-deflate's
+// context takeover on the wire, both ways: a side keeps its window across
+// messages unless no context takeover was agreed for it.
+func TestContextTakeover(t *testing.T) {
+	msg := []byte(fmt.Sprintf("%x", random(4096))) // 8 KiB that compress only against themselves
+
+	t.Run("the server's second message refers back into its first", func(t *testing.T) {
+		s, r := rawTest(t, &policy, echo, wsflate.Parameters{}.Option())
+		sizes, window := []int{}, []byte(nil)
+		for range 2 {
+			r.send(ws.NewTextFrame(bytes.Clone(msg)))
+			f, err := r.readFrame()
+			if err != nil || !f.Header.Rsv1() {
+				t.Fatalf("the echo: %v, RSV1 %v; want a compressed message", err, f.Header.Rsv1())
+			}
+			if _, err := inflate(f.Payload, nil); len(sizes) == 1 && err == nil {
+				t.Errorf("the second message decompresses without the first: it does not refer back")
+			}
+			got, err := inflate(f.Payload, window)
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("the echo decompresses after the messages before it to %d bytes, %v; want the %d sent", len(got), err, len(msg))
+			}
+			window = append(window, got...)
+			sizes = append(sizes, len(f.Payload))
+		}
+		if sizes[1] >= sizes[0] {
+			t.Errorf("compressed sizes %v: the second gains nothing from the first", sizes)
+		}
+		r.send(ws.NewCloseFrame(ws.NewCloseFrameBody(1000, "")))
+		r.closed()
+		if o := s.outcome(t); o.hs.Deflate.ServerNoContextTakeover || o.hs.Deflate.ClientNoContextTakeover {
+			t.Errorf("agreed %+v, want context takeover both ways", *o.hs.Deflate)
+		}
+	})
+
+	t.Run("with server_no_context_takeover each of the server's messages stands alone", func(t *testing.T) {
+		_, r := rawTest(t, &policy, echo, wsflate.Parameters{ServerNoContextTakeover: true}.Option())
+		for i := range 2 {
+			r.send(ws.NewTextFrame(bytes.Clone(msg)))
+			f, err := r.readFrame()
+			if err != nil || !f.Header.Rsv1() {
+				t.Fatalf("echo %d: %v, RSV1 %v; want a compressed message", i, err, f.Header.Rsv1())
+			}
+			if got, err := inflate(f.Payload, nil); err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("echo %d decompresses on its own to %d bytes, %v; want the %d sent", i, len(got), err, len(msg))
+			}
+		}
+	})
+
+	t.Run("the server reads a client message that refers back into the one before", func(t *testing.T) {
+		s, r := rawTest(t, &policy, echo, wsflate.Parameters{ServerNoContextTakeover: true}.Option())
+		d := newDeflater()
+		for i := range 3 {
+			p := d.compress(msg)
+			if _, err := inflate(p, nil); i > 0 && err == nil {
+				t.Fatalf("the client's message %d does not refer back", i)
+			}
+			f := ws.NewTextFrame(p)
+			f.Header.Rsv = ws.Rsv(true, false, false)
+			r.send(f)
+			got, err := r.readFrame()
+			if err != nil {
+				t.Fatalf("echo %d: %v (the server read %v)", i, err, s.outcome(t).err)
+			}
+			if got, err := inflate(got.Payload, nil); err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("echo %d decompresses to %d bytes, %v; want the %d sent", i, len(got), err, len(msg))
+			}
+		}
+	})
+
+	t.Run("with client_no_context_takeover the client's messages are read alone", func(t *testing.T) {
+		// A client that keeps its window anyway breaks the agreement; the
+		// server, having reset its window, cannot read the reference back.
+		s, r := rawTest(t, &policy, echo, wsflate.Parameters{ClientNoContextTakeover: true}.Option())
+		d := newDeflater()
+		for range 2 {
+			f := ws.NewTextFrame(d.compress(msg))
+			f.Header.Rsv = ws.Rsv(true, false, false)
+			r.send(f)
+		}
+		if f, err := r.readFrame(); err != nil || f.Header.OpCode != ws.OpText {
+			t.Fatalf("the first echo: %v, %v", f.Header, err)
+		}
+		if code := r.closed(); code != ws.StatusInvalidFramePayloadData {
+			t.Errorf("close code %d, want 1007", code)
+		}
+		if err := s.outcome(t).err; !errors.Is(err, coopergobwas.ErrInvalidData) {
+			t.Errorf("the server's ReadMessage ended with %v, want ErrInvalidData", err)
+		}
+	})
+}
+
+// TestWindowBits checks that Deflate and NewConn agree on window sizes: a
+// server window below 15 bits is declined, a client window of any size is
+// agreed, and a Handshake that agreed a server window compress/flate does
+// not keep gets uncompressed messages.
+func TestWindowBits(t *testing.T) {
+	t.Run("an offer of a server window below 15 bits is declined", func(t *testing.T) {
+		s, r := rawTest(t, &policy, echo, wsflate.Parameters{ServerMaxWindowBits: 10}.Option())
+		if ext := r.extensions(); ext != "" {
+			t.Errorf("Sec-WebSocket-Extensions = %q, want none", ext)
+		}
+		r.send(ws.NewCloseFrame(nil))
+		r.closed()
+		if o := s.outcome(t); o.hs.Deflate != nil {
+			t.Errorf("Handshake.Deflate = %+v, want nil", *o.hs.Deflate)
+		}
+	})
+	t.Run("a client window of 9 bits is agreed and read", func(t *testing.T) {
+		_, r := rawTest(t, &policy, echo, wsflate.Parameters{ClientMaxWindowBits: 9}.Option())
+		if ext := r.extensions(); ext != "permessage-deflate; client_max_window_bits=9" {
+			t.Fatalf("Sec-WebSocket-Extensions = %q", ext)
+		}
+		msg := []byte(strings.Repeat("ab", 200)) // refers back no more than 2 bytes
+		f := ws.NewTextFrame(newDeflater().compress(msg))
+		f.Header.Rsv = ws.Rsv(true, false, false)
+		r.send(f)
+		got, err := r.readFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err := inflate(got.Payload, nil); err != nil || !bytes.Equal(p, msg) {
+			t.Errorf("echo = %q, %v", p, err)
+		}
+	})
+	t.Run("a server window below 15 bits sends messages uncompressed", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer a.Close()
+		c := coopergobwas.NewConn(b, &cooper.Handshake{Deflate: &cooper.DeflateParams{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}})
+		defer c.Close()
+		go c.WriteMessage(ws.OpText, []byte(strings.Repeat("x", 1000)))
+		f, err := ws.ReadFrame(a)
+		if err != nil || f.Header.Rsv1() || len(f.Payload) != 1000 {
+			t.Errorf("frame %+v, %v; want 1000 bytes, RSV1 unset", f.Header, err)
+		}
+	})
+}
+
+// TestFraming checks fragments, control frames and the closing handshake
+// with raw frames from a gobwas/ws client.
+func TestFraming(t *testing.T) {
+	frag := func(op ws.OpCode, fin bool, p string) ws.Frame { return ws.NewFrame(op, fin, []byte(p)) }
+	for _, c := range []struct {
+		name   string
+		send   []ws.Frame
+		expect []ws.Frame // what comes back before the server's close frame
+		code   ws.StatusCode
+	}{
+		{"a fragmented text message, a character split between fragments, is read whole",
+			[]ws.Frame{frag(ws.OpText, false, "caf\xc3"), frag(ws.OpContinuation, false, "\xa9 "), frag(ws.OpContinuation, true, "au lait")},
+			[]ws.Frame{frag(ws.OpText, true, "café au lait")}, 1000},
+		{"a ping between fragments is answered and the message read whole",
+			[]ws.Frame{frag(ws.OpBinary, false, "one "), ws.NewPingFrame([]byte("between")), frag(ws.OpContinuation, true, "two")},
+			[]ws.Frame{ws.NewPongFrame([]byte("between")), frag(ws.OpBinary, true, "one two")}, 1000},
+		{"a ping is answered with a pong of its payload",
+			[]ws.Frame{ws.NewPingFrame([]byte("are you there?"))}, []ws.Frame{ws.NewPongFrame([]byte("are you there?"))}, 1000},
+		{"a pong is not answered", []ws.Frame{ws.NewPongFrame([]byte("unasked"))}, nil, 1000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, r := rawTest(t, nil, echo)
+			for _, f := range c.send {
+				if err := r.send(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, want := range c.expect {
+				f, err := r.readFrame()
+				if err != nil || f.Header.OpCode != want.Header.OpCode || !f.Header.Fin || !bytes.Equal(f.Payload, want.Payload) {
+					t.Fatalf("got opcode %d %q, %v; want opcode %d %q", f.Header.OpCode, f.Payload, err, want.Header.OpCode, want.Payload)
+				}
+			}
+			r.send(ws.NewCloseFrame(ws.NewCloseFrameBody(c.code, "")))
+			if got := r.closed(); got != c.code || !r.eof {
+				t.Errorf("the server's close code = %d, then closed the connection: %v; want %d, true", got, r.eof, c.code)
+			}
+			s.outcome(t)
+		})
+	}
+}
+
+// TestFailures sends what breaks the protocol and checks the close code
+// that comes back and the error ReadMessage returns.
+func TestFailures(t *testing.T) {
+	compressed := func(f ws.Frame) ws.Frame { f.Header.Rsv = ws.Rsv(true, false, false); return f }
+	withRsv := func(f ws.Frame, rsv byte) ws.Frame { f.Header.Rsv = rsv; return f }
+	text := func(p string) ws.Frame { return ws.NewTextFrame([]byte(p)) }
+	for _, c := range []struct {
+		name    string
+		deflate bool
+		limit   int64
+		send    []ws.Frame
+		unmask  bool
+		code    ws.StatusCode
+		err     error
+	}{
+		{name: "a text message that is not UTF-8 gets 1007", send: []ws.Frame{text("caf\xc3")}, code: 1007, err: coopergobwas.ErrInvalidData},
+		{name: "a message over the read limit gets 1009", limit: 1000, send: []ws.Frame{text(strings.Repeat("x", 1001))}, code: 1009, err: coopergobwas.ErrReadLimit},
+		{name: "fragments adding up to over the read limit get 1009", limit: 1000,
+			send: []ws.Frame{ws.NewFrame(ws.OpText, false, make([]byte, 600)), ws.NewFrame(ws.OpContinuation, true, make([]byte, 600))}, code: 1009, err: coopergobwas.ErrReadLimit},
+		{name: "a compressed message decompressing to over the read limit gets 1009", deflate: true, limit: 1000,
+			send: []ws.Frame{compressed(ws.NewTextFrame(newDeflater().compress(make([]byte, 1001))))}, code: 1009, err: coopergobwas.ErrReadLimit},
+		{name: "compressed data that does not decompress gets 1007", deflate: true,
+			send: []ws.Frame{compressed(text("\xff\xff\xff\xff"))}, code: 1007, err: coopergobwas.ErrInvalidData},
+		{name: "an unmasked frame gets 1002", send: []ws.Frame{text("hello")}, unmask: true, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "RSV1 without permessage-deflate gets 1002", send: []ws.Frame{compressed(text("hello"))}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "RSV2 gets 1002", deflate: true, send: []ws.Frame{withRsv(text("hello"), 2)}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "RSV1 on a continuation frame gets 1002", deflate: true,
+			send: []ws.Frame{ws.NewFrame(ws.OpText, false, []byte("a")), compressed(ws.NewFrame(ws.OpContinuation, true, []byte("b")))}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "RSV1 on a ping gets 1002", deflate: true, send: []ws.Frame{compressed(ws.NewPingFrame(nil))}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a continuation frame without a message gets 1002", send: []ws.Frame{ws.NewFrame(ws.OpContinuation, true, []byte("a"))}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a new message inside a fragmented one gets 1002",
+			send: []ws.Frame{ws.NewFrame(ws.OpText, false, []byte("a")), text("b")}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a reserved opcode gets 1002", send: []ws.Frame{ws.NewFrame(3, true, nil)}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a fragmented ping gets 1002", send: []ws.Frame{ws.NewFrame(ws.OpPing, false, nil)}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a ping of 126 bytes gets 1002", send: []ws.Frame{ws.NewPingFrame(make([]byte, 126))}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a close frame of 1 byte gets 1002", send: []ws.Frame{ws.NewCloseFrame([]byte{3})}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a close frame with code 1005 gets 1002", send: []ws.Frame{ws.NewCloseFrame(ws.NewCloseFrameBody(1005, ""))}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a close frame with code 5000 gets 1002", send: []ws.Frame{ws.NewCloseFrame(ws.NewCloseFrameBody(5000, ""))}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a close reason that is not UTF-8 gets 1007", send: []ws.Frame{ws.NewCloseFrame(ws.NewCloseFrameBody(1000, "\xff"))}, code: 1007, err: coopergobwas.ErrInvalidData},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var p *cooper.DeflateParams
+			var offer []httphead.Option
+			if c.deflate {
+				p, offer = &policy, []httphead.Option{wsflate.DefaultParameters.Option()}
+			}
+			s, r := rawTest(t, p, func(conn *coopergobwas.Conn) error {
+				if c.limit > 0 {
+					conn.SetReadLimit(c.limit)
+				}
+				_, _, err := conn.ReadMessage()
+				return err
+			}, offer...)
+			for _, f := range c.send {
+				if c.unmask {
+					ws.WriteFrame(r.conn, f)
+				} else {
+					r.send(f)
+				}
+			}
+			start := time.Now()
+			if got := r.closed(); got != c.code || !r.eof {
+				t.Errorf("the server's close code = %d, then closed the connection: %v; want %d, true", got, r.eof, c.code)
+			}
+			o := s.outcome(t)
+			if !errors.Is(o.err, c.err) {
+				t.Errorf("ReadMessage returned %v, want %v", o.err, c.err)
+			}
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("the server took %v to close the connection", d)
+			}
+		})
+	}
+}
+
+// TestClose checks the closing handshake both ways.
+func TestClose(t *testing.T) {
+	t.Run("the client's close code and reason reach ReadMessage, and its code comes back", func(t *testing.T) {
+		s, r := rawTest(t, nil, echo)
+		r.send(ws.NewCloseFrame(ws.NewCloseFrameBody(4001, "bye ✓")))
+		if got := r.closed(); got != 4001 {
+			t.Errorf("the server's close code = %d, want 4001", got)
+		}
+		var closed wsutil.ClosedError
+		if err := s.outcome(t).err; !errors.As(err, &closed) || closed.Code != 4001 || closed.Reason != "bye ✓" {
+			t.Errorf("ReadMessage returned %v, want a ClosedError of 4001 \"bye ✓\"", err)
+		}
+	})
+	t.Run("a close frame without a code is answered without one and read as 1005", func(t *testing.T) {
+		s, r := rawTest(t, nil, echo)
+		r.send(ws.NewCloseFrame(nil))
+		if got := r.closed(); got != ws.StatusNoStatusRcvd {
+			t.Errorf("the server's close code = %d, want none", got)
+		}
+		var closed wsutil.ClosedError
+		if err := s.outcome(t).err; !errors.As(err, &closed) || closed.Code != 1005 {
+			t.Errorf("ReadMessage returned %v, want a ClosedError of 1005", err)
+		}
+	})
+	t.Run("CloseWith sends its code and reason and waits for the client's close frame", func(t *testing.T) {
+		s := serve(t, nil, func(c *coopergobwas.Conn) error {
+			if err := c.CloseWith(4002, "done here"); err != nil {
+				return err
+			}
+			if err := c.WriteMessage(ws.OpText, []byte("late")); !errors.Is(err, coopergobwas.ErrCloseSent) {
+				return fmt.Errorf("WriteMessage after CloseWith = %v, want ErrCloseSent", err)
+			}
+			_, _, err := c.ReadMessage()
+			return err
+		})
+		g, _, err := gorilla.DefaultDialer.Dial(s.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		g.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err = g.ReadMessage() // gorilla answers the close frame with the same code
+		if ce := (*gorilla.CloseError)(nil); !errors.As(err, &ce) || ce.Code != 4002 || ce.Text != "done here" {
+			t.Errorf("gorilla read %v, want a close frame of 4002 \"done here\"", err)
+		}
+		var closed wsutil.ClosedError
+		if err := s.outcome(t).err; !errors.As(err, &closed) || closed.Code != 4002 {
+			t.Errorf("the server ended with %v, want the client's answer, 4002", err)
+		}
+	})
+	t.Run("CloseWith while ReadMessage waits elsewhere ends that ReadMessage with the answer", func(t *testing.T) {
+		closeErr := make(chan error, 1)
+		s := serve(t, nil, func(c *coopergobwas.Conn) error {
+			go func() {
+				time.Sleep(50 * time.Millisecond) // ReadMessage below is waiting by then, or soon after
+				closeErr <- c.CloseWith(ws.StatusGoingAway, "shutting down")
+			}()
+			_, _, err := c.ReadMessage()
+			return err
+		})
+		g, _, err := gorilla.DefaultDialer.Dial(s.url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		g.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err = g.ReadMessage(); !gorilla.IsCloseError(err, 1001) {
+			t.Errorf("gorilla read %v, want a close frame of 1001", err)
+		}
+		var closed wsutil.ClosedError
+		if err := s.outcome(t).err; !errors.As(err, &closed) || closed.Code != 1001 {
+			t.Errorf("ReadMessage ended with %v, want the client's answer, 1001", err)
+		}
+		if err := <-closeErr; err != nil {
+			t.Errorf("CloseWith = %v", err)
+		}
+	})
+	t.Run("CloseWith refuses a code that may not be sent, and a long reason", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer a.Close()
+		c := coopergobwas.NewConn(b, nil)
+		defer c.Close()
+		for _, bad := range []struct {
+			code   ws.StatusCode
+			reason string
+		}{{1005, ""}, {1006, ""}, {999, ""}, {5000, ""}, {1000, strings.Repeat("x", 124)}} {
+			if err := c.CloseWith(bad.code, bad.reason); err == nil {
+				t.Errorf("CloseWith(%d, %d bytes) = nil, want an error", bad.code, len(bad.reason))
+			}
+		}
+	})
+}
+
+// TestWriteMessage checks the server's own pings and what WriteMessage
+// refuses, and that pongs reach the pong handler.
+func TestWriteMessage(t *testing.T) {
+	pongs := make(chan string, 1)
+	s := serve(t, nil, func(c *coopergobwas.Conn) error {
+		for _, bad := range []struct {
+			op ws.OpCode
+			p  []byte
+		}{{ws.OpClose, nil}, {ws.OpContinuation, nil}, {ws.OpPing, make([]byte, 126)}} {
+			if err := c.WriteMessage(bad.op, bad.p); err == nil {
+				return fmt.Errorf("WriteMessage(%d, %d bytes) = nil, want an error", bad.op, len(bad.p))
+			}
+		}
+		c.SetPongHandler(func(p string) error { pongs <- p; return nil })
+		if err := c.WriteMessage(ws.OpPing, []byte("ping?")); err != nil {
+			return err
+		}
+		_, _, err := c.ReadMessage()
+		return err
+	})
+	g, _, err := gorilla.DefaultDialer.Dial(s.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	pinged := make(chan string, 1)
+	g.SetPingHandler(func(p string) error {
+		pinged <- p
+		return g.WriteControl(gorilla.PongMessage, []byte(p), time.Now().Add(5*time.Second))
+	})
+	g.SetReadDeadline(time.Now().Add(10 * time.Second))
+	go g.ReadMessage() // runs the ping handler; ends when the connection does
+	if p := <-pinged; p != "ping?" {
+		t.Errorf("gorilla was pinged with %q, want \"ping?\"", p)
+	}
+	select {
+	case p := <-pongs:
+		if p != "ping?" {
+			t.Errorf("the pong handler got %q, want \"ping?\"", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pong handler was not called")
+	}
+	g.WriteControl(gorilla.CloseMessage, gorilla.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
+	if err := s.outcome(t).err; !errors.As(err, new(wsutil.ClosedError)) {
+		t.Errorf("ReadMessage ended with %v, want the client's close", err)
+	}
+}
+
+// TestReadAfterError checks that an error ends reading for good.
+func TestReadAfterError(t *testing.T) {
+	s, r := rawTest(t, nil, func(c *coopergobwas.Conn) error {
+		_, _, first := c.ReadMessage()
+		if _, _, again := c.ReadMessage(); again != first {
+			return fmt.Errorf("a second ReadMessage returned %v after %v", again, first)
+		}
+		return first
+	})
+	r.send(ws.NewTextFrame([]byte("\xff")))
+	r.closed()
+	if err := s.outcome(t).err; !errors.Is(err, coopergobwas.ErrInvalidData) {
+		t.Errorf("ReadMessage = %v, want ErrInvalidData", err)
+	}
+}
