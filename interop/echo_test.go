@@ -17,16 +17,18 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/adapters/coopergobwas"
 )
 
-// Server policies for permessage-deflate: what the echo's framing layer
-// does. contextTakeover keeps both sides' windows across messages unless
-// the client asks otherwise; noContextTakeover makes every message stand
-// alone both ways.
+// Server policies for permessage-deflate: what the echo's framing layer,
+// coopergobwas, does. contextTakeover is the policy it exports: both sides
+// keep their windows across messages unless the client asks otherwise;
+// noContextTakeover makes every message stand alone both ways.
 var (
-	contextTakeover   = cooper.DeflateParams{}
+	contextTakeover   = coopergobwas.Deflate()
 	noContextTakeover = cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
 )
 
@@ -35,7 +37,7 @@ var (
 const maxMessage = 8 << 20
 
 // An echoServer is a cooper WebSocket endpoint. Its handler echoes every
-// message, framed by gobwas/ws and compressed as the Handshake's Deflate
+// message, framed by coopergobwas and compressed as the Handshake's Deflate
 // says, and reports what it saw on reports when the connection ends.
 type echoServer struct {
 	*httptest.Server // set by startEcho
@@ -44,14 +46,17 @@ type echoServer struct {
 	reports          chan *echoReport
 }
 
-// An echoReport is what the echo saw on one connection.
+// An echoReport is what the echo saw on one connection. The counts of
+// compressed messages come from the frames on the wire, not from the
+// framing layer.
 type echoReport struct {
-	hs         *cooper.Handshake
-	replayed   bool          // the connection replayed bytes the client sent with its request
-	messages   int           // data messages echoed
-	compressed int           // of those, how many came compressed
-	closeCode  ws.StatusCode // the code of the client's close frame; 0 if none came
-	err        error         // why the connection ended, when not by a close frame
+	hs             *cooper.Handshake
+	replayed       bool          // the connection replayed bytes the client sent with its request
+	messages       int           // data messages echoed
+	compressed     int           // messages that came with RSV1 set: compressed
+	sentCompressed int           // messages the echo sent with RSV1 set
+	closeCode      ws.StatusCode // the code of the client's close frame (1005: none); 0 if none came
+	err            error         // why the connection ended, when not by a close frame
 }
 
 // newEcho returns an echo endpoint upgraded by a cooper.Upgrader accepting
@@ -103,37 +108,93 @@ func (e *echoServer) report(t *testing.T) *echoReport {
 	}
 }
 
-// echo runs a WebSocket echo on conn (RFC 6455, section 5) until the client
-// closes it or breaks the protocol: it echoes each message as one frame of
-// the same type, compressed as hs.Deflate says, and answers a close frame
-// with the same code.
+// echo runs a WebSocket echo on conn, framed by coopergobwas as hs says,
+// until the client closes it or breaks the protocol: it echoes each message
+// with its type, and coopergobwas answers a close frame with the same
+// code. A tap on conn counts the compressed messages each way.
 func echo(conn net.Conn, hs *cooper.Handshake) *echoReport {
-	defer conn.Close()
 	_, replayed := conn.(interface{ NetConn() net.Conn })
 	r := &echoReport{hs: hs, replayed: replayed}
-	p := newPeer(conn, nil, false, hs.Deflate)
+	tap := &tap{Conn: conn}
+	c := coopergobwas.NewConn(tap, hs)
+	defer c.Close()
+	c.SetReadLimit(maxMessage)
 	for {
-		op, data, compressed, err := p.read()
-		if err != nil {
-			r.err = err
-			return r
-		}
-		if op == ws.OpClose {
-			r.closeCode, _ = ws.ParseCloseFrameData(data)
-			if r.closeCode == 0 {
-				r.closeCode = ws.StatusNormalClosure
+		op, data, err := c.ReadMessage()
+		if err == nil {
+			if err = c.WriteMessage(op, data); err == nil {
+				r.messages++
+				continue
 			}
-			r.err = p.writeClose(r.closeCode)
-			return r
 		}
-		if compressed {
-			r.compressed++
+		var closed wsutil.ClosedError
+		if errors.As(err, &closed) {
+			r.closeCode = closed.Code
+		} else {
+			r.err = err
 		}
-		if r.err = p.write(op, data); r.err != nil {
-			return r
-		}
-		r.messages++
+		r.compressed, r.sentCompressed = tap.in.compressed, tap.out.compressed
+		return r
 	}
+}
+
+// A tap is a connection that follows the frames read and written through
+// it (RFC 6455, section 5.2).
+type tap struct {
+	net.Conn
+	in, out frameCounter
+}
+
+func (t *tap) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	t.in.scan(p[:n])
+	return n, err
+}
+
+func (t *tap) Write(p []byte) (int, error) {
+	n, err := t.Conn.Write(p)
+	t.out.scan(p[:n])
+	return n, err
+}
+
+// A frameCounter follows a stream of frames and counts the data messages
+// whose first frame has RSV1 set, which permessage-deflate says are
+// compressed (RFC 7692, section 6).
+type frameCounter struct {
+	header     []byte // the frame header read so far
+	skip       int64  // payload bytes of the frame still to come
+	compressed int
+}
+
+func (f *frameCounter) scan(p []byte) {
+	for len(p) > 0 {
+		if f.skip > 0 {
+			n := min(f.skip, int64(len(p)))
+			f.skip, p = f.skip-n, p[n:]
+			continue
+		}
+		f.header, p = append(f.header, p[0]), p[1:]
+		if len(f.header) < 2 || len(f.header) < headerSize(f.header) {
+			continue
+		}
+		h, _ := ws.ReadHeader(bytes.NewReader(f.header)) // complete: no error
+		f.header, f.skip = f.header[:0], h.Length
+		if (h.OpCode == ws.OpText || h.OpCode == ws.OpBinary) && h.Rsv1() {
+			f.compressed++
+		}
+	}
+}
+
+// headerSize returns the size of the frame header that starts with b[:2].
+func headerSize(b []byte) int {
+	n := map[byte]int{126: 4, 127: 10}[b[1]&0x7f]
+	if n == 0 {
+		n = 2
+	}
+	if b[1]&0x80 != 0 {
+		n += 4 // the mask
+	}
+	return n
 }
 
 // A peer is one end of a WebSocket connection (RFC 6455, section 5), framed
@@ -401,5 +462,9 @@ func checkReport(t *testing.T, r *echoReport, subprotocol string, deflate *coope
 	}
 	if deflate == nil && r.compressed != 0 {
 		t.Errorf("the client sent %d messages compressed, without permessage-deflate", r.compressed)
+	}
+	// The echo compresses every message when compression was agreed.
+	if want := map[bool]int{false: 0, true: r.messages}[deflate != nil]; r.sentCompressed != want {
+		t.Errorf("the server sent %d of %d messages compressed, want %d", r.sentCompressed, r.messages, want)
 	}
 }

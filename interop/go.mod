@@ -10,6 +10,7 @@ require (
 	github.com/lxzan/gws v1.8.9
 	golang.org/x/net v0.62.0
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
+	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/cmd/cooperprobe v0.0.0-00010101000000-000000000000
 )
 
@@ -22,3 +23,5 @@ require (
 replace lowbit.dev/cooper => ../
 
 replace lowbit.dev/cooper/cmd/cooperprobe => ../cmd/cooperprobe
+
+replace lowbit.dev/cooper/adapters/coopergobwas => ../adapters/coopergobwas

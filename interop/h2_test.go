@@ -20,6 +20,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/adapters/coopergobwas"
 )
 
 // inExtendedConnectProcess runs the calling top-level test again in a child
@@ -102,33 +103,15 @@ func connect(t *testing.T, s *httptest.Server, path string, edit func(h http.Hea
 	return st
 }
 
-// wsEcho is a WebSocket echo handler framed by gobwas/ws, compressing with
-// permessage-deflate when it was agreed (the policy it is used with makes
-// every message stand alone, as wsflate's frame helpers do).
+// wsEcho is a WebSocket echo handler framed by coopergobwas, compressing
+// with permessage-deflate when it was agreed.
 func wsEcho(conn net.Conn, hs *cooper.Handshake) {
-	defer conn.Close()
+	c := coopergobwas.NewConn(conn, hs)
+	defer c.Close()
+	c.SetReadLimit(maxMessage)
 	for {
-		f, err := ws.ReadFrame(conn)
-		if err != nil {
-			return
-		}
-		f = ws.UnmaskFrameInPlace(f)
-		if f.Header.OpCode == ws.OpClose {
-			ws.WriteFrame(conn, ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))
-			return
-		}
-		if compressed, _ := wsflate.IsCompressed(f.Header); compressed {
-			if f, err = wsflate.DecompressFrame(f); err != nil {
-				return
-			}
-		}
-		out := ws.NewFrame(f.Header.OpCode, true, f.Payload)
-		if hs.Deflate != nil {
-			if out, err = wsflate.CompressFrame(out); err != nil {
-				return
-			}
-		}
-		if ws.WriteFrame(conn, out) != nil {
+		op, p, err := c.ReadMessage()
+		if err != nil || c.WriteMessage(op, p) != nil {
 			return
 		}
 	}
