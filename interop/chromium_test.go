@@ -416,9 +416,10 @@ func TestChromiumH3Example(t *testing.T) {
 }
 
 // chromiumEchoExtensions is what the echo examples answer Chromium's offer,
-// "permessage-deflate; client_max_window_bits": no context takeover either
-// way, and the client's window bits.
-const chromiumEchoExtensions = "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"
+// "permessage-deflate; client_max_window_bits": they frame with
+// coopergobwas, whose policy keeps context both ways, so the offer is
+// agreed as it stands, with the client's window bits.
+const chromiumEchoExtensions = "permessage-deflate; client_max_window_bits=15"
 
 // useEchoPage uses the echo examples' page at url, in a browser started by
 // open, as a person would: the page sends its message when it opens; then

@@ -3,8 +3,8 @@
 //	go run ./examples/echo [-addr 127.0.0.1:8080]
 //
 // cooper answers the handshake, agreeing on the echo.v1 subprotocol and on
-// permessage-deflate; github.com/gobwas/ws then frames every message, text
-// or binary, and sends it back unchanged.
+// permessage-deflate; coopergobwas (github.com/gobwas/ws) then frames every
+// message, text or binary, and sends it back unchanged.
 package main
 
 import (

@@ -100,7 +100,9 @@ func (s *server) connect(t *testing.T) (*http.Response, io.ReadWriter) {
 	req.Header.Set("Sec-WebSocket-Version", "13")
 	req.Header.Set("Origin", s.url)
 	req.Header.Set("Sec-WebSocket-Protocol", wstest.Subprotocol)
-	req.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+	// wsflate's frame helpers compress and decompress every message on its
+	// own, so the client asks both sides not to keep context.
+	req.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits")
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatalf("extended CONNECT: %v", err)
@@ -178,7 +180,8 @@ func TestWebSocketOverHTTP1(t *testing.T) {
 }
 
 // TestShutdown stops the example with a WebSocket open over HTTP/2: the
-// client is told goodbye (1001) and run returns nil.
+// client is told goodbye (1001), answers it as a browser does, and run
+// returns nil.
 func TestShutdown(t *testing.T) {
 	s := start(t)
 	_, stream := s.connect(t)
@@ -192,6 +195,7 @@ func TestShutdown(t *testing.T) {
 	if code, _ := ws.ParseCloseFrameData(f.Payload); code != ws.StatusGoingAway {
 		t.Errorf("close code %d, want 1001", code)
 	}
+	ws.WriteFrame(stream, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
 	if err := wstest.Recv(t, stopped); err != nil {
 		t.Errorf("run returned %v", err)
 	}

@@ -1,8 +1,8 @@
 package wsecho_test
 
 import (
-	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"io"
 	"net"
@@ -242,10 +242,11 @@ func TestShutdownSaysGoodbye(t *testing.T) {
 	}
 }
 
-// TestContextTakeoverRefused checks that Serve will not speak
-// permessage-deflate that keeps context across messages, which it cannot.
-func TestContextTakeoverRefused(t *testing.T) {
-	e := serve(t, cooper.DeflateParams{}, "")
+// TestContextTakeover checks that Serve keeps its compression context
+// across messages both ways when the client asks for it: the client's
+// second message refers back into its first, and the echo does too.
+func TestContextTakeover(t *testing.T) {
+	e := serve(t, wsecho.Deflate, "")
 	d := ws.Dialer{Timeout: 5 * time.Second, Extensions: []httphead.Option{wsflate.Parameters{}.Option()}}
 	conn, br, _, err := d.Dial(context.Background(), e.url)
 	if err != nil {
@@ -253,15 +254,31 @@ func TestContextTakeoverRefused(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := wstest.Recv(t, e.served); err == nil || !strings.Contains(err.Error(), "context takeover") {
-		t.Errorf("Serve returned %v, want an error about context takeover", err)
-	}
-	var r io.Reader = conn
+	c := &client{conn: conn, r: conn}
 	if br != nil {
-		r = br
+		c.r = br
 	}
-	if _, err := bufio.NewReader(r).ReadByte(); err != io.EOF {
-		t.Errorf("read = %v, want the connection closed", err)
+	const tail = "\x00\x00\xff\xff\x01\x00\x00\xff\xff" // RFC 7692, section 7.2.2, and a final block
+	var out bytes.Buffer
+	fw, _ := flate.NewWriter(&out, flate.BestSpeed)
+	msg := bytes.Repeat([]byte("keep the context, "), 100)
+	var window []byte
+	for i := range 2 {
+		out.Reset()
+		fw.Write(msg)
+		fw.Flush()
+		f := ws.NewBinaryFrame(bytes.Clone(bytes.TrimSuffix(out.Bytes(), []byte(tail[:4]))))
+		f.Header.Rsv = ws.Rsv(true, false, false)
+		c.send(t, f)
+		got := c.read(t)
+		if _, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(got.Payload), strings.NewReader(tail)))); i == 1 && err == nil {
+			t.Errorf("the second echo decompresses on its own; want it to refer back into the first")
+		}
+		p, err := io.ReadAll(flate.NewReaderDict(io.MultiReader(bytes.NewReader(got.Payload), strings.NewReader(tail)), window))
+		if err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("echo %d decompresses to %d bytes, %v; want the %d sent", i, len(p), err, len(msg))
+		}
+		window = append(window, p...)
 	}
 }
 
