@@ -77,7 +77,7 @@ type server struct {
 // serve starts fn on every upgrade of a loopback server that negotiates
 // permessage-deflate under policy (none when nil); the test's cleanup
 // stops the server.
-func serve(t *testing.T, policy *cooper.DeflateParams, fn func(*coopergobwas.Conn) error) *server {
+func serve(t testing.TB, policy *cooper.DeflateParams, fn func(*coopergobwas.Conn) error) *server {
 	t.Helper()
 	opts := []cooper.Option{cooper.Protocols("websocket")}
 	if policy != nil {
@@ -103,7 +103,7 @@ func serve(t *testing.T, policy *cooper.DeflateParams, fn func(*coopergobwas.Con
 }
 
 // outcome waits for the next connection to end on the server.
-func (s *server) outcome(t *testing.T) outcome {
+func (s *server) outcome(t testing.TB) outcome {
 	t.Helper()
 	select {
 	case o := <-s.outcomes:
@@ -895,5 +895,105 @@ func TestReadAfterError(t *testing.T) {
 	r.closed()
 	if err := s.outcome(t).err; !errors.Is(err, coopergobwas.ErrInvalidData) {
 		t.Errorf("ReadMessage = %v, want ErrInvalidData", err)
+	}
+}
+
+// TestConcurrentWrites has several goroutines write while the handler
+// reads and answers the client's pings: every message arrives whole, and
+// the race detector sees the Conn's locking.
+func TestConcurrentWrites(t *testing.T) {
+	const writers, each = 4, 50
+	s := serve(t, &policy, func(c *coopergobwas.Conn) error {
+		errs := make(chan error, writers)
+		for w := range writers {
+			go func() {
+				for i := range each {
+					msg := fmt.Sprintf("writer %d, message %d, %s", w, i, strings.Repeat("x", i*100))
+					if err := c.WriteMessage(ws.OpText, []byte(msg)); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		_, _, err := c.ReadMessage() // answers pings until the client closes
+		for range writers {
+			if werr := <-errs; werr != nil {
+				return werr
+			}
+		}
+		return err
+	})
+	g, _, err := (&gorilla.Dialer{EnableCompression: true}).Dial(s.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	g.SetReadDeadline(time.Now().Add(20 * time.Second))
+	pongs := 0
+	g.SetPongHandler(func(string) error { pongs++; return nil })
+	next := make([]int, writers)
+	for range writers * each {
+		g.WriteControl(gorilla.PingMessage, []byte("ping"), time.Now().Add(5*time.Second))
+		_, p, err := g.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w, i int
+		if _, err := fmt.Sscanf(string(p), "writer %d, message %d,", &w, &i); err != nil || i != next[w] || len(p) != len(fmt.Sprintf("writer %d, message %d, ", w, i))+i*100 {
+			t.Fatalf("got %.40q… (%d bytes), want writer %d's message %d", p, len(p), w, next[w])
+		}
+		next[w]++
+	}
+	g.WriteControl(gorilla.CloseMessage, gorilla.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
+	for {
+		if _, _, err := g.ReadMessage(); err != nil {
+			break // the pongs for the last pings, then the close
+		}
+	}
+	if pongs == 0 {
+		t.Error("no ping was answered")
+	}
+	if err := s.outcome(t).err; !errors.As(err, new(wsutil.ClosedError)) {
+		t.Errorf("the handler ended with %v, want the client's close", err)
+	}
+}
+
+// BenchmarkEcho measures a message's round trip through an echo on Conn
+// over loopback, from a raw client: small and 64 KiB, with and without
+// compression (the server compresses; the client sends uncompressed).
+func BenchmarkEcho(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		deflate bool
+		size    int
+	}{{"128B", false, 128}, {"128B-deflate", true, 128}, {"64KiB", false, 64 << 10}, {"64KiB-deflate", true, 64 << 10}} {
+		b.Run(c.name, func(b *testing.B) {
+			var p *cooper.DeflateParams
+			var offer []httphead.Option
+			if c.deflate {
+				p, offer = &policy, []httphead.Option{wsflate.Parameters{}.Option()}
+			}
+			s := serve(b, p, echo)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			r, err := dialRaw(ctx, s.url, offer...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.conn.Close()
+			msg := []byte(strings.Repeat(phrase, c.size/len(phrase)+1)[:c.size])
+			b.SetBytes(int64(c.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := r.send(ws.NewBinaryFrame(bytes.Clone(msg))); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := r.readFrame(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
