@@ -272,9 +272,10 @@ func runPage(t *testing.T, open func(t *testing.T, url string) page, e *echoServ
 var chromiumDeflate = &cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
 
 // TestChromium opens a page in headless Chromium that runs the exchange
-// over a WebSocket to the server the page came from, with compression, and
-// checks the page's and the server's view; over HTTP/1.1, and over HTTPS
-// with HTTP/2, where the WebSocket must come over an extended CONNECT.
+// over a WebSocket to the server the page came from, with compression and
+// without (the server declining Chromium's offer), and checks the page's
+// and the server's view; TestChromiumHTTP2 does it over HTTPS with HTTP/2,
+// where the WebSocket must come over an extended CONNECT.
 func TestChromium(t *testing.T) {
 	t.Run("HTTP/1.1", func(t *testing.T) {
 		program(t, "chromium", installChromium)
@@ -291,6 +292,19 @@ func TestChromium(t *testing.T) {
 		if r.compressed == 0 || r.hs.Request.ProtoMajor != 1 {
 			t.Errorf("the browser sent %d messages compressed over HTTP/%d, want some over HTTP/1.1", r.compressed, r.hs.Request.ProtoMajor)
 		}
+	})
+	t.Run("HTTP/1.1, a server without Deflate", func(t *testing.T) {
+		program(t, "chromium", installChromium)
+		e := newEcho(t, cooper.Subprotocols(serverSubprotocols...))
+		s := httptest.NewUnstartedServer(pageAndEcho(t, e))
+		s.Config.ReadHeaderTimeout = 10 * time.Second
+		s.Start()
+		t.Cleanup(s.Close)
+		res, r := runPage(t, startChromium, e, s.URL+"/")
+		if res.Extensions != "" {
+			t.Errorf("WebSocket.extensions = %q, want none", res.Extensions)
+		}
+		checkReport(t, r, "v1.echo", nil) // nothing compressed either way
 	})
 }
 
