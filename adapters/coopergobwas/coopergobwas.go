@@ -243,7 +243,7 @@ func (c *Conn) fail(code ws.StatusCode, err error) {
 // agreed, or a ping or pong of 125 bytes at most; after a close, [ErrCloseSent].
 func (c *Conn) WriteMessage(op ws.OpCode, p []byte) error {
 	if op != ws.OpText && op != ws.OpBinary && op != ws.OpPing && op != ws.OpPong || op.IsControl() && len(p) > 125 {
-		return fmt.Errorf("coopergobwas: WriteMessage: a %v message of %d bytes; close with CloseWith", op, len(p))
+		return fmt.Errorf("coopergobwas: WriteMessage: opcode %d with %d bytes is not text, binary, or a ping or pong of 125 at most (close with CloseWith)", op, len(p))
 	}
 	return c.send(op, p)
 }
