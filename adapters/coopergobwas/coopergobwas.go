@@ -120,8 +120,7 @@ func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
 
 // read reads a message's frames (RFC 6455, section 5.4), and control frames.
 func (c *Conn) read() (ws.OpCode, []byte, error) {
-	var op ws.OpCode // the message's, once its first frame is read
-	var compressed bool
+	op, compressed := ws.OpCode(0), false // the message's, once its first frame is read
 	msg := c.msg[:0]
 	for {
 		h, err := ws.ReadHeader(c.br)
@@ -228,13 +227,13 @@ func isCloseCode(code ws.StatusCode) bool {
 func (c *Conn) fail(code ws.StatusCode, err error) {
 	if c.send(ws.OpClose, ws.NewCloseFrameBody(code, strings.TrimPrefix(err.Error(), "coopergobwas: "))) == nil {
 		c.conn.SetReadDeadline(time.Now().Add(closeTimeout))
-		for _, err := c.br.Discard(int(c.skip)); err == nil; _, err = c.br.Discard(int(c.skip)) {
-			h, err := ws.ReadHeader(c.br)
-			if err != nil || h.OpCode == ws.OpClose {
-				break
+		var h ws.Header
+		for err := error(nil); err == nil && h.OpCode != ws.OpClose; c.skip = h.Length {
+			if _, err = c.br.Discard(int(c.skip)); err == nil {
+				h, err = ws.ReadHeader(c.br)
 			}
-			c.skip = h.Length
 		}
+		c.br.Discard(int(h.Length)) // the close frame's payload: closing with it unread would reset
 	}
 	c.conn.Close()
 }
