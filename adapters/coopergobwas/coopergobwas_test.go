@@ -672,13 +672,13 @@ func TestFailures(t *testing.T) {
 	withRsv := func(f ws.Frame, rsv byte) ws.Frame { f.Header.Rsv = rsv; return f }
 	text := func(p string) ws.Frame { return ws.NewTextFrame([]byte(p)) }
 	for _, c := range []struct {
-		name    string
-		deflate bool
-		limit   int64
-		send    []ws.Frame
-		unmask  bool
-		code    ws.StatusCode
-		err     error
+		name     string
+		deflate  bool
+		limit    int64
+		send     []ws.Frame
+		unmasked bool // the client sends its frames unmasked
+		code     ws.StatusCode
+		err      error
 	}{
 		{name: "a text message that is not UTF-8 gets 1007", send: []ws.Frame{text("caf\xc3")}, code: 1007, err: coopergobwas.ErrInvalidData},
 		{name: "a message over the read limit gets 1009", limit: 1000, send: []ws.Frame{text(strings.Repeat("x", 1001))}, code: 1009, err: coopergobwas.ErrReadLimit},
@@ -688,7 +688,7 @@ func TestFailures(t *testing.T) {
 			send: []ws.Frame{compressed(ws.NewTextFrame(newDeflater().compress(make([]byte, 1001))))}, code: 1009, err: coopergobwas.ErrReadLimit},
 		{name: "compressed data that does not decompress gets 1007", deflate: true,
 			send: []ws.Frame{compressed(text("\xff\xff\xff\xff"))}, code: 1007, err: coopergobwas.ErrInvalidData},
-		{name: "an unmasked frame gets 1002", send: []ws.Frame{text("hello")}, unmask: true, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "an unmasked frame gets 1002", send: []ws.Frame{text("hello")}, unmasked: true, code: 1002, err: coopergobwas.ErrProtocol},
 		{name: "RSV1 without permessage-deflate gets 1002", send: []ws.Frame{compressed(text("hello"))}, code: 1002, err: coopergobwas.ErrProtocol},
 		{name: "RSV2 gets 1002", deflate: true, send: []ws.Frame{withRsv(text("hello"), 2)}, code: 1002, err: coopergobwas.ErrProtocol},
 		{name: "RSV1 on a continuation frame gets 1002", deflate: true,
@@ -719,7 +719,7 @@ func TestFailures(t *testing.T) {
 				return err
 			}, offer...)
 			for _, f := range c.send {
-				if c.unmask {
+				if c.unmasked {
 					ws.WriteFrame(r.conn, f)
 				} else {
 					r.send(f)
