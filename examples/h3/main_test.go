@@ -130,7 +130,9 @@ func (s *server) connectH3(t *testing.T, deflate bool) (*http.Response, *http3.R
 		},
 	}
 	if deflate {
-		req.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+		// wsflate's frame helpers compress and decompress every message on
+		// its own, so the client asks both sides not to keep context.
+		req.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits")
 	}
 	if err := str.SendRequestHeader(req); err != nil {
 		t.Fatal(err)
@@ -302,7 +304,8 @@ func TestWebSocketOverTCP(t *testing.T) {
 }
 
 // TestShutdown stops the example with a WebSocket open over HTTP/3: the
-// client is told goodbye (1001) and run returns nil.
+// client is told goodbye (1001), answers it as a browser does, and run
+// returns nil.
 func TestShutdown(t *testing.T) {
 	s := start(t)
 	_, str := s.connectH3(t, false)
@@ -316,6 +319,7 @@ func TestShutdown(t *testing.T) {
 	if code, _ := ws.ParseCloseFrameData(f.Payload); code != ws.StatusGoingAway {
 		t.Errorf("close code %d, want 1001", code)
 	}
+	ws.WriteFrame(str, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
 	if err := wstest.Recv(t, stopped); err != nil {
 		t.Errorf("run returned %v", err)
 	}
