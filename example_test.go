@@ -191,35 +191,41 @@ func Example_generic() {
 }
 
 // Shutdown cancels the handlers' contexts, waits for them, and closes what
-// is left at ctx's deadline. A server calls it from
-// http.Server.RegisterOnShutdown, since http.Server.Shutdown neither waits
-// for nor closes upgraded connections.
+// is left at ctx's deadline. http.Server.Shutdown neither waits for nor
+// closes upgraded connections, so a server stops itself and its Upgrader
+// with one call, ShutdownServer, which returns once both have stopped: the
+// handlers have said goodbye before the program goes on to exit.
 func ExampleUpgrader_Shutdown() {
 	u := cooper.New(cooper.Protocols("lines/1"))
-	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+	srv := &http.Server{Handler: u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 		defer conn.Close()
 		io.WriteString(conn, "ready\n")
-		<-hs.Request.Context().Done() // a framing loop would say goodbye here
-		fmt.Println("handler told:", hs.Request.Context().Err())
-	}))
-	defer srv.Close()
-
-	req, _ := http.NewRequest("GET", srv.URL, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "lines/1")
-	resp, err := http.DefaultClient.Do(req)
+		<-hs.Request.Context().Done() // cancelled by the shutdown
+		io.WriteString(conn, "goodbye\n")
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
-	defer resp.Body.Close()
-	io.ReadFull(resp.Body, make([]byte, len("ready\n")))
+	go srv.Serve(ln)
+
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String(), nil)
+	conn, err := cooper.Dial(req, cooper.WithProtocol("lines/1"))
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	lines := bufio.NewReader(conn)
+	lines.ReadString('\n') // ready
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	fmt.Println("Shutdown:", u.Shutdown(ctx))
+	fmt.Println("ShutdownServer:", u.ShutdownServer(ctx, srv))
+	goodbye, _ := lines.ReadString('\n')
+	fmt.Print("client read: ", goodbye)
 	// Output:
-	// handler told: context canceled
-	// Shutdown: <nil>
+	// ShutdownServer: <nil>
+	// client read: goodbye
 }
 
 // A server that drains its connections over DrainTime when it shuts down,

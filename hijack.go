@@ -256,6 +256,33 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 	return &handler{u: u, handshake: h}
 }
 
+// ShutdownServer shuts srv and the Upgrader down together and waits for
+// both: [http.Server.Shutdown] closes srv's listeners and waits for its
+// requests, HTTP/2 streams included, while [Upgrader.Shutdown] refuses new
+// upgrades and has the handlers say goodbye; then the connections of
+// either that ctx's end leaves open are closed. It returns both errors
+// joined, nil when both stopped in time. A nil srv shuts the Upgrader down
+// alone.
+//
+// net/http neither waits for nor closes connections it no longer owns, and
+// does not wait for functions given to [http.Server.RegisterOnShutdown]: a
+// program that returns when srv.Shutdown does ends before its handlers have
+// said goodbye. ShutdownServer is the one call to make instead.
+func (u *Upgrader) ShutdownServer(ctx context.Context, srv *http.Server) error {
+	if srv == nil {
+		return u.Shutdown(ctx)
+	}
+	upgraded := make(chan error, 1)
+	// Both at once: an HTTP/2 stream's handler runs inside ServeHTTP, so
+	// srv.Shutdown waits for it, and only u.Shutdown has it return.
+	go u.shutdownTo(ctx, upgraded)
+	return errors.Join(srv.Shutdown(ctx), <-upgraded)
+}
+
+// shutdownTo shuts the Upgrader down and sends the result on done. It runs
+// on a goroutine of ShutdownServer's, which waits for it.
+func (u *Upgrader) shutdownTo(ctx context.Context, done chan<- error) { done <- u.Shutdown(ctx) }
+
 // Accept upgrades the connection of r and returns it with what was agreed,
 // for callers that stay inside their own handler. On a refusal it has
 // already answered through w, and returns an [*UpgradeError]; on any error

@@ -682,6 +682,63 @@ func TestShutdown(t *testing.T) {
 	})
 }
 
+// TestShutdownServer checks that ShutdownServer returns only once the
+// server and the Upgrader have both stopped: a handler that says goodbye
+// when its context ends has said it by then; one that does not return is
+// closed at ctx's deadline, and the error says so.
+func TestShutdownServer(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		for _, tc := range []struct {
+			name    string
+			goodbye bool // the handler says goodbye and returns when its context ends
+			want    error
+		}{
+			{name: "a handler that says goodbye has said it when ShutdownServer returns nil", goodbye: true},
+			{name: "a handler that does not return is closed at the deadline, with its error", want: context.DeadlineExceeded},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				u := New(Protocols("websocket"))
+				release := make(chan struct{})
+				defer close(release)
+				s := newServer(t, m, u.Handler(func(conn net.Conn, hs *Handshake) {
+					defer conn.Close()
+					io.WriteString(conn, "ready\n")
+					if tc.goodbye {
+						<-hs.Request.Context().Done()
+						time.Sleep(50 * time.Millisecond) // a goodbye that takes a while
+						io.WriteString(conn, "goodbye\n")
+						return
+					}
+					<-release
+				}))
+				resp, _, _, br := s.roundTrip(t, s.wsRequest(), "")
+				if resp.StatusCode != http.StatusSwitchingProtocols {
+					t.Fatalf("status = %d, want 101", resp.StatusCode)
+				}
+				if line, err := br.ReadString('\n'); line != "ready\n" {
+					t.Fatalf("first line = %q, %v", line, err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				err := u.ShutdownServer(ctx, s.Config)
+				if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+					t.Fatalf("ShutdownServer = %v, want %v", err, tc.want)
+				}
+				if n := u.Stats().Active; tc.goodbye && n != 0 {
+					t.Errorf("after ShutdownServer, %d connections are active, want 0", n)
+				}
+				rest, _ := io.ReadAll(br)
+				if want := map[bool]string{true: "goodbye\n"}[tc.goodbye]; string(rest) != want {
+					t.Errorf("after ShutdownServer returned, the client read %q, want %q", rest, want)
+				}
+				if _, err := http.Get(s.URL); err == nil {
+					t.Error("the server still answers after ShutdownServer")
+				}
+			})
+		}
+	})
+}
+
 // TestAccept covers Upgrader.Accept: a refusal has been answered when it
 // returns; an accepted connection is the caller's, with what was agreed.
 func TestAccept(t *testing.T) {
