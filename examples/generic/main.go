@@ -24,7 +24,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -110,11 +109,9 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 	}
 	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	// http.Server.Shutdown neither waits for nor closes upgraded
-	// connections; the Upgrader does, alongside it.
-	upgraded := make(chan error, 1)
-	srv.RegisterOnShutdown(func() { upgraded <- u.Shutdown(grace) })
-	return errors.Join(srv.Shutdown(grace), <-upgraded)
+	// Stops srv and u together: http.Server.Shutdown alone neither waits
+	// for nor closes upgraded connections.
+	return u.ShutdownServer(grace, srv)
 }
 
 // maxLine bounds a line, newline included; a longer one ends the

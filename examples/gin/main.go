@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -79,11 +78,9 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 	}
 	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	// http.Server.Shutdown neither waits for nor closes upgraded
-	// connections; the Upgrader does, alongside it.
-	upgraded := make(chan error, 1)
-	srv.RegisterOnShutdown(func() { upgraded <- u.Shutdown(grace) })
-	return errors.Join(srv.Shutdown(grace), <-upgraded)
+	// Stops srv and u together: http.Server.Shutdown alone neither waits
+	// for nor closes upgraded connections.
+	return u.ShutdownServer(grace, srv)
 }
 
 // echo echoes the messages of one WebSocket after prefix, and logs how it

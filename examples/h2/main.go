@@ -154,12 +154,9 @@ func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) 
 	}
 	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	// http.Server.Shutdown neither waits for nor closes upgraded
-	// connections, nor, over HTTP/2, streams whose handler runs; the
-	// Upgrader does, alongside it.
-	upgraded := make(chan error, 1)
-	srv.RegisterOnShutdown(func() { upgraded <- u.Shutdown(grace) })
-	return errors.Join(srv.Shutdown(grace), <-upgraded)
+	// Stops srv and u together: http.Server.Shutdown alone neither waits
+	// for nor closes upgraded connections.
+	return u.ShutdownServer(grace, srv)
 }
 
 // selfSigned makes a certificate for localhost, 127.0.0.1 and ::1, valid
