@@ -48,7 +48,8 @@ func Dial(req *http.Request, opts ...DialOption) (net.Conn, error) {
 
 // Upgrade upgrades conn, a connection to a server that the caller already
 // has, as req asks: it sends req with the headers an upgrade needs and
-// checks the answer. The protocol is the one in req's Upgrade header.
+// checks the answer. The protocol is the one in req's Upgrade header or,
+// when it has none, "websocket" for a ws or wss URL.
 //
 // Upgrade sends req's method (GET when empty), request URI, Host (req.Host,
 // or the URL's host) and headers as given, in one write and in the order of
@@ -66,7 +67,7 @@ func Dial(req *http.Request, opts ...DialOption) (net.Conn, error) {
 // Sec-WebSocket-Key (unless req has one) and Sec-WebSocket-Version: 13,
 // checks Sec-WebSocket-Accept, and checks that any subprotocol and
 // extension answered was offered ([WithSubprotocols], [WithDeflate]). The
-// [ResponseValidator] function, if any, runs last.
+// [WithResponseValidator] function, if any, runs last.
 //
 // req's context bounds the exchange: when it is cancelled or its deadline
 // passes, Upgrade sets a deadline in the past on conn, which aborts the
@@ -124,7 +125,8 @@ func newDialConfig(opts []DialOption) *dialConfig {
 // names the same protocol, ignoring ASCII case, is sent as it is.
 //
 // Default: the protocol is the one in the request's Upgrade header, which
-// must then name exactly one.
+// must then name exactly one; without one, "websocket" for a ws or wss
+// URL.
 //
 // Panics if proto is not a protocol (token ["/" token]).
 func WithProtocol(proto string) DialOption {
@@ -203,15 +205,22 @@ func newUpgradeConfig(opts []UpgradeOption) *upgradeConfig {
 	return c
 }
 
-// ResponseValidator sets a function that checks the server's answer after
-// cooper's own checks passed, for instance a header the application
+// WithResponseValidator sets a function that checks the server's answer
+// after cooper's own checks passed, for instance a header the application
 // expects. It runs on the caller's goroutine with the request as sent and
 // the 101 response; an error it returns fails the upgrade, wrapped so that
 // it matches both [ErrResponseValidator] and the error itself.
 //
 // Default: nil, no check beyond cooper's.
-func ResponseValidator(fn func(req *http.Request, resp *http.Response) error) UpgradeOption {
+func WithResponseValidator(fn func(req *http.Request, resp *http.Response) error) UpgradeOption {
 	return func(c *upgradeConfig) { c.validator = fn }
+}
+
+// ResponseValidator is the older spelling of [WithResponseValidator], kept
+// so that code written for it compiles and works unchanged; the client's
+// options are all spelled With… now.
+func ResponseValidator(fn func(req *http.Request, resp *http.Response) error) UpgradeOption {
+	return WithResponseValidator(fn)
 }
 
 // WithSubprotocols offers WebSocket subprotocols, in order of preference
@@ -312,7 +321,7 @@ func dial(req *http.Request, random io.Reader, opts []DialOption) (net.Conn, err
 		return nil, fail(ErrNilRequest, "request: nil")
 	}
 	c := newDialConfig(opts)
-	r, proto, err := cloneRequest(req, c.protocol)
+	r, proto, err := cloneRequest(req, impliedProtocol(req, c.protocol))
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +357,7 @@ func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeO
 	if conn == nil {
 		return nil, fail(ErrSendRequest, "connection: nil")
 	}
-	r, proto, err := cloneRequest(req, "")
+	r, proto, err := cloneRequest(req, impliedProtocol(req, ""))
 	if err != nil {
 		return nil, err
 	}
@@ -409,12 +418,26 @@ func cloneRequest(req *http.Request, proto string) (*http.Request, string, error
 	case n == 1 && proto != "" && !tokenEqual(asked, proto):
 		return nil, "", fail(ErrProtocolConflict, "Upgrade: %s conflicts with WithProtocol(%s)", quoteLines(lines), quote(proto))
 	case n == 0 && proto == "":
-		return nil, "", fail(ErrMissingUpgradeHeader, "Upgrade: missing from the request, and no WithProtocol")
+		return nil, "", fail(ErrMissingUpgradeHeader, "Upgrade: missing from the request, and neither WithProtocol nor a ws or wss URL")
 	case n == 0:
 		r.Header[hdrUpgrade] = []string{proto}
 		asked = proto
 	}
 	return r, asked, nil
+}
+
+// impliedProtocol returns proto, the protocol set with WithProtocol, or
+// when there is none and req has no Upgrade header, "websocket" for a URL
+// whose scheme is ws or wss, which can only mean that protocol.
+func impliedProtocol(req *http.Request, proto string) string {
+	if proto != "" || req.URL == nil || len(req.Header[hdrUpgrade]) > 0 {
+		return proto
+	}
+	switch lowerToken(req.URL.Scheme) {
+	case "ws", "wss":
+		return "websocket"
+	}
+	return proto
 }
 
 // A target is where Dial connects: the server's address, and how.

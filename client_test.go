@@ -639,8 +639,8 @@ func TestMisbehavingServer(t *testing.T) {
 				r.Header.Del("Sec-WebSocket-Key")
 			},
 			answer: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: CHAT/2\r\nConnection: upgrade\r\n\r\n"},
-		{name: "a ResponseValidator's error fails the upgrade",
-			opts: []UpgradeOption{ResponseValidator(func(req *http.Request, resp *http.Response) error {
+		{name: "a WithResponseValidator's error fails the upgrade",
+			opts: []UpgradeOption{WithResponseValidator(func(req *http.Request, resp *http.Response) error {
 				if resp.Header.Get("Set-Cookie") == "" {
 					return errRejected
 				}
@@ -651,6 +651,10 @@ func TestMisbehavingServer(t *testing.T) {
 		{name: "a ResponseValidator's nil lets the upgrade through",
 			opts:   []UpgradeOption{ResponseValidator(func(req *http.Request, resp *http.Response) error { return nil })},
 			answer: head101 + "\r\n"},
+		{name: "ResponseValidator, the older spelling, still fails the upgrade",
+			opts:   []UpgradeOption{ResponseValidator(func(req *http.Request, resp *http.Response) error { return errRejected })},
+			answer: head101 + "\r\n",
+			err:    errRejected, msg: `cooper: response validator: no session cookie`},
 		{name: "an answer that is not HTTP is refused",
 			answer: "SSH-2.0-OpenSSH_9.6\r\n",
 			err:    ErrReadResponse, msg: `cooper: read response: malformed HTTP response "SSH-2.0-OpenSSH_9.6"`},
@@ -913,9 +917,9 @@ func TestRequestRefused(t *testing.T) {
 		{name: "a Host that cannot be sent is refused",
 			req: func() *http.Request { r := wsRequest("ws://" + s.addr()); r.Host = "a b"; return r },
 			err: ErrInvalidHost, msg: `cooper: Host: "a b" is not a valid host`},
-		{name: "a request without Upgrade or WithProtocol is refused",
-			req: func() *http.Request { r := wsRequest("ws://" + s.addr()); r.Header.Del("Upgrade"); return r },
-			err: ErrMissingUpgradeHeader, msg: "cooper: Upgrade: missing from the request, and no WithProtocol"},
+		{name: "an http URL without Upgrade or WithProtocol is refused",
+			req: func() *http.Request { r := wsRequest("http://" + s.addr()); r.Header.Del("Upgrade"); return r },
+			err: ErrMissingUpgradeHeader, msg: "cooper: Upgrade: missing from the request, and neither WithProtocol nor a ws or wss URL"},
 		{name: "an Upgrade that is not a protocol is refused",
 			req: func() *http.Request {
 				r := wsRequest("ws://" + s.addr())
@@ -1538,6 +1542,53 @@ func TestWithDialer(t *testing.T) {
 		hs = wait(t, f.handled, "handler call")
 		if host, _, _ := net.SplitHostPort(hs.Request.RemoteAddr); host != "127.0.0.1" {
 			t.Errorf("after WithDialer(nil) the server saw the client at %s, want 127.0.0.1", hs.Request.RemoteAddr)
+		}
+	})
+}
+
+// TestWebSocketSchemeImpliesProtocol checks that a ws or wss URL upgrades
+// to WebSocket without WithProtocol, for Dial and Upgrade, and that an
+// Upgrade header or WithProtocol still says otherwise.
+func TestWebSocketSchemeImpliesProtocol(t *testing.T) {
+	cases := []struct {
+		name    string
+		upgrade bool // use Upgrade on a connection of our own rather than Dial
+		header  string
+		opts    []DialOption
+		proto   string
+	}{
+		{name: "Dial on a ws or wss URL without Upgrade upgrades to websocket", proto: "websocket"},
+		{name: "Upgrade on a ws or wss URL without Upgrade upgrades to websocket", upgrade: true, proto: "websocket"},
+		{name: "the request's own Upgrade still decides", header: "lines/1", proto: "lines/1"},
+		{name: "WithProtocol still decides", opts: []DialOption{WithProtocol("lines/1")}, proto: "lines/1"},
+	}
+	run(t, func(t *testing.T, m mode) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				f := newFixture(t, m, Protocols("websocket", "lines/1"))
+				req := newClientRequest(t, f.clientURL("/ws"))
+				if tc.header != "" {
+					req.Header.Set("Upgrade", tc.header)
+				}
+				var hs Handshake
+				var conn net.Conn
+				if tc.upgrade {
+					c := f.dial(t)
+					var err error
+					if conn, err = Upgrade(c, req, WithHandshake(&hs)); err != nil {
+						t.Fatalf("Upgrade: %v", err)
+					}
+				} else {
+					conn = mustDial(t, req, f.dialOptions(append(tc.opts, WithUpgradeOptions(WithHandshake(&hs)))...)...)
+				}
+				if got := wait(t, f.handled, "handler call"); got.Protocol != tc.proto || hs.Protocol != tc.proto {
+					t.Errorf("agreed %q (server), %q (client), want %q", got.Protocol, hs.Protocol, tc.proto)
+				}
+				if req.Header.Get("Upgrade") != tc.header {
+					t.Errorf("the caller's request was modified: Upgrade %q", req.Header.Get("Upgrade"))
+				}
+				echo(t, conn, bufio.NewReader(conn), "implied")
+			})
 		}
 	})
 }

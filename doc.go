@@ -126,7 +126,8 @@
 // elsewhere could act as its visitor (cross-site WebSocket hijacking). cooper
 // refuses a request whose Origin is not the request's own host with 403
 // unless [OriginPatterns] allows that origin, or [InsecureSkipOriginCheck]
-// turns the check off. Requests without Origin (non-browser clients) pass.
+// turns the check off, or a [CheckOrigin] function decides instead, alone.
+// Requests without Origin (non-browser clients) pass by default.
 // The check compares Origin with the Host cooper receives, so a reverse
 // proxy must pass the client's Host through, port included (nginx:
 // proxy_set_header Host $http_host, as $host drops the port).

@@ -67,7 +67,9 @@ var (
 	ErrTooManyClientConnections = errors.New("cooper: too many connections from the client")
 
 	// ErrResponseHeader: a header returned by the [ResponseHeaders] function
-	// has an invalid name or value, or names a header negotiation owns (500).
+	// has an invalid name or value, or names a header negotiation owns; or
+	// the [SelectSubprotocol] function chose a subprotocol the client did not
+	// offer (500).
 	ErrResponseHeader = errors.New("cooper: invalid response header")
 
 	// ErrHijackFailed: the connection could not be taken over, for instance
@@ -131,7 +133,7 @@ var (
 	// malformed, or has no "upgrade" token.
 	ErrMissingConnectionHeader = errors.New("cooper: no upgrade token in Connection")
 
-	// ErrResponseValidator: the [ResponseValidator] function rejected the
+	// ErrResponseValidator: the [WithResponseValidator] function rejected the
 	// answer; the error also matches the function's error.
 	ErrResponseValidator = errors.New("cooper: response validator")
 
@@ -179,13 +181,19 @@ func refuse(status int, err error, header http.Header, format string, args ...an
 	return &UpgradeError{Status: status, Header: header, err: err, reason: "cooper: " + fmt.Sprintf(format, args...)}
 }
 
-// write sends the refusal through w as a one-line text/plain body.
-func (e *UpgradeError) write(w http.ResponseWriter) {
+// writeRefusal answers r, refused with rej, through w: the headers the RFCs
+// require for the refusal, then the [RefusalHandler]'s response or a
+// one-line text/plain body.
+func (c *config) writeRefusal(w http.ResponseWriter, r *http.Request, rej *UpgradeError) {
 	h := w.Header()
-	for k, v := range e.Header {
+	for k, v := range rej.Header {
 		h[k] = v
 	}
-	http.Error(w, e.reason, e.Status)
+	if c.refusalHandler != nil {
+		c.refusalHandler(w, r, rej)
+		return
+	}
+	http.Error(w, rej.reason, rej.Status)
 }
 
 // A PanicError reports a panic in a handler started by [Hijack] or

@@ -3,12 +3,14 @@ package cooper_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"time"
 
@@ -286,7 +288,7 @@ func ExampleDial() {
 
 	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http")+"/chat", nil)
 	var hs cooper.Handshake
-	conn, err := cooper.Dial(req, cooper.WithProtocol("websocket"), cooper.WithUpgradeOptions(
+	conn, err := cooper.Dial(req, cooper.WithUpgradeOptions( // ws: the protocol is websocket
 		cooper.WithSubprotocols("v2.chat", "v1.chat"), // in order of preference
 		cooper.WithHandshake(&hs),
 	))
@@ -346,4 +348,91 @@ func ExampleDial_refused() {
 	// Output:
 	// true
 	// cooper: status: "426 Upgrade Required" is not 101 Switching Protocols; body "cooper: Upgrade: \"chat/2\" has none of \"websocket\""
+}
+
+// CheckOrigin decides the origin check alone, as gorilla/websocket's
+// Upgrader.CheckOrigin does: here, the application's own list of origins.
+func ExampleCheckOrigin() {
+	allowed := map[string]bool{"https://app.example": true}
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"),
+		cooper.CheckOrigin(func(r *http.Request) bool { return allowed[r.Header.Get("Origin")] })))
+	defer srv.Close()
+
+	for _, origin := range []string{"https://app.example", "https://evil.example"} {
+		req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		req.Header.Set("Origin", origin)
+		conn, err := cooper.Dial(req)
+		if err != nil {
+			fmt.Println(origin, "refused:", errors.Is(err, cooper.ErrUnexpectedStatus))
+			continue
+		}
+		conn.Close()
+		fmt.Println(origin, "upgraded")
+	}
+	// Output:
+	// https://app.example upgraded
+	// https://evil.example refused: true
+}
+
+// SelectSubprotocol chooses each request's subprotocol: here a browser,
+// which cannot set headers, carries its token as an offered subprotocol,
+// and the server agrees on the chat subprotocol only when the token is
+// good.
+func ExampleSelectSubprotocol() {
+	u := cooper.New(cooper.Protocols("websocket"),
+		cooper.SelectSubprotocol(func(r *http.Request, offered []string) string {
+			if slices.Contains(offered, "token.s3cr3t") && slices.Contains(offered, "chat.v1") {
+				return "chat.v1"
+			}
+			return "" // the handler closes connections without a subprotocol
+		}))
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) { conn.Close() }))
+	defer srv.Close()
+
+	for _, token := range []string{"token.s3cr3t", "token.guess"} {
+		req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		var hs cooper.Handshake
+		conn, err := cooper.Dial(req, cooper.WithUpgradeOptions(
+			cooper.WithSubprotocols("chat.v1", token), cooper.WithHandshake(&hs)))
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		conn.Close()
+		fmt.Printf("%s: subprotocol %q\n", token, hs.Subprotocol)
+	}
+	// Output:
+	// token.s3cr3t: subprotocol "chat.v1"
+	// token.guess: subprotocol ""
+}
+
+// RefusalHandler writes refusals the application's way, here as JSON. The
+// headers the refusal requires (for a version refusal, Sec-WebSocket-Version
+// and Upgrade) are already set; the status comes from the error.
+func ExampleRefusalHandler() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"),
+		cooper.RefusalHandler(func(w http.ResponseWriter, r *http.Request, err *cooper.UpgradeError) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(err.Status)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		})))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "8")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.Status, resp.Header.Get("Sec-WebSocket-Version"), resp.Header.Get("Content-Type"))
+	fmt.Print(string(body))
+	// Output:
+	// 426 Upgrade Required 13 application/json
+	// {"error":"cooper: Sec-WebSocket-Version: \"8\" is not 13"}
 }

@@ -101,7 +101,7 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 	if err != nil {
 		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: HTTP/2 stream: %w", ErrHijackFailed, err)}
 		rej.reason = rej.err.Error()
-		rej.write(w)
+		u.cfg.writeRefusal(w, r, rej)
 		return nil, rej
 	}
 	h := w.Header()

@@ -585,7 +585,7 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 		rej = u.track(t, r, o)
 	}
 	if rej != nil {
-		rej.write(w)
+		u.cfg.writeRefusal(w, r, rej)
 		u.refuse(rej)
 		return nil, rej
 	}
@@ -635,7 +635,7 @@ func (u *Upgrader) switchProtocols(w http.ResponseWriter, r *http.Request, d *de
 	if r.ProtoMajor >= 2 {
 		return u.switchStream(w, r, d, extra, t)
 	}
-	conn, brw, rej := takeOver(w)
+	conn, brw, rej := takeOver(w, r, u.cfg)
 	if rej != nil {
 		return nil, rej
 	}
@@ -807,10 +807,13 @@ func validateWebSocket(h http.Header, stream bool) *UpgradeError {
 // Origin, must come from the request's own host[:port] or from an origin
 // OriginPatterns allows. The scheme is not compared: behind a proxy that
 // ends TLS the request's own scheme is unknown. A default port (80 for
-// http, 443 for https) is the same as none.
+// http, 443 for https) is the same as none. A CheckOrigin function, when
+// set, decides alone.
 func validateOrigin(r *http.Request, c *config) *UpgradeError {
 	origins := r.Header[hdrOrigin]
 	switch {
+	case c.checkOrigin != nil:
+		return checkOrigin(r, c.checkOrigin)
 	case c.skipOriginCheck || len(origins) == 0:
 		return nil
 	case len(origins) > 1:
@@ -824,6 +827,17 @@ func validateOrigin(r *http.Request, c *config) *UpgradeError {
 		return nil
 	}
 	return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %s does not match Host %s", quote(origins[0]), quote(r.Host))
+}
+
+// checkOrigin asks fn, the CheckOrigin function, whether r may be upgraded.
+func checkOrigin(r *http.Request, fn func(*http.Request) bool) *UpgradeError {
+	if fn(r) {
+		return nil
+	}
+	if origins := r.Header[hdrOrigin]; len(origins) > 0 {
+		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %s refused by CheckOrigin", quoteLines(origins))
+	}
+	return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: none sent; CheckOrigin refused the request")
 }
 
 // parseOrigin splits a serialized origin (RFC 6454, section 6.2), such as
@@ -894,7 +908,8 @@ func matchOrigin(patterns []string, scheme, host string) bool {
 
 // negotiate settles what the handler gets beyond the protocol: for
 // WebSocket, the key to answer, the subprotocol and permessage-deflate. It
-// does no I/O and does not allocate unless it refuses.
+// does no I/O and does not allocate unless it refuses or a SelectSubprotocol
+// function is set.
 func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeError) {
 	d := decision{protocol: proto}
 	if !isWebSocket(proto) {
@@ -903,15 +918,43 @@ func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeErro
 	if r.ProtoMajor == 1 {
 		d.key = trimOWS(r.Header[hdrWSKey][0])
 	}
-	sub, ok := negotiateSubprotocol(r.Header, c.subprotocols)
-	if !ok {
-		return d, malformed(hdrWSProtocol, r.Header[hdrWSProtocol])
+	var sub string
+	var rej *UpgradeError
+	if c.selectSubprotocol != nil {
+		sub, rej = selectSubprotocol(r, c.selectSubprotocol)
+	} else if s, ok := negotiateSubprotocol(r.Header, c.subprotocols); ok {
+		sub = s
+	} else {
+		rej = malformed(hdrWSProtocol, r.Header[hdrWSProtocol])
+	}
+	if rej != nil {
+		return d, rej
 	}
 	d.subprotocol = sub
 	if c.deflate != nil {
 		d.deflate, d.deflateOK = negotiateDeflate(r.Header[hdrWSExtensions], c.deflate)
 	}
 	return d, nil
+}
+
+// selectSubprotocol asks fn, the SelectSubprotocol function, to choose among
+// the subprotocols r offers, and checks that its choice was offered.
+func selectSubprotocol(r *http.Request, fn func(*http.Request, []string) string) (string, *UpgradeError) {
+	lines := r.Header[hdrWSProtocol]
+	var offered []string // allocates: only with a SelectSubprotocol function, which keeps it
+	ok := scanList(lines, isToken, func(elem string) bool {
+		offered = append(offered, elem)
+		return true
+	})
+	if !ok {
+		return "", malformed(hdrWSProtocol, lines)
+	}
+	sub := fn(r, offered)
+	if sub != "" && !slices.Contains(offered, sub) {
+		return "", refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+			"Sec-WebSocket-Protocol: SelectSubprotocol chose %s, which the client did not offer (%s)", quote(sub), quoteLines(lines))
+	}
+	return sub, nil
 }
 
 // responseHeaders calls the ResponseHeaders function, if any, and checks
@@ -929,10 +972,15 @@ func (u *Upgrader) responseHeaders(r *http.Request, proto string) (http.Header, 
 		case !isToken(name):
 			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
 				"ResponseHeaders: header name %s is not a token", quote(name))
-		case tokenEqual(name, hdrWSProtocol), tokenEqual(name, hdrWSExtensions),
-			tokenEqual(name, hdrContentLength), tokenEqual(name, "Transfer-Encoding"):
+		case tokenEqual(name, hdrWSProtocol):
 			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
-				"ResponseHeaders: %s is not the handler's to set", quote(name))
+				"ResponseHeaders: %s is negotiated by cooper: choose it with SelectSubprotocol or Subprotocols", quote(name))
+		case tokenEqual(name, hdrWSExtensions):
+			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+				"ResponseHeaders: %s is negotiated by cooper: turn permessage-deflate on with Deflate", quote(name))
+		case tokenEqual(name, hdrContentLength), tokenEqual(name, "Transfer-Encoding"):
+			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+				"ResponseHeaders: %s cannot be sent in a 101, which has no body (RFC 9110, section 8.6)", quote(name))
 		}
 		for _, v := range values {
 			if !isFieldValue(v) {
@@ -963,8 +1011,9 @@ func isFieldValue(v string) bool {
 
 // takeOver hijacks the connection through http.ResponseController, so a
 // ResponseWriter wrapped by middleware that has an Unwrap method works.
-// When no writer in the chain can be hijacked it answers 500 through w.
-func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, *UpgradeError) {
+// When no writer in the chain can be hijacked it answers r with 500
+// through w, with a reason that names the writer and the fix.
+func takeOver(w http.ResponseWriter, r *http.Request, c *config) (net.Conn, *bufio.ReadWriter, *UpgradeError) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: %w", ErrHijackFailed, err)}
@@ -972,7 +1021,8 @@ func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, *UpgradeError
 		if errors.Is(err, http.ErrNotSupported) {
 			// Nothing was taken over, so w can still answer; after any other
 			// failure it may not.
-			rej.write(w)
+			rej.reason = "cooper: hijack: " + unhijackable(w, err)
+			c.writeRefusal(w, r, rej)
 		}
 		return nil, nil, rej
 	}
@@ -981,6 +1031,29 @@ func takeOver(w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, *UpgradeError
 		brw = bufio.NewReadWriter(nil, bufio.NewWriter(conn))
 	}
 	return conn, brw, nil
+}
+
+// unhijackable says which writer of w's chain stopped
+// [http.ResponseController.Hijack] with err, and how to fix it. It walks
+// the chain as the controller does: a writer with Hijack is the one that
+// refused; otherwise the first without Unwrap is the one the controller
+// could not see past.
+func unhijackable(w http.ResponseWriter, err error) string {
+	for {
+		if _, ok := w.(http.Hijacker); ok {
+			return fmt.Sprintf("%T.Hijack: %v", w, err)
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	name := fmt.Sprintf("%T", w)
+	if name == "*http.timeoutWriter" {
+		return name + " of http.TimeoutHandler cannot be hijacked: serve the upgrade route outside http.TimeoutHandler, and bound the connection with deadlines or the handler's context"
+	}
+	return name + " cannot be hijacked: give it an Unwrap() http.ResponseWriter method that returns the writer it wraps, or a Hijack method"
 }
 
 // writeAnswer sends the 101 for d in one Write on conn, within timeout.

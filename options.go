@@ -19,6 +19,11 @@ type Option func(*config)
 // config is what the options build. It is never modified after newConfig
 // returns, so the request path reads it without locks.
 type config struct {
+	// The hooks; each, when set, decides instead of the default it names.
+	checkOrigin       func(*http.Request) bool                                // the origin policy
+	selectSubprotocol func(*http.Request, []string) string                    // subprotocols
+	refusalHandler    func(http.ResponseWriter, *http.Request, *UpgradeError) // one text/plain line
+
 	protocols          []string    // accepted Upgrade protocols; empty: any
 	protocolHandshakes []Handshake // one per protocol, shared by Hijack handlers
 	upgradeList        string      // protocols joined for the 426 Upgrade header
@@ -134,7 +139,9 @@ func Deflate(policy DeflateParams) Option {
 // value with a control byte, or a header negotiation owns
 // (Sec-WebSocket-Protocol, Sec-WebSocket-Extensions) or that a 101 must not
 // carry (Content-Length, Transfer-Encoding) fails the upgrade with 500 and
-// [ErrResponseHeader]: nothing fn returns can split the response.
+// [ErrResponseHeader]: nothing fn returns can split the response. The
+// subprotocol is chosen with [SelectSubprotocol] or [Subprotocols], and
+// permessage-deflate with [Deflate].
 //
 // Default: nil, no extra headers.
 func ResponseHeaders(fn func(r *http.Request, proto string) http.Header) Option {
@@ -150,6 +157,56 @@ func ResponseHeaders(fn func(r *http.Request, proto string) http.Header) Option 
 // the client as the response body. cooper never logs.
 func OnError(fn func(error)) Option {
 	return func(c *config) { c.onError = fn }
+}
+
+// CheckOrigin sets a function that decides, alone, whether a request's
+// origin is allowed, as gorilla/websocket's Upgrader.CheckOrigin does: it
+// is called for every upgrade request, with or without an Origin header,
+// on the request's goroutine, after the request was found to be a valid
+// upgrade. When it returns false the request is refused with 403 and
+// [ErrOrigin].
+//
+// When fn is set it is the whole decision: [OriginPatterns] and
+// [InsecureSkipOriginCheck] have no effect, whatever their order. A
+// function that returns true for every request turns the check against
+// cross-site WebSocket hijacking off (see [InsecureSkipOriginCheck]).
+//
+// Default: nil; the origin policy of [OriginPatterns] applies.
+func CheckOrigin(fn func(r *http.Request) bool) Option {
+	return func(c *config) { c.checkOrigin = fn }
+}
+
+// SelectSubprotocol sets a function that chooses the WebSocket subprotocol
+// of each request, for instance from the request's credentials. It is
+// called for every WebSocket upgrade whose Sec-WebSocket-Protocol lists
+// are well formed, on the request's goroutine, with offered holding the
+// client's subprotocols in its order of preference (empty when it offered
+// none); offered is the function's own to keep. It returns one of offered,
+// which is answered, or "" for none.
+//
+// A subprotocol that the client did not offer, byte for byte, is never
+// sent: the request is refused with 500 and [ErrResponseHeader], since the
+// fault is the server's. When fn is set, [Subprotocols] has no effect.
+//
+// Default: nil; the [Subprotocols] list decides.
+func SelectSubprotocol(fn func(r *http.Request, offered []string) string) Option {
+	return func(c *config) { c.selectSubprotocol = fn }
+}
+
+// RefusalHandler sets a function that writes the response to each refused
+// request, in the application's own way (JSON, an HTML page), as
+// gorilla/websocket's Upgrader.Error does. When fn is called, the headers
+// the RFCs require for the refusal (err.Header: Allow, Upgrade,
+// Connection, Sec-WebSocket-Version, Retry-After) are already set on
+// w.Header(); fn adds its own, then writes the status err.Status and a
+// body. A refused request is never taken over, whatever fn does. fn runs
+// on the request's goroutine, before [OnError] is told; it must write the
+// status, since net/http otherwise answers 200.
+//
+// Default: nil; the refusal is answered with err.Status and err's one-line
+// reason as text/plain.
+func RefusalHandler(fn func(w http.ResponseWriter, r *http.Request, err *UpgradeError)) Option {
+	return func(c *config) { c.refusalHandler = fn }
 }
 
 // OriginPatterns allows cross-origin requests from origins whose host
