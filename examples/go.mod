@@ -13,6 +13,7 @@ require (
 	golang.org/x/net v0.62.0
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/cooperchi v0.0.0-00010101000000-000000000000
+	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000
@@ -61,6 +62,7 @@ require (
 replace (
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000 => ../
 	lowbit.dev/cooper/adapters/cooperchi v0.0.0-00010101000000-000000000000 => ../adapters/cooperchi
+	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000 => ../adapters/coopergobwas
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000 => ../adapters/coopergin
 	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000 => ../adapters/coopergobwas
 	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000 => ../adapters/cooperh3
