@@ -1,0 +1,187 @@
+package interop
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gorilla "github.com/gorilla/websocket"
+)
+
+// A chatPage is what chatPageState reads from the chat example's page.
+type chatPage struct {
+	Status string
+	Lines  []string
+}
+
+// chatPageState returns a promise of the chat page's status and lines once
+// every one of want is among the lines and the status is status ("" for
+// any), or after 10 s, whichever comes first.
+func chatPageState(status string, want ...string) string {
+	w, _ := json.Marshal(append([]string{}, want...)) // [] rather than null
+	return `new Promise((resolve) => {
+	const want = ` + string(w) + `, end = Date.now() + 10000;
+	const poll = () => {
+		const status = document.getElementById("status").textContent;
+		const lines = [...document.querySelectorAll("#log div")].map((d) => d.textContent);
+		if ((` + strconv.Quote(status) + ` === "" || status === ` + strconv.Quote(status) + `) && want.every((l) => lines.includes(l)) || Date.now() > end) resolve({ status, lines });
+		else setTimeout(poll, 20);
+	};
+	poll();
+})`
+}
+
+// typeInChat types msg into the chat page and sends it, as a person would.
+func typeInChat(t *testing.T, b *browser, msg string) {
+	t.Helper()
+	var sent bool
+	b.evaluate(t, `(() => {
+	document.getElementById("msg").value = `+strconv.Quote(msg)+`;
+	document.getElementById("form").requestSubmit();
+	return true;
+})()`, &sent)
+}
+
+// A chatClient is a gorilla/websocket client in the chat example's room.
+type chatClient struct {
+	conn  *gorilla.Conn
+	lines chan string
+	ended chan error
+	heard map[string]bool
+}
+
+// joinChat connects a gorilla client to the chat room at url and waits
+// until it hears its own greeting, so that it is in the room.
+func joinChat(t *testing.T, url, name string, compress bool) *chatClient {
+	t.Helper()
+	d := gorilla.Dialer{HandshakeTimeout: 5 * time.Second, EnableCompression: compress}
+	conn, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &chatClient{conn: conn, lines: make(chan string, 100), ended: make(chan error, 1), heard: map[string]bool{}}
+	go func() {
+		for {
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				c.ended <- err
+				close(c.lines)
+				return
+			}
+			for line := range strings.SplitSeq(string(msg), "\n") {
+				c.lines <- line
+			}
+		}
+	}()
+	c.say(t, name+" joined")
+	c.hear(t, name+" joined")
+	return c
+}
+
+func (c *chatClient) say(t *testing.T, msg string) {
+	t.Helper()
+	if err := c.conn.WriteMessage(gorilla.TextMessage, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hear waits up to 10 s until c has received want.
+func (c *chatClient) hear(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !c.heard[want] {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				t.Fatalf("the connection ended (%v) before %q arrived", <-c.ended, want)
+			}
+			c.heard[line] = true
+		case <-deadline:
+			t.Fatalf("%q did not arrive within 10 s", want)
+		}
+	}
+}
+
+// TestChromiumChatExample runs examples/chat as its own process; a
+// headless Chromium page, used as a person would, and gorilla clients,
+// with and without compression, chat in its room: what each says reaches
+// everyone. On SIGTERM everyone, the page included, is told goodbye with
+// 1001.
+func TestChromiumChatExample(t *testing.T) {
+	program(t, "chromium", installChromium)
+	url, p := startExample(t, "chat")
+	wsURL := "ws" + strings.TrimPrefix(url, "http") + "/ws"
+	b := startChromium(t, url+"/")
+
+	var pg chatPage
+	if b.evaluate(t, chatPageState("open"), &pg); pg.Status != "open" {
+		t.Fatalf("the page shows status %q, want open", pg.Status)
+	}
+	typeInChat(t, b, "chromium joined") // heard back: the page is in the room
+	if b.evaluate(t, chatPageState("open", "chromium joined"), &pg); pg.Status != "open" || !slices.Contains(pg.Lines, "chromium joined") {
+		t.Fatalf("the page shows %+v, want it open, with its own greeting", pg)
+	}
+	var room []*chatClient
+	for i := range 3 {
+		room = append(room, joinChat(t, wsURL, fmt.Sprintf("gorilla %d", i), i == 1))
+	}
+
+	typeInChat(t, b, "hello from chromium")
+	var said []string
+	for i, c := range room {
+		said = append(said, fmt.Sprintf("hello from gorilla %d", i))
+		c.say(t, said[i])
+	}
+	for _, c := range room {
+		c.hear(t, "hello from chromium")
+		for _, line := range said {
+			c.hear(t, line)
+		}
+	}
+	want := append([]string{"hello from chromium"}, said...)
+	if b.evaluate(t, chatPageState("open", want...), &pg); !containsAll(pg.Lines, want) {
+		t.Fatalf("the page shows %q, want every line of %q", pg.Lines, want)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if b.evaluate(t, chatPageState("closed 1001"), &pg); pg.Status != "closed 1001" {
+		t.Errorf("after SIGTERM the page shows status %q, want closed 1001", pg.Status)
+	}
+	for _, c := range room {
+		select {
+		case err := <-c.ended:
+			if !gorilla.IsCloseError(err, gorilla.CloseGoingAway) {
+				t.Errorf("after SIGTERM a gorilla client read %v, want close 1001", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("a gorilla client was not told goodbye within 10 s of SIGTERM")
+		}
+	}
+	select {
+	case <-p.exited:
+		if p.err != nil {
+			t.Errorf("examples/chat exited with %v:\n%s", p.err, p.output)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("examples/chat did not exit within 10 s of SIGTERM:\n%s", p.output)
+	}
+}
+
+// containsAll reports whether every one of want is in lines.
+func containsAll(lines, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(lines, w) {
+			return false
+		}
+	}
+	return true
+}
