@@ -3,6 +3,7 @@ module lowbit.dev/cooper/examples
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	github.com/gin-gonic/gin v1.12.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gobwas/httphead v0.1.0
@@ -13,7 +14,6 @@ require (
 	golang.org/x/net v0.62.0
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/cooperchi v0.0.0-00010101000000-000000000000
-	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000
@@ -62,7 +62,6 @@ require (
 replace (
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000 => ../
 	lowbit.dev/cooper/adapters/cooperchi v0.0.0-00010101000000-000000000000 => ../adapters/cooperchi
-	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000 => ../adapters/coopergobwas
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000 => ../adapters/coopergin
 	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000 => ../adapters/coopergobwas
 	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000 => ../adapters/cooperh3
