@@ -260,14 +260,18 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 // both: [http.Server.Shutdown] closes srv's listeners and waits for its
 // requests, HTTP/2 streams included, while [Upgrader.Shutdown] refuses new
 // upgrades and has the handlers say goodbye; then the connections of
-// either that ctx's end leaves open are closed. It returns both errors
-// joined, nil when both stopped in time. A nil srv shuts the Upgrader down
-// alone.
+// either that ctx's end leaves open are closed ([http.Server.Close] for
+// srv's). It returns both errors joined, nil when both stopped in time. A
+// nil srv shuts the Upgrader down alone.
 //
 // net/http neither waits for nor closes connections it no longer owns, and
 // does not wait for functions given to [http.Server.RegisterOnShutdown]: a
 // program that returns when srv.Shutdown does ends before its handlers have
 // said goodbye. ShutdownServer is the one call to make instead.
+//
+// srv.Shutdown counts a connection on which no request has come yet as
+// busy for its first 5 seconds; browsers open such connections ahead of
+// need, so give ctx more than 5 s for the server to stop in time.
 func (u *Upgrader) ShutdownServer(ctx context.Context, srv *http.Server) error {
 	if srv == nil {
 		return u.Shutdown(ctx)
@@ -276,7 +280,11 @@ func (u *Upgrader) ShutdownServer(ctx context.Context, srv *http.Server) error {
 	// Both at once: an HTTP/2 stream's handler runs inside ServeHTTP, so
 	// srv.Shutdown waits for it, and only u.Shutdown has it return.
 	go u.shutdownTo(ctx, upgraded)
-	return errors.Join(srv.Shutdown(ctx), <-upgraded)
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		srv.Close()
+	}
+	return errors.Join(err, <-upgraded)
 }
 
 // shutdownTo shuts the Upgrader down and sends the result on done. It runs

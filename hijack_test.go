@@ -739,6 +739,24 @@ func TestShutdownServer(t *testing.T) {
 	})
 }
 
+// TestShutdownServerClosesWhatIsLeft checks that a connection srv still
+// counts as busy at ctx's end, here one on which no request has come, is
+// closed, and the error says the server did not stop in time.
+func TestShutdownServerClosesWhatIsLeft(t *testing.T) {
+	u := New(Protocols("websocket"))
+	s := newServer(t, h1, u.Handler(func(conn net.Conn, hs *Handshake) { conn.Close() }))
+	c := s.dial(t) // a browser's connection opened ahead of need: no request yet
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := u.ShutdownServer(ctx, s.Config); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ShutdownServer = %v, want context.DeadlineExceeded", err)
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read on the unused connection after ShutdownServer = %v, want EOF: it is closed", err)
+	}
+}
+
 // TestAccept covers Upgrader.Accept: a refusal has been answered when it
 // returns; an accepted connection is the caller's, with what was agreed.
 func TestAccept(t *testing.T) {

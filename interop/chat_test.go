@@ -171,8 +171,8 @@ func TestChromiumChatExample(t *testing.T) {
 		if p.err != nil {
 			t.Errorf("examples/chat exited with %v:\n%s", p.err, p.output)
 		}
-	case <-time.After(10 * time.Second):
-		t.Errorf("examples/chat did not exit within 10 s of SIGTERM:\n%s", p.output)
+	case <-time.After(15 * time.Second): // a connection Chromium opened ahead of need holds it 5 s
+		t.Errorf("examples/chat did not exit within 15 s of SIGTERM:\n%s", p.output)
 	}
 }
 

@@ -32,7 +32,7 @@ func serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	<-ctx.Done() // SIGTERM, say
-	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return u.ShutdownServer(grace, srv) // returns once srv has stopped and every goodbye is sent
 }

@@ -42,7 +42,7 @@ func main() {
 // run serves on addr, printing "listening on http://ADDR" to out once it
 // listens, and then a log line per request, until ctx is done. Then it
 // stops taking requests, says goodbye to every WebSocket, and waits for
-// them, 5 s at most.
+// them, 10 s at most.
 func run(ctx context.Context, addr string, out io.Writer) error {
 	u := cooper.New(
 		cooper.Protocols("websocket"),
@@ -78,7 +78,9 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// More than the 5 s http.Server.Shutdown waits for a connection a
+	// browser opened ahead of need, so that the server stops in time.
+	grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Stops srv and u together: http.Server.Shutdown alone neither waits
 	// for nor closes upgraded connections.

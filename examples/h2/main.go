@@ -107,7 +107,7 @@ func restartWithExtendedConnect() int {
 // run serves on addr with TLS and cert, printing "listening on
 // https://ADDR" to out once it listens and a line for every WebSocket,
 // until ctx is done. Then it stops taking requests, says goodbye to every
-// WebSocket, and waits for them, 5 s at most.
+// WebSocket, and waits for them, 10 s at most.
 func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error {
 	var outMu sync.Mutex // the handlers print from their goroutines
 	u := cooper.New(
@@ -152,7 +152,9 @@ func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) 
 		return err
 	case <-ctx.Done():
 	}
-	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// More than the 5 s http.Server.Shutdown waits for a connection a
+	// browser opened ahead of need, so that the server stops in time.
+	grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Stops srv and u together: http.Server.Shutdown alone neither waits
 	// for nor closes upgraded connections.

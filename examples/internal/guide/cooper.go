@@ -75,7 +75,7 @@ func serverOrder(ours ...string) cooper.Option {
 }
 
 func shutdown(srv *http.Server) error {
-	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return u.ShutdownServer(grace, srv) // returns once every handler has said goodbye
 }
