@@ -119,8 +119,8 @@ func restartWithExtendedConnect() int {
 // port, until ctx is done. Once it listens it prints the certificate's
 // public key pin, a Chromium command line and "listening on https://ADDR"
 // to out, then a line for every WebSocket. When ctx is done it stops
-// taking requests, says goodbye to every WebSocket, waits for them, 5 s at
-// most, and closes the HTTP/3 connections.
+// taking requests, says goodbye to every WebSocket, waits for them, 10 s
+// at most, and closes the HTTP/3 connections.
 func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error {
 	var outMu sync.Mutex // the handlers print from their goroutines
 	u := cooper.New(
@@ -182,15 +182,15 @@ func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) 
 		return err
 	case <-ctx.Done():
 	}
-	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// More than the 5 s http.Server.Shutdown waits for a connection a
+	// browser opened ahead of need, so that the server stops in time.
+	grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// http.Server.Shutdown neither waits for nor closes upgraded
-	// connections, nor, over HTTP/2, streams whose handler runs; the
-	// Upgrader does, alongside it. A browser keeps its QUIC connection
-	// open, so once the WebSockets are done the HTTP/3 server closes them.
-	upgraded := make(chan error, 1)
-	srv.RegisterOnShutdown(func() { upgraded <- u.Shutdown(grace) })
-	err = errors.Join(srv.Shutdown(grace), <-upgraded)
+	// Stops srv and u together: http.Server.Shutdown alone neither waits
+	// for nor closes upgraded connections. A browser keeps its QUIC
+	// connection open, so once the WebSockets are done the HTTP/3 server
+	// closes them.
+	err = u.ShutdownServer(grace, srv)
 	return errors.Join(err, h3.Close())
 }
 
