@@ -37,7 +37,7 @@ func chatPageState(status string, want ...string) string {
 }
 
 // typeInChat types msg into the chat page and sends it, as a person would.
-func typeInChat(t *testing.T, b *browser, msg string) {
+func typeInChat(t *testing.T, b page, msg string) {
 	t.Helper()
 	var sent bool
 	b.evaluate(t, `(() => {
@@ -110,22 +110,35 @@ func (c *chatClient) hear(t *testing.T, want string) {
 }
 
 // TestChromiumChatExample runs examples/chat as its own process; a
-// headless Chromium page, used as a person would, and gorilla clients,
-// with and without compression, chat in its room: what each says reaches
-// everyone. On SIGTERM everyone, the page included, is told goodbye with
-// 1001.
+// headless Chromium page and gorilla clients chat in its room (see
+// useChatPage).
 func TestChromiumChatExample(t *testing.T) {
 	program(t, "chromium", installChromium)
+	useChatPage(t, startChromium, "chromium")
+}
+
+// TestFirefoxChatExample is TestChromiumChatExample with Firefox.
+func TestFirefoxChatExample(t *testing.T) {
+	program(t, "firefox-esr", installFirefox)
+	useChatPage(t, func(t *testing.T, url string) page { return startFirefox(t, url) }, "firefox")
+}
+
+// useChatPage runs examples/chat as its own process; a page opened by
+// open, used as a person would, and gorilla clients, with and without
+// compression, chat in its room: what each says reaches everyone. On
+// SIGTERM everyone, the page included, is told goodbye with 1001, and the
+// example exits cleanly.
+func useChatPage(t *testing.T, open func(t *testing.T, url string) page, name string) {
 	url, p := startExample(t, "chat")
 	wsURL := "ws" + strings.TrimPrefix(url, "http") + "/ws"
-	b := startChromium(t, url+"/")
+	b := open(t, url+"/")
 
 	var pg chatPage
 	if b.evaluate(t, chatPageState("open"), &pg); pg.Status != "open" {
 		t.Fatalf("the page shows status %q, want open", pg.Status)
 	}
-	typeInChat(t, b, "chromium joined") // heard back: the page is in the room
-	if b.evaluate(t, chatPageState("open", "chromium joined"), &pg); pg.Status != "open" || !slices.Contains(pg.Lines, "chromium joined") {
+	typeInChat(t, b, name+" joined") // heard back: the page is in the room
+	if b.evaluate(t, chatPageState("open", name+" joined"), &pg); pg.Status != "open" || !slices.Contains(pg.Lines, name+" joined") {
 		t.Fatalf("the page shows %+v, want it open, with its own greeting", pg)
 	}
 	var room []*chatClient
@@ -133,19 +146,19 @@ func TestChromiumChatExample(t *testing.T) {
 		room = append(room, joinChat(t, wsURL, fmt.Sprintf("gorilla %d", i), i == 1))
 	}
 
-	typeInChat(t, b, "hello from chromium")
+	typeInChat(t, b, "hello from "+name)
 	var said []string
 	for i, c := range room {
 		said = append(said, fmt.Sprintf("hello from gorilla %d", i))
 		c.say(t, said[i])
 	}
 	for _, c := range room {
-		c.hear(t, "hello from chromium")
+		c.hear(t, "hello from "+name)
 		for _, line := range said {
 			c.hear(t, line)
 		}
 	}
-	want := append([]string{"hello from chromium"}, said...)
+	want := append([]string{"hello from " + name}, said...)
 	if b.evaluate(t, chatPageState("open", want...), &pg); !containsAll(pg.Lines, want) {
 		t.Fatalf("the page shows %q, want every line of %q", pg.Lines, want)
 	}
@@ -171,7 +184,7 @@ func TestChromiumChatExample(t *testing.T) {
 		if p.err != nil {
 			t.Errorf("examples/chat exited with %v:\n%s", p.err, p.output)
 		}
-	case <-time.After(15 * time.Second): // a connection Chromium opened ahead of need holds it 5 s
+	case <-time.After(15 * time.Second): // a connection a browser opened ahead of need holds it 5 s
 		t.Errorf("examples/chat did not exit within 15 s of SIGTERM:\n%s", p.output)
 	}
 }
