@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -107,11 +106,9 @@ func (c config) run(ctx context.Context, addr string, out io.Writer) error {
 	}
 	grace, cancel := context.WithTimeout(context.Background(), c.drain+3*time.Second)
 	defer cancel()
-	// http.Server.Shutdown neither waits for nor closes upgraded
-	// connections; the Upgrader does, alongside it.
-	upgraded := make(chan error, 1)
-	srv.RegisterOnShutdown(func() { upgraded <- u.Shutdown(grace) })
-	return errors.Join(srv.Shutdown(grace), <-upgraded)
+	// Stops srv and u together: http.Server.Shutdown alone neither waits
+	// for nor closes upgraded connections.
+	return u.ShutdownServer(grace, srv)
 }
 
 // A statsCollector exports an Upgrader's Stats, read once per scrape:
