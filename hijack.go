@@ -949,14 +949,17 @@ func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeErro
 // the subprotocols r offers, and checks that its choice was offered.
 func selectSubprotocol(r *http.Request, fn func(*http.Request, []string) string) (string, *UpgradeError) {
 	lines := r.Header[hdrWSProtocol]
-	var offered []string // allocates: only with a SelectSubprotocol function, which keeps it
-	ok := scanList(lines, isToken, func(elem string) bool {
+	n := 0
+	if !scanList(lines, isToken, func(string) bool { n++; return true }) {
+		return "", malformed(hdrWSProtocol, lines)
+	}
+	// allocates: once, and only with a SelectSubprotocol function, which
+	// keeps offered.
+	offered := make([]string, 0, n)
+	scanList(lines, isToken, func(elem string) bool {
 		offered = append(offered, elem)
 		return true
 	})
-	if !ok {
-		return "", malformed(hdrWSProtocol, lines)
-	}
 	sub := fn(r, offered)
 	if sub != "" && !slices.Contains(offered, sub) {
 		return "", refuse(http.StatusInternalServerError, ErrResponseHeader, nil,

@@ -160,7 +160,8 @@ func TestSelectSubprotocol(t *testing.T) {
 
 // TestHookAllocs checks the allocation budget of the hooks: a CheckOrigin
 // function costs validate and negotiate nothing, and neither does a
-// SelectSubprotocol option that is not set (TestNegotiateAllocs).
+// SelectSubprotocol option that is not set (TestNegotiateAllocs); one that
+// is set costs one allocation, the offered slice it is given.
 func TestHookAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
@@ -175,6 +176,19 @@ func TestHookAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("validate and negotiate with CheckOrigin allocate %v times, want 0", n)
+	}
+
+	c = newConfig([]Option{Protocols("websocket"), SelectSubprotocol(func(r *http.Request, offered []string) string {
+		return offered[len(offered)-1]
+	})})
+	n = testing.AllocsPerRun(100, func() {
+		proto, rej := validate(r, c)
+		if d, rej2 := negotiate(r, c, proto); rej != nil || rej2 != nil || d.subprotocol != "c" {
+			t.Fatal("the request was refused or the subprotocol not agreed")
+		}
+	})
+	if n != 1 {
+		t.Errorf("validate and negotiate with SelectSubprotocol allocate %v times, want 1: the offered slice", n)
 	}
 }
 
