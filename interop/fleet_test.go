@@ -312,6 +312,7 @@ func rollingDeploy(t *testing.T, bin, balancer string, fc fleetCase) deployResul
 		case <-time.After(fc.drain + 30*time.Second):
 			t.Fatalf("s%d did not exit %v after SIGTERM:\n%s", i+1, fc.drain+30*time.Second, tail(old.output.String()))
 		}
+		exited := time.Since(from)
 		if old.err != nil || !strings.Contains(old.output.String(), "\ndrained\n") {
 			t.Fatalf("s%d exited with %v, not drained:\n%s", i+1, old.err, tail(old.output.String()))
 		}
@@ -332,7 +333,8 @@ func rollingDeploy(t *testing.T, bin, balancer string, fc fleetCase) deployResul
 		}
 		r.back = append(r.back, back.Sub(from))
 		steps = append(steps, step{from, back, old, drained})
-		t.Logf("step %d (SIGTERM at ms=%d): s%d drained in %v, every client back after %v", i+1, from.UnixMilli(), i+1, time.Since(from).Round(time.Millisecond), back.Sub(from).Round(time.Millisecond))
+		t.Logf("step %d: s%d drained %d connections and exited %v after SIGTERM; every client was back after %v",
+			i+1, i+1, drained, exited.Round(time.Millisecond), back.Sub(from).Round(time.Millisecond))
 	}
 	// Let the last stats lines be printed before reading the counts.
 	time.Sleep(300 * time.Millisecond)
@@ -366,11 +368,11 @@ func rollingDeploy(t *testing.T, bin, balancer string, fc fleetCase) deployResul
 		r.peak = max(r.peak, peak)
 		if fc.drain > 0 {
 			// The drained process's clients come back spread over
-			// DrainTime, to the survivors together; twice that rate leaves
-			// room for a busy machine and the clients' jitter.
-			bound := int(2 * float64(st.clients) / fc.drain.Seconds())
+			// DrainTime, to the survivors together; twice that rate, and 20
+			// more, leave room for a busy machine and the clients' jitter.
+			bound := int(2*float64(st.clients)/fc.drain.Seconds()) + 20
 			if peak > bound {
-				t.Errorf("step %d: the survivors took up to %d upgrades in a second, want at most %d (2 × %d clients / %v)",
+				t.Errorf("step %d: the survivors took up to %d upgrades in a second, want at most %d (2 × %d clients / %v + 20)",
 					i+1, peak, bound, st.clients, fc.drain)
 			}
 		} else if peak < st.clients/2 {

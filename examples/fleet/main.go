@@ -154,7 +154,7 @@ func printStats(ctx context.Context, u *cooper.Upgrader, lw *lineWriter) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var last string
-	for {
+	for done := false; ; {
 		s := u.Stats()
 		var refused uint64
 		for _, n := range s.Refusals {
@@ -165,9 +165,12 @@ func printStats(ctx context.Context, u *cooper.Upgrader, lw *lineWriter) {
 			lw.printf("stats ms=%d %s", time.Now().UnixMilli(), line)
 			last = line
 		}
+		if done {
+			return
+		}
 		select {
 		case <-ctx.Done():
-			return
+			done = true
 		case <-tick.C:
 		}
 	}
