@@ -24,8 +24,8 @@ import (
 // A fleetClient is one client of examples/fleet's protocol, behaving as a
 // client of a fleet should: it sends numbered messages, one at a time, and
 // waits for each acknowledgement; when its connection ends it reconnects,
-// with exponential backoff and full jitter, waiting at least what a
-// Retry-After asks, and resends what was not acknowledged. It runs on one
+// with exponential backoff and full jitter, waiting what a Retry-After
+// asks and up to a second more, and resends what was not acknowledged. It runs on one
 // goroutine, run, and records what it saw for the test to check.
 type fleetClient struct {
 	id       int
@@ -74,11 +74,11 @@ func (c *fleetClient) run(ctx context.Context) {
 			attempt++
 			wait = backoff(attempt)
 			if retryAfter > 0 {
-				// At least what the server asks, spread over half as much
-				// again so that refused clients do not return together.
+				// What the server asks, in whole seconds, and up to a
+				// second more, so that refused clients do not return
+				// together.
 				c.retryAfterMax = max(c.retryAfterMax, retryAfter)
-				d := time.Duration(retryAfter) * time.Second
-				wait = d + rand.N(d/2+1)
+				wait = time.Duration(retryAfter)*time.Second + rand.N(time.Second)
 			}
 			continue
 		case err != nil:
