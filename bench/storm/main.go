@@ -5,13 +5,13 @@
 //
 // Run it from the repository root:
 //
-//	go run ./bench/storm                           # 10,000 clients; UpgradeRate(1000, 100)
-//	go run ./bench/storm -clients 5000 -rate 500 -burst 50
+//	go run ./bench/storm                           # 10,000 clients; UpgradeRate(500, 50)
+//	go run ./bench/storm -clients 5000 -rate 1000 -burst 100
 //
 // Each server is a fresh process (this program, re-executed) on loopback.
 // Its handler does what a real server does for a new connection before
 // the client can use it (authenticate, load the session, subscribe):
-// -work of CPU time (hashing, calibrated on an idle process) and a 16 KiB
+// -work of CPU time (hashing, calibrated on the process's CPU time) and a 16 KiB
 // session; then it sends a welcome message and holds the connection open
 // until the client closes it. A client is connected once it has the
 // welcome; it gives up on a connection after -client-timeout, as a
@@ -50,6 +50,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"lowbit.dev/cooper"
@@ -70,8 +71,8 @@ func main() {
 		return
 	}
 	clients := flag.Int("clients", 10000, "clients that connect at once")
-	rate := flag.Float64("rate", 1000, "UpgradeRate's upgrades a second, for the limited server")
-	burst := flag.Int("burst", 100, "UpgradeRate's burst, for the limited server")
+	rate := flag.Float64("rate", 500, "UpgradeRate's upgrades a second, for the limited server")
+	burst := flag.Int("burst", 50, "UpgradeRate's burst, for the limited server")
 	timeout := flag.Duration("timeout", 3*time.Minute, "give up on a storm after `d`")
 	flag.DurationVar(&work, "work", time.Millisecond, "CPU time the server spends on a new connection")
 	flag.DurationVar(&clientTimeout, "client-timeout", 5*time.Second, "how long a client waits for the welcome")
@@ -291,18 +292,26 @@ func serve(spec string) error {
 // welcome is the server's first message, an unmasked WebSocket text frame.
 var welcome = []byte("\x81\x07welcome") // read-only
 
-// calibrate returns how many rounds of hash take d of CPU time on this
-// process while it is idle.
+// calibrate returns how many rounds of hash take d of CPU time. It counts
+// the process's CPU time, not the time that passed, so other work on the
+// machine does not skew it.
 func calibrate(d time.Duration) int {
 	n := 1000
 	for {
-		began := time.Now()
+		began := cpuTime()
 		hash(n)
-		if took := time.Since(began); took >= 20*time.Millisecond {
+		if took := cpuTime() - began; took >= 50*time.Millisecond {
 			return int(float64(n) * float64(d) / float64(took))
 		}
 		n *= 2
 	}
+}
+
+// cpuTime returns the CPU time, user and system, this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // hash hashes a 64-byte block rounds times, feeding each sum into the
