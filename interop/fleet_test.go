@@ -35,6 +35,7 @@ type fleetCase struct {
 type deployResult struct {
 	fleetCase
 	peak           int             // the most upgrades the survivors took in one second, over all steps
+	drained        []int           // per step, the connections the drained process held
 	back           []time.Duration // per step, from SIGTERM until every client was connected again
 	worstReconnect time.Duration   // the longest a client was without a connection
 	after          [fleetSize]int  // connections per process after the deploy
@@ -80,12 +81,13 @@ func TestFleet(t *testing.T) {
 // fleetTable formats results as the README's table.
 func fleetTable(results []deployResult) string {
 	var b strings.Builder
-	b.WriteString("| deploy | clients | survivors' peak upgrades/s | every client back after (worst step) | worst client's reconnect | connections per process after |\n")
-	b.WriteString("| --- | --: | --: | --: | --: | --- |\n")
+	b.WriteString("| deploy | clients | drained at each step | survivors' peak upgrades/s | every client back after (worst step) | worst client's reconnect | connections per process after |\n")
+	b.WriteString("| --- | --: | --: | --: | --: | --: | --- |\n")
 	for _, r := range results {
 		worst := slices.Max(r.back)
-		fmt.Fprintf(&b, "| %s | %d | %d | %.1f s | %.1f s | %d, %d, %d |\n", r.name, r.clients, r.peak,
-			worst.Seconds(), r.worstReconnect.Seconds(), r.after[0], r.after[1], r.after[2])
+		fmt.Fprintf(&b, "| %s | %d | %d, %d, %d | %d | %.1f s | %.1f s | %d, %d, %d |\n", r.name, r.clients,
+			r.drained[0], r.drained[1], r.drained[2], r.peak, worst.Seconds(), r.worstReconnect.Seconds(),
+			r.after[0], r.after[1], r.after[2])
 	}
 	return b.String()
 }
@@ -332,6 +334,7 @@ func rollingDeploy(t *testing.T, bin, balancer string, fc fleetCase) deployResul
 			t.Fatalf("s%d did not say how many connections it drained:\n%s", i+1, tail(old.output.String()))
 		}
 		r.back = append(r.back, back.Sub(from))
+		r.drained = append(r.drained, drained)
 		steps = append(steps, step{from, back, old, drained})
 		t.Logf("step %d: s%d drained %d connections and exited %v after SIGTERM; every client was back after %v",
 			i+1, i+1, drained, exited.Round(time.Millisecond), back.Sub(from).Round(time.Millisecond))
