@@ -37,16 +37,15 @@ type fleetClient struct {
 	lastAck     atomic.Int64 // when the last acknowledgement came, UnixNano
 
 	// Written by run, read by the test once run has returned.
-	acked         uint64 // the last number acknowledged; all before it were, once each
-	connects      int
-	closes        map[int]int // close codes the server sent, by code
-	unclean       []string    // connections that ended without a close frame from the server
-	violations    []string    // acknowledgements out of order, and other breaches of the protocol
-	refusals      map[int]int // handshakes refused, by status
-	worstDown     time.Duration
-	downSince     time.Time // when the last connection ended; zero while connected
-	dialFailures  int
-	retryAfterMax int // the longest Retry-After honoured, in seconds
+	acked        uint64 // the last number acknowledged; all before it were, once each
+	connects     int
+	closes       map[int]int // close codes the server sent, by code
+	unclean      []string    // connections that ended without a close frame from the server
+	violations   []string    // acknowledgements out of order, and other breaches of the protocol
+	refusals     map[int]int // handshakes refused, by status
+	worstDown    time.Duration
+	downSince    time.Time // when the last connection ended; zero while connected
+	dialFailures int
 }
 
 // errStopping ends a connection because the test is over.
@@ -77,7 +76,6 @@ func (c *fleetClient) run(ctx context.Context) {
 				// What the server asks, in whole seconds, and up to a
 				// second more, so that refused clients do not return
 				// together.
-				c.retryAfterMax = max(c.retryAfterMax, retryAfter)
 				wait = time.Duration(retryAfter)*time.Second + rand.N(time.Second)
 			}
 			continue
