@@ -10,7 +10,8 @@
 // messages holding a sequence number, in decimal, and the server answers
 // each with the same number: the acknowledgement. A client that reconnects
 // sends again what was not acknowledged, so each message is acknowledged
-// once. The client may name itself with ?client=ID, for the log.
+// once. The client may name itself with ?client=ID (letters, digits, '.',
+// '_', '-'), for the log.
 //
 // /healthz answers 200 "ready" while the process takes connections and
 // 503 "draining" from the moment it gets SIGTERM or SIGINT, so a load
@@ -199,7 +200,7 @@ func (s *session) acked() string {
 func serve(conn net.Conn, hs *cooper.Handshake) *session {
 	defer conn.Close()
 	s := &session{client: hs.Request.URL.Query().Get("client")}
-	if s.client == "" {
+	if !isClientID(s.client) {
 		s.client = conn.RemoteAddr().String()
 	}
 	ctx := hs.Request.Context()
@@ -274,6 +275,20 @@ func leave(conn net.Conn, ctx context.Context) string {
 	}
 	goodbye(conn, code, reason)
 	return "server closed " + strconv.Itoa(int(code))
+}
+
+// isClientID reports whether id is fit for the log: 1 to 64 letters,
+// digits, '.', '_' or '-'.
+func isClientID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // statusServiceRestart is close code 1012, service restart, from the IANA
