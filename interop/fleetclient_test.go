@@ -206,7 +206,7 @@ func (c *fleetClient) exchange(ctx context.Context, conn net.Conn, br *bufio.Rea
 			if !stop() {
 				<-interrupted
 			}
-			return 0, c.goodbye(conn, br)
+			return 0, c.goodbye(conn, br, pending)
 		}
 		if !pending && !time.Now().Before(next) {
 			msg := strconv.FormatUint(c.acked+1, 10)
@@ -265,8 +265,9 @@ func (c *fleetClient) exchange(ctx context.Context, conn net.Conn, br *bufio.Rea
 }
 
 // goodbye closes conn with 1000 and waits, 5 s at most, for the server's
-// close frame, ignoring acknowledgements still on their way.
-func (c *fleetClient) goodbye(conn net.Conn, br *bufio.Reader) error {
+// close frame. An acknowledgement of the message pending, which the server
+// may send before it reads the close, still counts.
+func (c *fleetClient) goodbye(conn net.Conn, br *bufio.Reader, pending bool) error {
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if err := ws.WriteFrame(conn, ws.MaskFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))); err != nil {
 		c.unclean = append(c.unclean, "closing: "+err.Error())
@@ -278,8 +279,16 @@ func (c *fleetClient) goodbye(conn net.Conn, br *bufio.Reader) error {
 			c.unclean = append(c.unclean, "no close frame in answer to 1000: "+err.Error())
 			return errStopping
 		}
-		if f.Header.OpCode == ws.OpClose {
+		switch f.Header.OpCode {
+		case ws.OpClose:
 			return errStopping
+		case ws.OpText:
+			n, err := strconv.ParseUint(string(f.Payload), 10, 64)
+			if err != nil || !pending || n != c.acked+1 {
+				c.violations = append(c.violations, fmt.Sprintf("acknowledgement %q after %d while closing (waiting: %v)", f.Payload, c.acked, pending))
+				return errStopping
+			}
+			c.acked, pending = n, false
 		}
 	}
 }
