@@ -6,6 +6,9 @@
 // against servers written with those libraries. It has no code of its own
 // beyond its tests.
 //
+// TestFleet runs processes of examples/fleet behind HAProxy and nginx,
+// configured by the files in docs/deploy, through rolling deploys.
+//
 // Each test starts what it needs on loopback, on free ports, and stops it.
 // Node.js scripts and their pinned packages are in the node folder (run
 // npm ci there). A test whose tool is missing skips with how to install it,
