@@ -127,8 +127,12 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 		return conn, err
 	}
 	conn := newStreamConn(w, r, rc)
+	// The answer counts as a write, so a Close meanwhile (Shutdown's) ends
+	// it as it would a blocked Write.
+	conn.writing.Add(1)
 	if !u.hold(t, conn) {
 		conn.Close()
+		conn.writing.Add(-1)
 		conn.end()
 		return nil, errClosedByShutdown
 	}
@@ -137,6 +141,7 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 	if err == nil {
 		err = rc.SetWriteDeadline(time.Time{})
 	}
+	conn.writing.Add(-1)
 	if err != nil {
 		conn.end()
 		return nil, fmt.Errorf("cooper: write 200: %w", err)
@@ -164,9 +169,11 @@ func takeStream(take StreamTakeover) (net.Conn, error) {
 
 // A streamConn is an HTTP/2 stream as a net.Conn: reads come from the
 // request body, each write is flushed to the response at once, deadlines go
-// through http.ResponseController. Once end has run (when ServeHTTP
-// returns), every method fails with net.ErrClosed instead of reaching the
-// ResponseWriter, which net/http has then taken back.
+// through http.ResponseController. It keeps the net.Conn contract: Close
+// ends a Read or Write under way, a Write blocked on flow control included,
+// and afterwards every Read and Write fails with net.ErrClosed. Once end has
+// run (when ServeHTTP returns), no method reaches the ResponseWriter, which
+// net/http has then taken back.
 type streamConn struct {
 	body   io.ReadCloser
 	w      http.ResponseWriter
@@ -174,8 +181,8 @@ type streamConn struct {
 	local  net.Addr
 	remote net.Addr
 
-	closed  atomic.Bool
-	writing atomic.Int32 // writes under way
+	closed  atomic.Bool  // set before writing is read; see resetWrite
+	writing atomic.Int32 // writes under way, counted before closed is read
 	wmu     sync.Mutex   // serialises writes
 	mu      sync.RWMutex // read-held while w or rc is used; write-held by end
 	ended   bool         // guarded by mu
@@ -193,15 +200,21 @@ func newStreamConn(w http.ResponseWriter, r *http.Request, rc *http.ResponseCont
 	return &streamConn{body: r.Body, w: w, rc: rc, local: local, remote: remote}
 }
 
-// Read reads what the client sent on the stream.
+// Read reads what the client sent on the stream. After Close it fails with
+// net.ErrClosed, a Read that Close ended included.
 func (c *streamConn) Read(p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	return c.body.Read(p)
+	n, err := c.body.Read(p)
+	if err != nil && c.closed.Load() {
+		err = net.ErrClosed
+	}
+	return n, err
 }
 
-// Write sends p on the stream and flushes it.
+// Write sends p on the stream and flushes it. After Close it fails with
+// net.ErrClosed, a Write that Close ended included.
 func (c *streamConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -216,30 +229,48 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	if err == nil {
 		err = c.rc.Flush()
 	}
+	if err != nil && c.closed.Load() {
+		err = net.ErrClosed
+	}
 	return n, err
 }
 
-// Close stops reading and writing. The stream ends when ServeHTTP returns:
-// for a handler of Hijack or Upgrader.Handler, when the handler returns.
+// Close stops reading and writing at once: a Read under way returns, and
+// a Write under way, even one the client's flow control holds, is ended by
+// resetting the stream. Without a Write under way, the stream ends cleanly
+// when ServeHTTP returns: for a handler of Hijack or Upgrader.Handler, when
+// the handler returns.
 func (c *streamConn) Close() error {
 	if c.closed.Swap(true) {
 		return net.ErrClosed
 	}
-	return c.body.Close()
+	c.resetWrite()
+	c.body.Close()
+	return nil
 }
 
-// end runs as ServeHTTP returns. A write still blocked on flow control is
-// cut short by an expired write deadline, which resets the stream; with
-// none under way the stream ends cleanly. No later call reaches w or rc.
+// resetWrite ends a write under way, which may be blocked on flow control,
+// with an expired write deadline: net/http's HTTP/2 server then resets the
+// stream (RST_STREAM), and the write returns. It runs after closed is set;
+// a write counts itself before it reads closed, so either the write sees
+// closed or resetWrite sees the write.
+func (c *streamConn) resetWrite() {
+	if c.writing.Load() == 0 {
+		return
+	}
+	c.mu.RLock()
+	if !c.ended {
+		c.rc.SetWriteDeadline(time.Now())
+	}
+	c.mu.RUnlock()
+}
+
+// end runs as ServeHTTP returns. A write still under way is cut short as
+// by Close; with none the stream ends cleanly. No later call reaches w or
+// rc.
 func (c *streamConn) end() {
 	c.closed.Store(true)
-	if c.writing.Load() > 0 {
-		c.mu.RLock()
-		if !c.ended {
-			c.rc.SetWriteDeadline(time.Now())
-		}
-		c.mu.RUnlock()
-	}
+	c.resetWrite()
 	c.mu.Lock()
 	c.ended = true
 	c.mu.Unlock()
@@ -251,7 +282,9 @@ func (c *streamConn) RemoteAddr() net.Addr { return c.remote }
 
 // SetDeadline sets both deadlines. As net/http's HTTP/2 server implements
 // them, a deadline that passes ends the stream: a read deadline closes the
-// request body, a write deadline resets the stream.
+// request body (Read fails with an error matching os.ErrDeadlineExceeded),
+// a write deadline resets the stream. After Close it fails with
+// net.ErrClosed.
 func (c *streamConn) SetDeadline(t time.Time) error {
 	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
 }
@@ -260,7 +293,7 @@ func (c *streamConn) SetDeadline(t time.Time) error {
 func (c *streamConn) SetReadDeadline(t time.Time) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.ended {
+	if c.ended || c.closed.Load() {
 		return net.ErrClosed
 	}
 	return c.rc.SetReadDeadline(t)
@@ -270,11 +303,13 @@ func (c *streamConn) SetReadDeadline(t time.Time) error {
 func (c *streamConn) SetWriteDeadline(t time.Time) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.ended {
+	if c.ended || c.closed.Load() {
 		return net.ErrClosed
 	}
 	return c.rc.SetWriteDeadline(t)
 }
+
+var _ net.Conn = (*streamConn)(nil)
 
 // A stringAddr is a network address known only as a string.
 type stringAddr string

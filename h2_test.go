@@ -1,19 +1,24 @@
 package cooper
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestValidateConnect checks extended CONNECT requests (RFC 8441) as net/http's
 // HTTP/2 server hands them over: the same validation as HTTP/1.1 where
 // RFC 8441, section 5 keeps it, and refusals without the Upgrade and
-// Connection headers RFC 9113, section 8.2.2 forbids. The exchange over
-// real streams is tested in the interop module, whose HTTP/2 client can
-// send extended CONNECT.
+// Connection headers RFC 9113, section 8.2.2 forbids. The stream as a
+// connection is tested below (TestStreamConn); whole exchanges over
+// extended CONNECT in the interop module, whose HTTP/2 client can send it.
 func TestValidateConnect(t *testing.T) {
 	valid := func() *http.Request {
 		return &http.Request{Method: "CONNECT", Proto: "HTTP/2.0", ProtoMajor: 2, Host: "example.com", ContentLength: -1,
@@ -135,4 +140,216 @@ func TestWithStreamTakeoverPanicsOnNil(t *testing.T) {
 		}
 	}()
 	WithStreamTakeover(&http.Request{}, nil)
+}
+
+// streamServer starts an HTTP/2 server whose handler answers a request
+// with 200, makes its stream a streamConn as switchStream does, and runs fn
+// with it; ServeHTTP returns when fn does, and then done is closed.
+func streamServer(t *testing.T, fn func(c *streamConn)) (s *testServer, done <-chan struct{}) {
+	t.Helper()
+	closed := make(chan struct{})
+	return newServer(t, h2, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(closed)
+		rc := http.NewResponseController(w)
+		w.WriteHeader(http.StatusOK)
+		if err := rc.Flush(); err != nil {
+			t.Errorf("flushing the 200: %v", err)
+			return
+		}
+		c := newStreamConn(w, r, rc)
+		defer c.end()
+		fn(c)
+	})), closed
+}
+
+// waitDone waits for the stream's handler to return, failing the test
+// after 30 s.
+func waitDone(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream's handler still runs 30 s later")
+	}
+}
+
+// openStream sends a POST to s over HTTP/2 with net/http's client, its body
+// written through the returned pipe, and returns once the response head
+// arrived: a stream both sides read and write at once.
+func openStream(t *testing.T, s *testServer) (*io.PipeWriter, *http.Response) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/stream", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pw.Close()
+		resp.Body.Close()
+	})
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("response %s %d, want HTTP/2 and 200", resp.Proto, resp.StatusCode)
+	}
+	return pw, resp
+}
+
+// writeUntilError writes c until a Write fails, counting in written the
+// bytes written, and returns the error.
+func writeUntilError(c net.Conn, written *atomic.Int64) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Write(buf)
+		written.Add(int64(n))
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// waitStalled waits until written stops growing for 200 ms: the writer is
+// blocked, here on the flow control of a client that does not read. It
+// reports false, failing the test, when that takes more than 10 s.
+func waitStalled(t *testing.T, written *atomic.Int64) bool {
+	t.Helper()
+	last := int64(-1)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		n := written.Load()
+		if n == last && n > 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the writer did not stall within 10 s (%d bytes written)", n)
+			return false
+		}
+		last = n
+	}
+}
+
+// waitErr returns the error from errs, failing the test if none comes
+// within 5 s; it says how long it waited.
+func waitErr(t *testing.T, errs <-chan error, what string) (error, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	select {
+	case err := <-errs:
+		return err, time.Since(start)
+	case <-time.After(5 * time.Second):
+		t.Errorf("%s still blocked 5 s later", what)
+		return nil, time.Since(start)
+	}
+}
+
+// TestStreamConn checks that an HTTP/2 stream keeps the net.Conn contract:
+// bytes go both ways, Close ends a Read and a Write under way, a Write
+// held by the client's flow control included, every call after Close fails
+// with net.ErrClosed, deadlines end the stream's Read and Write, and the
+// stream ends when the handler returns.
+func TestStreamConn(t *testing.T) {
+	t.Run("bytes go both ways and the stream ends when the handler returns", func(t *testing.T) {
+		s, done := streamServer(t, func(c *streamConn) {
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(c, buf); err != nil {
+				t.Errorf("Read: %v", err)
+				return
+			}
+			if _, err := c.Write(buf); err != nil {
+				t.Errorf("Write: %v", err)
+			}
+		})
+		pw, resp := openStream(t, s)
+		if _, err := pw.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if string(got) != "ping" || err != nil {
+			t.Errorf("client read %q, %v; want \"ping\" and the end of the stream", got, err)
+		}
+		waitDone(t, done)
+	})
+	t.Run("Close ends a Read under way, and every call afterwards fails with net.ErrClosed", func(t *testing.T) {
+		s, done := streamServer(t, func(c *streamConn) {
+			errs := make(chan error, 1)
+			go func() {
+				_, err := c.Read(make([]byte, 1))
+				errs <- err
+			}()
+			time.Sleep(50 * time.Millisecond) // the Read waits for the client
+			if err := c.Close(); err != nil {
+				t.Errorf("Close = %v, want nil", err)
+			}
+			if err, _ := waitErr(t, errs, "Read after Close"); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Read ended by Close = %v, want net.ErrClosed", err)
+			}
+			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Read after Close = %v, want net.ErrClosed", err)
+			}
+			if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Write after Close = %v, want net.ErrClosed", err)
+			}
+			if err := c.SetDeadline(time.Now().Add(time.Second)); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("SetDeadline after Close = %v, want net.ErrClosed", err)
+			}
+			if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("second Close = %v, want net.ErrClosed", err)
+			}
+		})
+		_, resp := openStream(t, s)
+		io.Copy(io.Discard, resp.Body) // until the handler returns
+		waitDone(t, done)
+	})
+	t.Run("Close ends a Write blocked on the flow control of a client that does not read", func(t *testing.T) {
+		s, done := streamServer(t, func(c *streamConn) {
+			var written atomic.Int64
+			errs := make(chan error, 1)
+			go func() { errs <- writeUntilError(c, &written) }()
+			if !waitStalled(t, &written) {
+				return
+			}
+			c.Close()
+			err, took := waitErr(t, errs, "Write after Close")
+			t.Logf("a Write blocked after %d bytes returned %v after Close", written.Load(), took)
+			if !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Write ended by Close = %v, want net.ErrClosed", err)
+			}
+		})
+		openStream(t, s) // and never read
+		waitDone(t, done)
+	})
+	t.Run("a read deadline that passes ends a Read with os.ErrDeadlineExceeded", func(t *testing.T) {
+		s, done := streamServer(t, func(c *streamConn) {
+			if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+				t.Fatalf("SetReadDeadline: %v", err)
+			}
+			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Read past the deadline = %v, want os.ErrDeadlineExceeded", err)
+			}
+		})
+		_, resp := openStream(t, s)
+		io.Copy(io.Discard, resp.Body)
+		waitDone(t, done)
+	})
+	t.Run("a write deadline that passes ends a blocked Write", func(t *testing.T) {
+		s, done := streamServer(t, func(c *streamConn) {
+			var written atomic.Int64
+			errs := make(chan error, 1)
+			go func() { errs <- writeUntilError(c, &written) }()
+			if !waitStalled(t, &written) {
+				return
+			}
+			if err := c.SetWriteDeadline(time.Now()); err != nil {
+				t.Errorf("SetWriteDeadline: %v", err)
+			}
+			if err, _ := waitErr(t, errs, "Write past its deadline"); err == nil {
+				t.Error("Write past its deadline returned no error")
+			}
+		})
+		openStream(t, s)
+		waitDone(t, done)
+	})
 }
