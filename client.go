@@ -779,6 +779,11 @@ func verifyResponse(r *http.Request, resp *http.Response, br *bufio.Reader, prot
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return hs, unexpectedStatus(resp, br)
 	}
+	if resp.ProtoMajor != 1 || resp.ProtoMinor != 1 {
+		// RFC 9110, section 7.8: Upgrade is HTTP/1.1's; no other version
+		// switches protocols with a 101.
+		return hs, fail(ErrReadResponse, "read response: version %s of the 101 is not HTTP/1.1", quote(resp.Proto))
+	}
 	switch up := resp.Header[hdrUpgrade]; {
 	case len(up) == 0:
 		return hs, fail(ErrMissingUpgradeHeader, "Upgrade: missing from the 101")

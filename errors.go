@@ -118,7 +118,8 @@ var (
 
 	// ErrReadResponse: no valid response head could be read: the connection
 	// failed or ended, the context ended, or the server sent no HTTP/1.1
-	// response or one whose head is longer than 1 MiB.
+	// response (a 101 in another version, such as HTTP/1.0 101, included)
+	// or one whose head is longer than 1 MiB.
 	ErrReadResponse = errors.New("cooper: read response")
 
 	// ErrUnexpectedStatus: the server answered with a status other than 101
