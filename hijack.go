@@ -710,13 +710,14 @@ func validateUpgrade(r *http.Request, c *config) (string, *UpgradeError) {
 	if !r.ProtoAtLeast(1, 1) {
 		return "", c.upgradeRequired(ErrHTTPVersion, "HTTP version: %s ignores Upgrade (RFC 9110, section 7.8)", quote(r.Proto))
 	}
-	if r.ContentLength != 0 {
-		return "", refuse(http.StatusBadRequest, ErrRequestBody, nil,
-			"Content-Length: %s: an upgrade request has no body", quote(strconv.FormatInt(r.ContentLength, 10)))
-	}
+	// Transfer-Encoding first: net/http sets ContentLength to -1 for it.
 	if len(r.TransferEncoding) > 0 {
 		return "", refuse(http.StatusBadRequest, ErrRequestBody, nil,
 			"Transfer-Encoding: %s: an upgrade request has no body", quoteLines(r.TransferEncoding))
+	}
+	if r.ContentLength != 0 {
+		return "", refuse(http.StatusBadRequest, ErrRequestBody, nil,
+			"Content-Length: %s: an upgrade request has no body", quote(strconv.FormatInt(r.ContentLength, 10)))
 	}
 	conn := r.Header[hdrConnection]
 	switch found, ok := hasToken(conn, "upgrade"); {

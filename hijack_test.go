@@ -36,6 +36,7 @@ func TestRefusals(t *testing.T) {
 		status int
 		header http.Header // headers the response must carry
 		err    error
+		reason string // the response's reason, when the case is about it
 	}{
 		{name: "POST is refused with 405 and Allow: GET",
 			edit: func(r *http.Request) { r.Method = "POST" }, status: 405, header: header{"Allow": {"GET"}}, err: ErrMethod},
@@ -46,9 +47,11 @@ func TestRefusals(t *testing.T) {
 		{name: "HTTP/1.0 is refused with 426 naming the protocols",
 			edit: func(r *http.Request) { r.Proto = "HTTP/1.0" }, status: 426, header: header{"Upgrade": {"websocket"}}, err: ErrHTTPVersion},
 		{name: "a request with a Content-Length body is refused with 400",
-			edit: func(r *http.Request) { r.Header.Set("Content-Length", "5") }, body: "hello", status: 400, err: ErrRequestBody},
-		{name: "a request with a chunked body is refused with 400",
-			edit: func(r *http.Request) { r.Header.Set("Transfer-Encoding", "chunked") }, body: "5\r\nhello\r\n0\r\n\r\n", status: 400, err: ErrRequestBody},
+			edit: func(r *http.Request) { r.Header.Set("Content-Length", "5") }, body: "hello", status: 400, err: ErrRequestBody,
+			reason: `cooper: Content-Length: "5": an upgrade request has no body`},
+		{name: "a request with a chunked body is refused with 400 naming Transfer-Encoding",
+			edit: func(r *http.Request) { r.Header.Set("Transfer-Encoding", "chunked") }, body: "5\r\nhello\r\n0\r\n\r\n", status: 400, err: ErrRequestBody,
+			reason: `cooper: Transfer-Encoding: "chunked": an upgrade request has no body`},
 		{name: "a request without Connection is refused with 426",
 			edit: func(r *http.Request) { r.Header.Del("Connection") }, status: 426, header: upgradeWS, err: ErrNotUpgrade},
 		{name: "Connection without the upgrade token is refused with 426",
@@ -162,6 +165,9 @@ func TestRefusals(t *testing.T) {
 				}
 				if r.Method != "HEAD" {
 					checkReason(t, resp, body)
+				}
+				if tc.reason != "" && body != tc.reason+"\n" {
+					t.Errorf("reason = %q, want %q", body, tc.reason)
 				}
 				err := wait(t, f.errs, "error reported to OnError")
 				if !errors.Is(err, tc.err) {
