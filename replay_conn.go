@@ -26,7 +26,7 @@ func handOver(conn net.Conn, br *bufio.Reader) net.Conn {
 // read from it before the hand-over, exactly once, and then read the
 // connection itself. It is safe for concurrent use, as every net.Conn is.
 type replayConn struct {
-	net.Conn // the connection beneath; Write, Close, addresses and deadlines go to it
+	net.Conn // the connection beneath; Write, addresses and deadlines go to it
 
 	drained atomic.Bool // pending is empty and will stay so
 	mu      sync.Mutex  // guards pending while it is not drained
@@ -83,3 +83,20 @@ func (c *replayConn) WriteTo(w io.Writer) (int64, error) {
 func (c *replayConn) ReadFrom(r io.Reader) (int64, error) {
 	return io.Copy(c.Conn, r)
 }
+
+// Close closes the connection and drops the bytes not yet replayed, so
+// every Read afterwards fails, as it does on the socket, with an error
+// matching net.ErrClosed.
+func (c *replayConn) Close() error {
+	c.mu.Lock()
+	c.pending = nil
+	c.drained.Store(true)
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+var (
+	_ net.Conn      = (*replayConn)(nil)
+	_ io.WriterTo   = (*replayConn)(nil)
+	_ io.ReaderFrom = (*replayConn)(nil)
+)

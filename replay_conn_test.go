@@ -3,6 +3,7 @@ package cooper
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -82,13 +83,40 @@ func TestReplayConnWriteTo(t *testing.T) {
 	}
 }
 
+// TestReplayConnReadFrom copies into the connection from a source without
+// a WriteTo method, so io.Copy takes the connection's ReadFrom, which must
+// be there (for the socket's sendfile and splice) and deliver every byte.
 func TestReplayConnReadFrom(t *testing.T) {
 	rc, peer := pipeConn(t, "not read here")
-	n, err := io.Copy(rc, strings.NewReader("to the peer"))
+	if _, ok := any(rc).(io.ReaderFrom); !ok {
+		t.Fatal("replayConn has no ReadFrom, so io.Copy into it cannot reach the socket's")
+	}
+	src := struct{ io.Reader }{strings.NewReader("to the peer")} // hides strings.Reader's WriteTo
+	n, err := io.Copy(rc, src)
 	rc.Close()
 	got, _ := io.ReadAll(peer)
 	if err != nil || n != 11 || string(got) != "to the peer" {
 		t.Errorf("io.Copy into the conn = %d, %v; peer read %q", n, err, got)
+	}
+}
+
+// TestReplayConnReadAfterClose closes a connection with bytes still to
+// replay: every Read afterwards fails with net.ErrClosed, as on the socket,
+// and so does io.Copy from it.
+func TestReplayConnReadAfterClose(t *testing.T) {
+	rc, peer := pipeConn(t, "early")
+	peer.Write([]byte("-late"))
+	if err := rc.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for i := range 2 {
+		if n, err := rc.Read(make([]byte, 16)); n != 0 || !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Read %d after Close = %d, %v; want 0, net.ErrClosed", i+1, n, err)
+		}
+	}
+	var out bytes.Buffer
+	if n, err := io.Copy(&out, rc); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Errorf("io.Copy from the conn after Close = %d, %v (%q); want 0, net.ErrClosed", n, err, out.String())
 	}
 }
 
