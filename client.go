@@ -1127,6 +1127,8 @@ type clientError struct {
 func (e *clientError) Error() string   { return e.err.Error() }
 func (e *clientError) Unwrap() []error { return []error{e.sentinel, e.err} }
 
+var _ error = (*clientError)(nil)
+
 // fail returns a clientError matching sentinel, with the message "cooper: "
 // followed by format's result; a %w verb in format wraps a foreign cause.
 func fail(sentinel error, format string, args ...any) error {

@@ -212,6 +212,11 @@ func (e *PanicError) Error() string { return fmt.Sprintf("cooper: handler panic:
 // Unwrap returns [ErrHandlerPanic].
 func (e *PanicError) Unwrap() error { return ErrHandlerPanic }
 
+var (
+	_ error = (*UpgradeError)(nil)
+	_ error = (*PanicError)(nil)
+)
+
 // newPanicError captures the current goroutine's stack for the panic value v.
 func newPanicError(v any) *PanicError { return &PanicError{Value: v, Stack: debug.Stack()} }
 

@@ -316,3 +316,5 @@ type stringAddr string
 
 func (a stringAddr) Network() string { return "tcp" }
 func (a stringAddr) String() string  { return string(a) }
+
+var _ net.Addr = stringAddr("")

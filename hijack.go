@@ -1233,3 +1233,8 @@ func (c *connContext) Value(key any) any {
 }
 
 func (c *connContext) String() string { return "cooper.connContext" }
+
+var (
+	_ http.Handler    = (*handler)(nil)
+	_ context.Context = (*connContext)(nil)
+)
