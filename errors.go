@@ -43,7 +43,8 @@ var (
 	ErrWebSocketVersion = errors.New("cooper: unsupported Sec-WebSocket-Version")
 
 	// ErrOrigin: a browser's cross-origin request that the origin policy does
-	// not allow (403). See [OriginPatterns].
+	// not allow, or an Origin longer than 512 bytes, which no real origin is
+	// (403). See [OriginPatterns].
 	ErrOrigin = errors.New("cooper: origin not allowed")
 
 	// ErrShutdown: the Upgrader is shutting down (503, with Retry-After);

@@ -63,7 +63,8 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 //     or sent twice: 400 ([ErrWebSocketVersion]); a Sec-WebSocket-Key
 //     missing, sent twice, or not 16 base64-encoded bytes: 400
 //     ([ErrWebSocketKey]);
-//   - a cross-origin browser request: 403 ([ErrOrigin]);
+//   - a cross-origin browser request, or an Origin longer than 512 bytes:
+//     403 ([ErrOrigin]);
 //   - while shutting down, holding [MaxConnections], or past [UpgradeRate]:
 //     503 with Retry-After ([ErrShutdown], [ErrTooManyConnections],
 //     [ErrUpgradeRate]);
@@ -827,6 +828,10 @@ func validateOrigin(r *http.Request, c *config) *UpgradeError {
 		return nil
 	case len(origins) > 1:
 		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: sent %d times", len(origins))
+	case len(origins[0]) > maxOrigin:
+		// Before any parsing: no real origin is this long, and a long one
+		// would cost its length in work and memory.
+		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %d bytes, longer than any origin (%d)", len(origins[0]), maxOrigin)
 	}
 	scheme, host, ok := parseOrigin(origins[0])
 	if !ok {
@@ -848,6 +853,14 @@ func checkOrigin(r *http.Request, fn func(*http.Request) bool) *UpgradeError {
 	}
 	return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: none sent; CheckOrigin refused the request")
 }
+
+// maxOrigin bounds the length of an Origin header. A serialized origin
+// (RFC 6454, section 6.2) is a scheme, "://", a host and a port: a host
+// name has at most 253 bytes (RFC 1035, section 2.3.4; browsers send
+// internationalised names in their ASCII form) and a port at most 6 with
+// its colon, which with "https://" makes 267. 512 leaves room for a
+// longer scheme, such as a browser extension's.
+const maxOrigin = 512
 
 // parseOrigin splits a serialized origin (RFC 6454, section 6.2), such as
 // "https://example.com:8443", into scheme and host[:port]. ok is false for

@@ -3,6 +3,7 @@ package cooper
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -368,5 +369,20 @@ func TestAnswerIsOneWrite(t *testing.T) {
 	<-done
 	if w.conn.writes != 1 || !bytes.HasPrefix(w.conn.first, []byte("HTTP/1.1 101 ")) || !bytes.HasSuffix(w.conn.first, []byte("\r\n\r\n")) {
 		t.Errorf("%d writes, the first %d bytes starting %.20q; want the whole 101 in one", w.conn.writes, len(w.conn.first), w.conn.first)
+	}
+}
+
+// BenchmarkHostileOrigin measures validating a request whose Origin is
+// 1 MB long and cross-origin, for an Upgrader with OriginPatterns: the
+// work one such request can make the origin check do.
+func BenchmarkHostileOrigin(b *testing.B) {
+	b.ReportAllocs()
+	c := newConfig([]Option{Protocols("websocket"), OriginPatterns("*.example.com")})
+	r := realRequest("permessage-deflate")
+	r.Header["Origin"] = []string{"https://" + strings.Repeat("a", 1<<20) + ".example.org"}
+	for b.Loop() {
+		if _, rej := validate(r, c); rej == nil || !errors.Is(rej, ErrOrigin) {
+			b.Fatalf("validate = %v, want an ErrOrigin refusal", rej)
+		}
 	}
 }

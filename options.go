@@ -223,8 +223,16 @@ func RefusalHandler(fn func(w http.ResponseWriter, r *http.Request, err *Upgrade
 // default port, is refused with 403 and [ErrOrigin], and so is
 // "Origin: null". Requests without Origin (non-browser clients) pass.
 //
-// Panics if a pattern is malformed or matches every host ("*"); use
-// [InsecureSkipOriginCheck] to say that.
+// An Origin longer than 512 bytes, more than any real origin has, is
+// refused with 403 and [ErrOrigin] before it is looked at.
+//
+// Panics if a pattern is malformed, or if the host name in it (what
+// follows "://", or the whole pattern, up to its last ":", where the port
+// starts) has no literal character other than ".": "*", "**", "?*", "*.*",
+// "*:*", "*:8443", "[a-z]*" and "https://*" would each allow every site,
+// or almost; use [InsecureSkipOriginCheck] to say that. Such a character
+// (outside "*", "?" and "[...]", or escaped with "\\") must appear in the
+// host name of every origin the pattern allows.
 func OriginPatterns(patterns ...string) Option {
 	lower := make([]string, len(patterns))
 	for i, p := range patterns {
@@ -232,12 +240,61 @@ func OriginPatterns(patterns ...string) Option {
 		if _, err := path.Match(p, ""); err != nil {
 			panic("cooper: OriginPatterns: " + quote(p) + " is not a valid pattern")
 		}
-		if p == "*" || p == "*://*" {
-			panic("cooper: OriginPatterns: " + quote(p) + " allows every origin; use InsecureSkipOriginCheck to say so")
+		if !hasLiteralHost(p) {
+			panic("cooper: OriginPatterns: " + quote(p) + " has no literal character in its host, so it allows almost every origin; " +
+				"name the site, as \"*.example.com\", or use InsecureSkipOriginCheck to allow every origin")
 		}
 		lower[i] = p
 	}
 	return func(c *config) { c.originPatterns = lower }
+}
+
+// hasLiteralHost reports whether the host name in the origin pattern p
+// (what follows "://", or all of p, up to its last ":", which starts the
+// port) has a character other than "." that path.Match must find in the
+// host as it is: one outside "*", "?" and a "[...]" class, escaped with a
+// backslash or not. The port does not count: a site can use any. p is a
+// valid pattern.
+func hasLiteralHost(p string) bool {
+	if i := strings.Index(p, "://"); i >= 0 {
+		p = p[i+3:]
+	}
+	literal, beforePort, port := false, false, false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch c {
+		case '*', '?':
+			continue
+		case '[':
+			// A class matches one character of several: skip to the "]"
+			// that ends it, which is never its first member.
+			if i++; i < len(p) && p[i] == '^' {
+				i++
+			}
+			for first := true; i < len(p) && (first || p[i] != ']'); first = false {
+				if p[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			continue
+		case '\\':
+			if i++; i < len(p) {
+				c = p[i]
+			}
+		}
+		switch c {
+		case ':':
+			literal, beforePort, port = false, beforePort || literal, true
+		case '.':
+		default:
+			literal = true
+		}
+	}
+	if port {
+		return beforePort
+	}
+	return literal
 }
 
 // InsecureSkipOriginCheck turns the origin check off: any web page, on any
