@@ -128,6 +128,8 @@ func FuzzUpgradeRequest(f *testing.F) {
 		"GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
 		"POST /ws HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n0\r\n\r\n",
 		"GET / HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websoc\u212Aet\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
 		"\x00\xff garbage",
 	} {
 		f.Add([]byte(s))

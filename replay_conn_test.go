@@ -72,8 +72,14 @@ func TestReplayConnReadsBufferedBytesFirstAndOnce(t *testing.T) {
 	}
 }
 
+// TestReplayConnWriteTo copies from the connection with io.Copy, which
+// takes its WriteTo (there for the socket's splice): the replayed bytes
+// come first, then the socket's.
 func TestReplayConnWriteTo(t *testing.T) {
 	rc, peer := pipeConn(t, "early")
+	if _, ok := any(rc).(io.WriterTo); !ok {
+		t.Fatal("replayConn has no WriteTo, so io.Copy from it cannot reach the socket's")
+	}
 	peer.Write([]byte("-late"))
 	peer.(*net.TCPConn).CloseWrite()
 	var out bytes.Buffer

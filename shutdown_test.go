@@ -1,6 +1,7 @@
 package cooper
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -147,4 +148,58 @@ func TestNoHandlerAfterShutdownClosed(t *testing.T) {
 	if a := u.Stats().Active; a != 0 {
 		t.Errorf("Active = %d, want 0", a)
 	}
+}
+
+// TestShutdownDuringTakeOver has Shutdown's deadline pass while an upgrade
+// is being taken over, before its connection is held: a middleware's
+// Hijack runs Shutdown with an expired context first. The upgrade must see
+// that Shutdown closed everything: it writes no 101, closes the
+// connection and starts no handler.
+func TestShutdownDuringTakeOver(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		started := make(chan struct{}, 1)
+		var reported atomic.Int32
+		u := New(Protocols("websocket"), OnError(func(err error) {
+			if errors.Is(err, ErrShutdown) {
+				reported.Add(1)
+			}
+		}))
+		inner := u.Handler(func(conn net.Conn, hs *Handshake) {
+			started <- struct{}{}
+			conn.Close()
+		})
+		s := newServer(t, m, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inner.ServeHTTP(&hijackFirst{ResponseWriter: w, before: func() {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				if err := u.Shutdown(ctx); err != context.Canceled {
+					t.Errorf("Shutdown = %v, want context.Canceled", err)
+				}
+			}}, r)
+		}))
+		c := s.dial(t)
+		if _, err := c.Write(appendRequest(nil, s.wsRequest(), "")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(c); len(got) > 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("the client read %q, then %v; want the connection closed with nothing written", got, err)
+		}
+		none(t, started, "handler start after Shutdown returned")
+		waitFor(t, "the upgrade to be untracked", func() bool { return u.Stats().Active == 0 })
+		if n := reported.Load(); n != 1 {
+			t.Errorf("%d errors matching ErrShutdown reported, want 1", n)
+		}
+	})
+}
+
+// hijackFirst is a middleware's ResponseWriter whose Hijack calls before,
+// then hijacks the writer it wraps.
+type hijackFirst struct {
+	http.ResponseWriter
+	before func()
+}
+
+func (w *hijackFirst) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.before()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
