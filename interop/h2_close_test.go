@@ -3,11 +3,14 @@ package interop
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"lowbit.dev/cooper"
 )
@@ -132,3 +135,67 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestH2ShutdownDuringAnswer has Shutdown's deadline pass while an extended
+// CONNECT is being answered, before its stream is held: a middleware's
+// SetReadDeadline, which the Upgrader calls first, runs Shutdown with an
+// expired context. The Upgrader must then reset the stream instead of
+// answering 200, and start no handler.
+func TestH2ShutdownDuringAnswer(t *testing.T) {
+	if !inExtendedConnectProcess(t) {
+		return
+	}
+	started := make(chan struct{}, 1)
+	u := cooper.New(cooper.Protocols("websocket"))
+	inner := u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		started <- struct{}{}
+		conn.Close()
+	})
+	s := newH2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(&deadlineFirst{ResponseWriter: w, before: func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := u.Shutdown(ctx); err != context.Canceled {
+				t.Errorf("Shutdown = %v, want context.Canceled", err)
+			}
+		}}, r)
+	}), nil)
+	tr := &http2.Transport{TLSClientConfig: s.Client().Transport.(*http.Transport).TLSClientConfig}
+	defer tr.CloseIdleConnections()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodConnect, s.URL+"/ws", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(":protocol", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Origin", s.URL)
+	resp, err := tr.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Errorf("extended CONNECT answered %d, want the stream reset", resp.StatusCode)
+	}
+	select {
+	case <-started:
+		t.Error("the handler started after Shutdown returned")
+	case <-time.After(100 * time.Millisecond):
+	}
+	waitUntil(t, "the stream to be untracked", func() bool { return u.Stats().Active == 0 })
+}
+
+// deadlineFirst is a middleware's ResponseWriter whose SetReadDeadline
+// calls before, then sets the deadline on the writer it wraps.
+type deadlineFirst struct {
+	http.ResponseWriter
+	before func()
+}
+
+func (w *deadlineFirst) SetReadDeadline(d time.Time) error {
+	w.before()
+	return http.NewResponseController(w.ResponseWriter).SetReadDeadline(d)
+}
+
+func (w *deadlineFirst) Unwrap() http.ResponseWriter { return w.ResponseWriter }
