@@ -1,20 +1,13 @@
 package cooperchi_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -24,226 +17,28 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/cooperchi"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // TestMain fails the run when a test leaves a goroutine of cooper's, chi's
 // or net/http's behind.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testkit.Main(m, "go-chi/chi") }
 
-// leakedGoroutines waits up to d for goroutines running cooper's, chi's or
-// net/http's code to end, and returns the stacks of those that did not.
-func leakedGoroutines(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") || strings.Contains(g, "testing.(*M).") {
-				continue
-			}
-			if strings.Contains(g, "lowbit.dev/cooper") || strings.Contains(g, "go-chi/chi") || strings.Contains(g, "net/http") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// A server is a chi router on a loopback httptest server, with what its
-// upgrades and net/http reported.
-type server struct {
-	URL      string
-	u        *cooper.Upgrader
-	errs     chan error    // what the Upgrader told OnError
-	errorLog *lockedBuffer // http.Server.ErrorLog
-}
-
-// serve starts r on a loopback server whose upgrades go through u, built
-// from opts plus an OnError that collects errors. The server and u are
-// shut down when the test ends.
-func serve(t *testing.T, build func(r chi.Router, u *cooper.Upgrader), opts ...cooper.Option) *server {
+// serve starts r on a loopback server whose upgrades go through an
+// Upgrader built from opts (see testkit.Serve), set up by build.
+func serve(t *testing.T, build func(r chi.Router, u *cooper.Upgrader), opts ...cooper.Option) *testkit.Server {
 	t.Helper()
-	s := &server{errs: make(chan error, 64), errorLog: &lockedBuffer{}}
-	opts = append(opts, cooper.Protocols("websocket"), cooper.OnError(func(err error) {
-		select {
-		case s.errs <- err:
-		default:
-		}
-	}))
-	s.u = cooper.New(opts...)
-	r := chi.NewRouter()
-	build(r, s.u)
-	srv := httptest.NewUnstartedServer(r)
-	srv.Config.ErrorLog = log.New(s.errorLog, "", 0)
-	srv.Start()
-	s.URL = srv.URL
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.u.Shutdown(ctx); err != nil {
-			t.Errorf("Upgrader.Shutdown: %v", err)
-		}
-		if msg := s.errorLog.String(); msg != "" {
-			t.Errorf("http.Server logged:\n%s", msg)
-		}
+	return testkit.Serve(t, opts, func(u *cooper.Upgrader) http.Handler {
+		r := chi.NewRouter()
+		build(r, u)
+		return r
 	})
-	return s
-}
-
-// nextErr returns the next error the Upgrader reported, waiting up to 5 s.
-func (s *server) nextErr(t *testing.T) error {
-	t.Helper()
-	return recv(t, s.errs)
-}
-
-// recv receives from ch, waiting up to 5 s.
-func recv[T any](t *testing.T, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(5 * time.Second):
-		t.Fatalf("nothing received in 5 s")
-		var zero T
-		return zero
-	}
-}
-
-// A client is one upgraded connection, as a raw loopback client sees it.
-type client struct {
-	net.Conn
-	r    *bufio.Reader
-	resp *http.Response
-}
-
-func (c *client) Read(p []byte) (int, error) { return c.r.Read(p) }
-
-// dial sends a WebSocket opening handshake for url's path with the extra
-// header, and returns the response and, after a 101, the connection. The
-// connection may be used for 10 s and is closed when the test ends.
-func dial(t *testing.T, url string, header http.Header) *client {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := make([]byte, 16)
-	rand.Read(key)
-	req.Header = header.Clone()
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	for k, v := range map[string]string{
-		"Connection": "Upgrade", "Upgrade": "websocket",
-		"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": base64.StdEncoding.EncodeToString(key),
-	} {
-		if req.Header.Get(k) == "" {
-			req.Header.Set(k, v)
-		}
-	}
-	conn, err := net.DialTimeout("tcp", req.URL.Host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if err := req.Write(conn); err != nil {
-		t.Fatal(err)
-	}
-	c := &client{Conn: conn, r: bufio.NewReader(conn)}
-	if c.resp, err = http.ReadResponse(c.r, req); err != nil {
-		t.Fatal(err)
-	}
-	if c.resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(c.resp.Body)
-		c.resp.Body = io.NopCloser(bytes.NewReader(body))
-	} else if got, want := c.resp.Header.Get("Sec-WebSocket-Accept"), cooper.AcceptKey(req.Header.Get("Sec-WebSocket-Key")); got != want {
-		t.Fatalf("Sec-WebSocket-Accept = %q, want %q", got, want)
-	}
-	return c
-}
-
-// echoes checks that what c sends comes back unchanged.
-func (c *client) echoes(t *testing.T, msg string) {
-	t.Helper()
-	if c.resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(c.resp.Body)
-		t.Fatalf("status = %s (%q), want 101", c.resp.Status, body)
-	}
-	if _, err := io.WriteString(c, msg); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("reading the echo: %v", err)
-	}
-	if string(got) != msg {
-		t.Fatalf("echo = %q, want %q", got, msg)
-	}
 }
 
 // echo is an upgraded handler that sends back what it reads.
 func echo(conn net.Conn, hs *cooper.Handshake) {
 	defer conn.Close()
 	io.Copy(conn, conn)
-}
-
-// A lockedBuffer is a bytes.Buffer that loggers on several goroutines can
-// share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// take returns what b holds and empties it.
-func (b *lockedBuffer) take() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	b.buf.Reset()
-	return s
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// waitFor waits up to 5 s for b to contain s and returns what it holds.
-func (b *lockedBuffer) waitFor(t *testing.T, s string) string {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got := b.String()
-		if strings.Contains(got, s) {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in:\n%s", s, got)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestURLParamsOutliveTheRequest upgrades many rooms at once and, while
@@ -268,45 +63,9 @@ func TestURLParamsOutliveTheRequest(t *testing.T) {
 	releaseAll := sync.OnceFunc(func() { close(release) })
 	t.Cleanup(releaseAll)
 
-	clients := make([]*client, rooms)
-	for i := range clients {
-		clients[i] = dial(t, fmt.Sprintf("%s/rooms/r%d/ws", s.URL, i), nil)
-		if clients[i].resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("room %d: status = %s, want 101", i, clients[i].resp.Status)
-		}
-	}
-
-	var churn sync.WaitGroup
-	for w := range 8 {
-		churn.Go(func() {
-			for i := range 50 {
-				room := fmt.Sprintf("other-%d-%d", w, i)
-				resp, err := http.Get(s.URL + "/rooms/" + room + "/info")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if string(body) != room {
-					t.Errorf("GET /rooms/%s/info = %q", room, body)
-				}
-			}
-		})
-	}
-	churn.Wait()
-	http.DefaultClient.CloseIdleConnections()
-	releaseAll()
-
-	for i, c := range clients {
-		line, err := c.r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("room %d: %v", i, err)
-		}
-		if want := fmt.Sprintf("r%d /rooms/{room}/ws\n", i); line != want {
-			t.Errorf("room %d: handler read %q, want %q", i, line, want)
-		}
-	}
+	testkit.CheckRequestStateOutlives(t, s.URL, rooms, releaseAll, func(i int) string {
+		return fmt.Sprintf("r%d /rooms/{room}/ws\n", i)
+	})
 }
 
 // TestMiddleware upgrades and echoes behind each of chi's common
@@ -314,95 +73,95 @@ func TestURLParamsOutliveTheRequest(t *testing.T) {
 func TestMiddleware(t *testing.T) {
 	tests := []struct {
 		name   string
-		use    func(logs *lockedBuffer) []func(http.Handler) http.Handler
+		use    func(logs *testkit.LockedBuffer) []func(http.Handler) http.Handler
 		header http.Header
-		check  func(t *testing.T, hs *cooper.Handshake, logs *lockedBuffer)
+		check  func(t *testing.T, hs *cooper.Handshake, logs *testkit.LockedBuffer)
 	}{{
 		name: "Logger logs the upgrade as 101",
-		use: func(logs *lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(logs *testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{logger(logs)}
 		},
-		check: func(t *testing.T, hs *cooper.Handshake, logs *lockedBuffer) {
-			logs.waitFor(t, `"GET http://`+hs.Request.Host+`/ws HTTP/1.1" from `+hs.Request.RemoteAddr+` - 101 0B`)
+		check: func(t *testing.T, hs *cooper.Handshake, logs *testkit.LockedBuffer) {
+			logs.WaitFor(t, `"GET http://`+hs.Request.Host+`/ws HTTP/1.1" from `+hs.Request.RemoteAddr+` - 101 0B`)
 		},
 	}, {
 		name: "RequestID is in the handler's context",
-		use: func(*lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(*testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{middleware.RequestID}
 		},
 		header: http.Header{"X-Request-Id": {"req-42"}},
-		check: func(t *testing.T, hs *cooper.Handshake, _ *lockedBuffer) {
+		check: func(t *testing.T, hs *cooper.Handshake, _ *testkit.LockedBuffer) {
 			if got := middleware.GetReqID(hs.Request.Context()); got != "req-42" {
 				t.Errorf("GetReqID(hs.Request.Context()) = %q, want req-42", got)
 			}
 		},
 	}, {
 		name: "RealIP sets the handler's RemoteAddr",
-		use: func(*lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(*testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{middleware.RealIP}
 		},
 		header: http.Header{"X-Real-Ip": {"203.0.113.7"}},
-		check: func(t *testing.T, hs *cooper.Handshake, _ *lockedBuffer) {
+		check: func(t *testing.T, hs *cooper.Handshake, _ *testkit.LockedBuffer) {
 			if hs.Request.RemoteAddr != "203.0.113.7" {
 				t.Errorf("hs.Request.RemoteAddr = %q, want 203.0.113.7", hs.Request.RemoteAddr)
 			}
 		},
 	}, {
 		name: "Recoverer lets the upgrade through",
-		use: func(*lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(*testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{middleware.Recoverer}
 		},
 	}, {
 		name: "Compress with gzip accepted leaves the connection alone",
-		use: func(*lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(*testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{middleware.Compress(5)}
 		},
 		header: http.Header{"Accept-Encoding": {"gzip, deflate"}},
 	}, {
 		name: "Compress inside Logger",
-		use: func(logs *lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(logs *testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{logger(logs), middleware.Compress(5)}
 		},
 		header: http.Header{"Accept-Encoding": {"gzip"}},
-		check: func(t *testing.T, hs *cooper.Handshake, logs *lockedBuffer) {
-			logs.waitFor(t, " - 101 0B")
+		check: func(t *testing.T, hs *cooper.Handshake, logs *testkit.LockedBuffer) {
+			logs.WaitFor(t, " - 101 0B")
 		},
 	}, {
 		name: "Compress outside Logger",
-		use: func(logs *lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(logs *testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{middleware.Compress(5), logger(logs)}
 		},
 		header: http.Header{"Accept-Encoding": {"gzip"}},
-		check: func(t *testing.T, hs *cooper.Handshake, logs *lockedBuffer) {
-			logs.waitFor(t, " - 101 0B")
+		check: func(t *testing.T, hs *cooper.Handshake, logs *testkit.LockedBuffer) {
+			logs.WaitFor(t, " - 101 0B")
 		},
 	}, {
 		name: "Throttle lets the upgrade through",
-		use: func(*lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(*testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{middleware.Throttle(1)}
 		},
 	}, {
 		name: "the whole stack",
-		use: func(logs *lockedBuffer) []func(http.Handler) http.Handler {
+		use: func(logs *testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{
 				middleware.RequestID, middleware.RealIP, logger(logs), middleware.Recoverer,
 				middleware.Compress(5), middleware.Throttle(4), middleware.Timeout(time.Minute),
 			}
 		},
 		header: http.Header{"Accept-Encoding": {"gzip"}, "X-Forwarded-For": {"198.51.100.2, 10.0.0.1"}},
-		check: func(t *testing.T, hs *cooper.Handshake, logs *lockedBuffer) {
+		check: func(t *testing.T, hs *cooper.Handshake, logs *testkit.LockedBuffer) {
 			if hs.Request.RemoteAddr != "198.51.100.2" {
 				t.Errorf("hs.Request.RemoteAddr = %q, want 198.51.100.2", hs.Request.RemoteAddr)
 			}
 			if middleware.GetReqID(hs.Request.Context()) == "" {
 				t.Error("no request ID in hs.Request.Context()")
 			}
-			logs.waitFor(t, "from 198.51.100.2 - 101 0B")
+			logs.WaitFor(t, "from 198.51.100.2 - 101 0B")
 		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &lockedBuffer{}
+			logs := &testkit.LockedBuffer{}
 			handshakes := make(chan *cooper.Handshake, 1)
 			s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 				r.Use(tt.use(logs)...)
@@ -411,48 +170,47 @@ func TestMiddleware(t *testing.T) {
 					echo(conn, hs)
 				}))
 			})
-			c := dial(t, s.URL+"/ws", tt.header)
-			c.echoes(t, "hello through chi")
-			if enc := c.resp.Header.Get("Content-Encoding"); enc != "" {
+			c := testkit.Dial(t, s.URL+"/ws", tt.header)
+			c.Echoes(t, "hello through chi")
+			if enc := c.Resp.Header.Get("Content-Encoding"); enc != "" {
 				t.Errorf("101 has Content-Encoding: %s", enc)
 			}
-			hs := recv(t, handshakes)
+			hs := testkit.Recv(t, handshakes)
 			if tt.check != nil {
 				tt.check(t, hs, logs)
 			}
-			c.echoes(t, "and again")
+			c.Echoes(t, "and again")
 		})
 	}
 }
 
 // logger is chi's Logger, writing to logs without colour.
-func logger(logs *lockedBuffer) func(http.Handler) http.Handler {
+func logger(logs *testkit.LockedBuffer) func(http.Handler) http.Handler {
 	return middleware.RequestLogger(&middleware.DefaultLogFormatter{Logger: log.New(logs, "", 0), NoColor: true})
 }
 
 // TestRefusal checks that a request cooper refuses gets cooper's answer
 // through chi, and that Logger logs its status.
 func TestRefusal(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testkit.LockedBuffer{}
 	s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 		r.Use(logger(logs), middleware.Recoverer)
 		r.Get("/ws", cooperchi.Handler(u, echo))
 	})
-	c := dial(t, s.URL+"/ws", http.Header{"Sec-Websocket-Version": {"8"}})
-	body, _ := io.ReadAll(c.resp.Body)
-	if c.resp.StatusCode != http.StatusUpgradeRequired {
-		t.Fatalf("status = %s, want 426", c.resp.Status)
+	c := testkit.Dial(t, s.URL+"/ws", http.Header{"Sec-Websocket-Version": {"8"}})
+	if c.Resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("status = %s, want 426", c.Resp.Status)
 	}
-	if got := c.resp.Header.Get("Sec-WebSocket-Version"); got != "13" {
+	if got := c.Resp.Header.Get("Sec-WebSocket-Version"); got != "13" {
 		t.Errorf("Sec-WebSocket-Version = %q, want 13", got)
 	}
-	if want := `cooper: Sec-WebSocket-Version: "8" is not 13`; !strings.Contains(string(body), want) {
-		t.Errorf("body = %q, want %q", body, want)
+	if want := `cooper: Sec-WebSocket-Version: "8" is not 13`; !strings.Contains(c.Body, want) {
+		t.Errorf("body = %q, want %q", c.Body, want)
 	}
-	if err := s.nextErr(t); !errors.Is(err, cooper.ErrWebSocketVersion) {
+	if err := s.NextErr(t); !errors.Is(err, cooper.ErrWebSocketVersion) {
 		t.Errorf("OnError got %v, want ErrWebSocketVersion", err)
 	}
-	logs.waitFor(t, " - 426 ")
+	logs.WaitFor(t, " - 426 ")
 }
 
 // TestHandlerPanic checks that a panic in the upgraded handler, behind
@@ -466,17 +224,17 @@ func TestHandlerPanic(t *testing.T) {
 		}))
 		r.Get("/ws", cooperchi.Handler(u, echo))
 	})
-	c := dial(t, s.URL+"/panic", nil)
-	if c.resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status = %s, want 101", c.resp.Status)
+	c := testkit.Dial(t, s.URL+"/panic", nil)
+	if c.Resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status = %s, want 101", c.Resp.Status)
 	}
 	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("Read after the panic = %d, %v; want the connection closed", n, err)
 	}
-	if err := s.nextErr(t); !errors.Is(err, cooper.ErrHandlerPanic) {
+	if err := s.NextErr(t); !errors.Is(err, cooper.ErrHandlerPanic) {
 		t.Errorf("OnError got %v, want ErrHandlerPanic", err)
 	}
-	dial(t, s.URL+"/ws", nil).echoes(t, "still serving")
+	testkit.Dial(t, s.URL+"/ws", nil).Echoes(t, "still serving")
 }
 
 // TestThrottleCountsHandshakes holds more connections open than Throttle's
@@ -486,14 +244,14 @@ func TestThrottleCountsHandshakes(t *testing.T) {
 		r.Use(middleware.ThrottleBacklog(1, 0, time.Millisecond))
 		r.Get("/ws", cooperchi.Handler(u, echo))
 	})
-	var clients []*client
+	var clients []*testkit.Client
 	for i := range 5 {
-		c := dial(t, s.URL+"/ws", nil)
-		c.echoes(t, fmt.Sprint("connection ", i))
+		c := testkit.Dial(t, s.URL+"/ws", nil)
+		c.Echoes(t, fmt.Sprint("connection ", i))
 		clients = append(clients, c)
 	}
 	for i, c := range clients {
-		c.echoes(t, fmt.Sprint("connection ", i, " again"))
+		c.Echoes(t, fmt.Sprint("connection ", i, " again"))
 	}
 }
 
@@ -508,7 +266,7 @@ func TestTimeout(t *testing.T) {
 		use  []func(http.Handler) http.Handler
 	}{
 		{"Timeout alone", []func(http.Handler) http.Handler{middleware.Timeout(timeout)}},
-		{"Timeout inside Logger", []func(http.Handler) http.Handler{logger(&lockedBuffer{}), middleware.Timeout(timeout)}},
+		{"Timeout inside Logger", []func(http.Handler) http.Handler{logger(&testkit.LockedBuffer{}), middleware.Timeout(timeout)}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			contexts := make(chan context.Context, 1)
@@ -520,15 +278,15 @@ func TestTimeout(t *testing.T) {
 					echo(conn, hs)
 				}))
 			})
-			c := dial(t, s.URL+"/ws", nil)
-			ctx := recv(t, contexts)
+			c := testkit.Dial(t, s.URL+"/ws", nil)
+			ctx := testkit.Recv(t, contexts)
 			if d, ok := ctx.Deadline(); ok {
 				t.Errorf("handler's context has deadline %v", d)
 			}
 			if err := ctx.Err(); err != nil {
 				t.Errorf("handler's context: %v", err)
 			}
-			c.echoes(t, "after the timeout")
+			c.Echoes(t, "after the timeout")
 		})
 	}
 }
@@ -540,19 +298,19 @@ func TestTimeout(t *testing.T) {
 func TestTimeoutShorterThanTheHandshake(t *testing.T) {
 	t.Run("inside Logger", func(t *testing.T) {
 		s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
-			r.Use(logger(&lockedBuffer{}), middleware.Timeout(time.Nanosecond))
+			r.Use(logger(&testkit.LockedBuffer{}), middleware.Timeout(time.Nanosecond))
 			r.Get("/ws", cooperchi.Handler(u, echo))
 		})
-		dial(t, s.URL+"/ws", nil).echoes(t, "the 504 went nowhere")
+		testkit.Dial(t, s.URL+"/ws", nil).Echoes(t, "the 504 went nowhere")
 	})
 	t.Run("alone", func(t *testing.T) {
 		s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 			r.Use(middleware.Timeout(time.Nanosecond))
 			r.Get("/ws", cooperchi.Handler(u, echo))
 		})
-		dial(t, s.URL+"/ws", nil).echoes(t, "the 504 went nowhere")
-		s.errorLog.waitFor(t, "http: response.WriteHeader on hijacked connection")
-		s.errorLog.take()
+		testkit.Dial(t, s.URL+"/ws", nil).Echoes(t, "the 504 went nowhere")
+		s.ErrorLog.WaitFor(t, "http: response.WriteHeader on hijacked connection")
+		s.ErrorLog.Take()
 	})
 }
 

@@ -24,18 +24,13 @@ func ExampleHandler() {
 	defer srv.Close()
 
 	req, _ := http.NewRequest("GET", srv.URL+"/rooms/lobby/ws", nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	resp, err := http.DefaultClient.Do(req)
+	conn, err := cooper.Dial(req, cooper.WithProtocol("websocket"))
 	if err != nil {
 		panic(err)
 	}
-	defer resp.Body.Close() // a 101's body is the connection
-	line, _ := bufio.NewReader(resp.Body).ReadString('\n')
-	fmt.Print(resp.Status, "\n", line)
+	defer conn.Close()
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	fmt.Print(line)
 	// Output:
-	// 101 Switching Protocols
 	// welcome to lobby
 }

@@ -5,6 +5,7 @@ go 1.26
 require (
 	github.com/gin-gonic/gin v1.12.0
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
+	lowbit.dev/cooper/internal/testkit v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -42,3 +43,6 @@ require (
 // lowbit.dev/cooper is the repository's root module; the go.work at the
 // root overrides this when the workspace is in use.
 replace lowbit.dev/cooper v0.0.0-00010101000000-000000000000 => ../..
+
+// The tests' helpers, shared with the other modules, are in this repository.
+replace lowbit.dev/cooper/internal/testkit v0.0.0-00010101000000-000000000000 => ../../internal/testkit

@@ -1,0 +1,115 @@
+package testkit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"lowbit.dev/cooper"
+)
+
+// A Server is a loopback httptest server whose upgrades go through U, with
+// what U reported to OnError and what net/http logged.
+type Server struct {
+	URL      string
+	U        *cooper.Upgrader
+	Errs     chan error    // what U told OnError, the first 64
+	ErrorLog *LockedBuffer // http.Server.ErrorLog
+}
+
+// Serve builds U from opts, plus Protocols("websocket") and an OnError
+// that collects errors in Errs, and serves what handler makes of it on a
+// loopback server. When the test ends it closes the server, shuts U down
+// (within 5 s) and fails the test if either did not go cleanly or
+// net/http logged anything.
+func Serve(t testing.TB, opts []cooper.Option, handler func(u *cooper.Upgrader) http.Handler) *Server {
+	t.Helper()
+	s := &Server{Errs: make(chan error, 64), ErrorLog: &LockedBuffer{}}
+	opts = append(opts[:len(opts):len(opts)], cooper.Protocols("websocket"), cooper.OnError(func(err error) {
+		select {
+		case s.Errs <- err:
+		default:
+		}
+	}))
+	s.U = cooper.New(opts...)
+	srv := httptest.NewUnstartedServer(handler(s.U))
+	srv.Config.ErrorLog = log.New(s.ErrorLog, "", 0)
+	srv.Start()
+	s.URL = srv.URL
+	t.Cleanup(func() {
+		srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.U.Shutdown(ctx); err != nil {
+			t.Errorf("Upgrader.Shutdown: %v", err)
+		}
+		if msg := s.ErrorLog.String(); msg != "" {
+			t.Errorf("http.Server logged:\n%s", msg)
+		}
+	})
+	return s
+}
+
+// NextErr returns the next error U reported, waiting up to 5 s.
+func (s *Server) NextErr(t testing.TB) error {
+	t.Helper()
+	return Recv(t, s.Errs)
+}
+
+// CheckRequestStateOutlives checks that a router's pooled per-request
+// state stays with an upgraded handler that outlives its request. The
+// router at url must upgrade /rooms/{room}/ws with a handler that waits
+// for release to be called and then writes one line, want(room number),
+// and must answer GET /rooms/{room}/info with the room's name. The check
+// upgrades rooms rooms at once and, while their handlers wait, sends 400
+// other requests from 8 goroutines, enough for the router to reuse every
+// request state it pooled; then it calls release and reads each room's
+// line.
+func CheckRequestStateOutlives(t *testing.T, url string, rooms int, release func(), want func(room int) string) {
+	t.Helper()
+	clients := make([]*Client, rooms)
+	for i := range clients {
+		clients[i] = Dial(t, fmt.Sprintf("%s/rooms/r%d/ws", url, i), nil)
+		if clients[i].Resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("room %d: status = %s, want 101", i, clients[i].Resp.Status)
+		}
+	}
+
+	var churn sync.WaitGroup
+	for w := range 8 {
+		churn.Go(func() {
+			for i := range 50 {
+				room := fmt.Sprintf("other-%d-%d", w, i)
+				resp, err := http.Get(url + "/rooms/" + room + "/info")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if string(body) != room {
+					t.Errorf("GET /rooms/%s/info = %q", room, body)
+				}
+			}
+		})
+	}
+	churn.Wait()
+	http.DefaultClient.CloseIdleConnections()
+	release()
+
+	for i, c := range clients {
+		line, err := c.R.ReadString('\n')
+		if err != nil {
+			t.Fatalf("room %d: %v", i, err)
+		}
+		if line != want(i) {
+			t.Errorf("room %d: handler read %q, want %q", i, line, want(i))
+		}
+	}
+}
