@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http/httptest"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -23,43 +21,12 @@ import (
 	gorilla "github.com/gorilla/websocket"
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/coopergobwas"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // TestMain fails the run when a test leaves a goroutine of cooper's,
 // coopergobwas's or net/http's behind.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines waits up to d for goroutines running cooper's or
-// net/http's code to end, and returns the stacks of those that did not.
-func leakedGoroutines(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") || strings.Contains(g, "testing.(*M).") {
-				continue
-			}
-			if strings.Contains(g, "lowbit.dev/cooper") || strings.Contains(g, "net/http") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // An outcome is how a connection ended on the server: what was agreed
 // and the error its handler returned.
@@ -112,6 +79,19 @@ func (s *server) outcome(t testing.TB) outcome {
 		t.Fatal("no connection ended on the server within 10 s")
 		return outcome{}
 	}
+}
+
+// dialGorilla connects gorilla/websocket's client to s, with 10 s to read;
+// the connection is closed when the test ends.
+func (s *server) dialGorilla(t testing.TB) *gorilla.Conn {
+	t.Helper()
+	g, _, err := gorilla.DefaultDialer.Dial(s.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	g.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return g
 }
 
 // echo sends every message back until reading ends, and returns why.
@@ -775,13 +755,8 @@ func TestClose(t *testing.T) {
 			_, _, err := c.ReadMessage()
 			return err
 		})
-		g, _, err := gorilla.DefaultDialer.Dial(s.url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
-		g.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, _, err = g.ReadMessage() // gorilla answers the close frame with the same code
+		g := s.dialGorilla(t)
+		_, _, err := g.ReadMessage() // gorilla answers the close frame with the same code
 		if ce := (*gorilla.CloseError)(nil); !errors.As(err, &ce) || ce.Code != 4002 || ce.Text != "done here" {
 			t.Errorf("gorilla read %v, want a close frame of 4002 \"done here\"", err)
 		}
@@ -800,13 +775,8 @@ func TestClose(t *testing.T) {
 			_, _, err := c.ReadMessage()
 			return err
 		})
-		g, _, err := gorilla.DefaultDialer.Dial(s.url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer g.Close()
-		g.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, _, err = g.ReadMessage(); !gorilla.IsCloseError(err, 1001) {
+		g := s.dialGorilla(t)
+		if _, _, err := g.ReadMessage(); !gorilla.IsCloseError(err, 1001) {
 			t.Errorf("gorilla read %v, want a close frame of 1001", err)
 		}
 		var closed wsutil.ClosedError
@@ -853,17 +823,12 @@ func TestWriteMessage(t *testing.T) {
 		_, _, err := c.ReadMessage()
 		return err
 	})
-	g, _, err := gorilla.DefaultDialer.Dial(s.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := s.dialGorilla(t)
 	pinged := make(chan string, 1)
 	g.SetPingHandler(func(p string) error {
 		pinged <- p
 		return g.WriteControl(gorilla.PongMessage, []byte(p), time.Now().Add(5*time.Second))
 	})
-	g.SetReadDeadline(time.Now().Add(10 * time.Second))
 	go g.ReadMessage() // runs the ping handler; ends when the connection does
 	if p := <-pinged; p != "ping?" {
 		t.Errorf("gorilla was pinged with %q, want \"ping?\"", p)

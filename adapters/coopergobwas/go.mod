@@ -7,6 +7,7 @@ require (
 	github.com/gobwas/ws v1.5.0
 	github.com/gorilla/websocket v1.5.3
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
+	lowbit.dev/cooper/internal/testkit v0.0.0-00010101000000-000000000000
 )
 
 require github.com/gobwas/httphead v0.1.0
@@ -14,3 +15,6 @@ require github.com/gobwas/httphead v0.1.0
 // lowbit.dev/cooper is the repository's root module; the go.work at the
 // root overrides this when the workspace is in use.
 replace lowbit.dev/cooper v0.0.0-00010101000000-000000000000 => ../..
+
+// The tests' helpers, shared with the other modules, are in this repository.
+replace lowbit.dev/cooper/internal/testkit v0.0.0-00010101000000-000000000000 => ../../internal/testkit
