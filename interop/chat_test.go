@@ -11,6 +11,8 @@ import (
 	"time"
 
 	gorilla "github.com/gorilla/websocket"
+
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // A chatPage is what chatPageState reads from the chat example's page.
@@ -47,68 +49,6 @@ func typeInChat(t *testing.T, b page, msg string) {
 })()`, &sent)
 }
 
-// A chatClient is a gorilla/websocket client in the chat example's room.
-type chatClient struct {
-	conn  *gorilla.Conn
-	lines chan string
-	ended chan error
-	heard map[string]bool
-}
-
-// joinChat connects a gorilla client to the chat room at url and waits
-// until it hears its own greeting, so that it is in the room.
-func joinChat(t *testing.T, url, name string, compress bool) *chatClient {
-	t.Helper()
-	d := gorilla.Dialer{HandshakeTimeout: 5 * time.Second, EnableCompression: compress}
-	conn, _, err := d.Dial(url, nil)
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &chatClient{conn: conn, lines: make(chan string, 100), ended: make(chan error, 1), heard: map[string]bool{}}
-	go func() {
-		for {
-			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-			_, msg, err := conn.ReadMessage()
-			if err != nil {
-				c.ended <- err
-				close(c.lines)
-				return
-			}
-			for line := range strings.SplitSeq(string(msg), "\n") {
-				c.lines <- line
-			}
-		}
-	}()
-	c.say(t, name+" joined")
-	c.hear(t, name+" joined")
-	return c
-}
-
-func (c *chatClient) say(t *testing.T, msg string) {
-	t.Helper()
-	if err := c.conn.WriteMessage(gorilla.TextMessage, []byte(msg)); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// hear waits up to 10 s until c has received want.
-func (c *chatClient) hear(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for !c.heard[want] {
-		select {
-		case line, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("the connection ended (%v) before %q arrived", <-c.ended, want)
-			}
-			c.heard[line] = true
-		case <-deadline:
-			t.Fatalf("%q did not arrive within 10 s", want)
-		}
-	}
-}
-
 // TestChromiumChatExample runs examples/chat as its own process; a
 // headless Chromium page and gorilla clients chat in its room (see
 // useChatPage).
@@ -141,21 +81,21 @@ func useChatPage(t *testing.T, open func(t *testing.T, url string) page, name st
 	if b.evaluate(t, chatPageState("open", name+" joined"), &pg); pg.Status != "open" || !slices.Contains(pg.Lines, name+" joined") {
 		t.Fatalf("the page shows %+v, want it open, with its own greeting", pg)
 	}
-	var room []*chatClient
+	var room []*testkit.Chatter
 	for i := range 3 {
-		room = append(room, joinChat(t, wsURL, fmt.Sprintf("gorilla %d", i), i == 1))
+		room = append(room, testkit.JoinChat(t, wsURL, fmt.Sprintf("gorilla %d", i), i == 1))
 	}
 
 	typeInChat(t, b, "hello from "+name)
 	var said []string
 	for i, c := range room {
 		said = append(said, fmt.Sprintf("hello from gorilla %d", i))
-		c.say(t, said[i])
+		c.Say(t, said[i])
 	}
 	for _, c := range room {
-		c.hear(t, "hello from "+name)
+		c.Hear(t, "hello from "+name)
 		for _, line := range said {
-			c.hear(t, line)
+			c.Hear(t, line)
 		}
 	}
 	want := append([]string{"hello from " + name}, said...)
@@ -171,7 +111,7 @@ func useChatPage(t *testing.T, open func(t *testing.T, url string) page, name st
 	}
 	for _, c := range room {
 		select {
-		case err := <-c.ended:
+		case err := <-c.Ended:
 			if !gorilla.IsCloseError(err, gorilla.CloseGoingAway) {
 				t.Errorf("after SIGTERM a gorilla client read %v, want close 1001", err)
 			}

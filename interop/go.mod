@@ -12,6 +12,7 @@ require (
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/cmd/cooperprobe v0.0.0-00010101000000-000000000000
+	lowbit.dev/cooper/internal/testkit v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -25,3 +26,5 @@ replace lowbit.dev/cooper => ../
 replace lowbit.dev/cooper/cmd/cooperprobe => ../cmd/cooperprobe
 
 replace lowbit.dev/cooper/adapters/coopergobwas => ../adapters/coopergobwas
+
+replace lowbit.dev/cooper/internal/testkit => ../internal/testkit
