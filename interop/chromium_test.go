@@ -21,6 +21,7 @@ import (
 	gorilla "github.com/gorilla/websocket"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // installChromium says how to get the browser.
@@ -314,7 +315,7 @@ func TestChromium(t *testing.T) {
 // did.
 func TestChromiumHTTP2(t *testing.T) {
 	program(t, "chromium", installChromium)
-	if !inExtendedConnectProcess(t) {
+	if !testkit.InExtendedConnectProcess(t) {
 		return
 	}
 	e := newEcho(t, cooper.Subprotocols(serverSubprotocols...), cooper.Deflate(contextTakeover))

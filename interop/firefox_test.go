@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // installFirefox says how to get the browser.
@@ -340,7 +341,7 @@ func TestFirefoxEchoExample(t *testing.T) {
 // prints how it came.
 func TestFirefoxHTTP2(t *testing.T) {
 	program(t, "firefox-esr", installFirefox)
-	if !inExtendedConnectProcess(t) {
+	if !testkit.InExtendedConnectProcess(t) {
 		return
 	}
 	t.Run("exchange", func(t *testing.T) {

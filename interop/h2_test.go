@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -21,29 +20,8 @@ import (
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/coopergobwas"
+	"lowbit.dev/cooper/internal/testkit"
 )
-
-// inExtendedConnectProcess runs the calling top-level test again in a child
-// test process started with GODEBUG=http2xconnect=1 (net/http reads it only
-// when a process starts), unless this process is that child, in which case
-// it returns true and the test goes on here. Plain `go test` so covers the
-// HTTP/2 path.
-func inExtendedConnectProcess(t *testing.T) bool {
-	t.Helper()
-	if strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1") {
-		return true
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "GODEBUG="+os.Getenv("GODEBUG")+",http2xconnect=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("%s with GODEBUG=http2xconnect=1: %v\n%s", t.Name(), err, out)
-	}
-	if testing.Verbose() {
-		t.Logf("with GODEBUG=http2xconnect=1:\n%s", out)
-	}
-	return false
-}
 
 // newH2Server starts h on loopback with TLS and HTTP/2, configured by
 // configure if not nil; the test's cleanup stops it.
@@ -153,7 +131,7 @@ func roundTripMessage(t *testing.T, rw io.ReadWriter, br *bufio.Reader, op ws.Op
 // answers extended CONNECTs with 200, the stream is the handler's
 // connection, and refusals follow RFC 9113's rules for headers.
 func TestH2(t *testing.T) {
-	if !inExtendedConnectProcess(t) {
+	if !testkit.InExtendedConnectProcess(t) {
 		return
 	}
 	policy := cooper.Deflate(cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // TestH2ShutdownServer checks ShutdownServer over HTTP/2, where a
@@ -17,7 +18,7 @@ import (
 // say goodbye and return, so the two must run together. ShutdownServer
 // returns nil, in time, with the goodbye delivered.
 func TestH2ShutdownServer(t *testing.T) {
-	if !inExtendedConnectProcess(t) {
+	if !testkit.InExtendedConnectProcess(t) {
 		return
 	}
 	u := cooper.New(cooper.Protocols("websocket"))
