@@ -210,6 +210,17 @@ window.result = runExchange(new WebSocket(scheme + location.host + '/ws', ['v1.e
 </script>
 `
 
+// servePage serves pageAndEcho(t, e) on loopback over HTTP/1.1 and
+// returns its URL; the test's cleanup stops it.
+func servePage(t *testing.T, e *echoServer) string {
+	t.Helper()
+	s := httptest.NewUnstartedServer(pageAndEcho(t, e))
+	s.Config.ReadHeaderTimeout = 10 * time.Second
+	s.Start()
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
 // pageAndEcho serves exchangePage at /, interop/node/exchange.mjs, and e's
 // endpoint at /ws.
 func pageAndEcho(t *testing.T, e *echoServer) http.Handler {
@@ -236,14 +247,7 @@ type pageResult struct {
 	Error      string
 	Protocol   string
 	Extensions string
-	Messages   []struct {
-		Name   string
-		Echoed bool
-	}
-	Close struct {
-		Code     int
-		WasClean bool
-	}
+	exchanged
 }
 
 // awaitResult waits for the page's script to set window.result, then
@@ -264,7 +268,7 @@ func runPage(t *testing.T, open func(t *testing.T, url string) page, e *echoServ
 	if res.Error != "" {
 		t.Fatalf("the page's exchange failed: %s", res.Error)
 	}
-	checkNode(t, nodeResult{Protocol: res.Protocol, Messages: res.Messages, Close: res.Close})
+	checkNode(t, nodeResult{Protocol: res.Protocol, exchanged: res.exchanged})
 	return res, e.report(t)
 }
 
@@ -281,11 +285,8 @@ func TestChromium(t *testing.T) {
 	t.Run("HTTP/1.1", func(t *testing.T) {
 		program(t, "chromium", installChromium)
 		e := newEcho(t, cooper.Subprotocols(serverSubprotocols...), cooper.Deflate(contextTakeover))
-		s := httptest.NewUnstartedServer(pageAndEcho(t, e))
-		s.Config.ReadHeaderTimeout = 10 * time.Second
-		s.Start()
-		t.Cleanup(s.Close)
-		res, r := runPage(t, startChromium, e, s.URL+"/")
+		url := servePage(t, e)
+		res, r := runPage(t, startChromium, e, url+"/")
 		if res.Extensions != "permessage-deflate; client_max_window_bits=15" {
 			t.Errorf("WebSocket.extensions = %q", res.Extensions)
 		}
@@ -297,11 +298,8 @@ func TestChromium(t *testing.T) {
 	t.Run("HTTP/1.1, a server without Deflate", func(t *testing.T) {
 		program(t, "chromium", installChromium)
 		e := newEcho(t, cooper.Subprotocols(serverSubprotocols...))
-		s := httptest.NewUnstartedServer(pageAndEcho(t, e))
-		s.Config.ReadHeaderTimeout = 10 * time.Second
-		s.Start()
-		t.Cleanup(s.Close)
-		res, r := runPage(t, startChromium, e, s.URL+"/")
+		url := servePage(t, e)
+		res, r := runPage(t, startChromium, e, url+"/")
 		if res.Extensions != "" {
 			t.Errorf("WebSocket.extensions = %q, want none", res.Extensions)
 		}

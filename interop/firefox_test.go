@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -269,12 +268,9 @@ func TestFirefox(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEcho(t, cooper.Subprotocols(serverSubprotocols...), cooper.Deflate(c.policy))
-			s := httptest.NewUnstartedServer(pageAndEcho(t, e))
-			s.Config.ReadHeaderTimeout = 10 * time.Second
-			s.Start()
-			t.Cleanup(s.Close)
+			url := servePage(t, e)
 			var fx *firefox
-			res, r := runPage(t, openFirefox(&fx), e, s.URL+"/")
+			res, r := runPage(t, openFirefox(&fx), e, url+"/")
 			// Firefox's WebSocket.extensions names the extensions agreed, without
 			// their parameters.
 			if res.Extensions != "permessage-deflate" {
@@ -294,11 +290,8 @@ func TestFirefox(t *testing.T) {
 	// and all four must run the exchange.
 	t.Run("three more WebSockets opened at once", func(t *testing.T) {
 		e := newEcho(t, cooper.Subprotocols(serverSubprotocols...), cooper.Deflate(contextTakeover))
-		s := httptest.NewUnstartedServer(pageAndEcho(t, e))
-		s.Config.ReadHeaderTimeout = 10 * time.Second
-		s.Start()
-		t.Cleanup(s.Close)
-		fx := startFirefox(t, s.URL+"/")
+		url := servePage(t, e)
+		fx := startFirefox(t, url+"/")
 		var results []pageResult
 		fx.evaluate(t, `import("/exchange.mjs").then(({ runExchange }) => Promise.all([1, 2, 3].map(() =>
 	runExchange(new WebSocket("ws://" + location.host + "/ws", ["v1.echo", "v2.echo"])).catch((err) => ({ error: String(err) })))))`, &results)
@@ -308,7 +301,7 @@ func TestFirefox(t *testing.T) {
 			if res.Error != "" {
 				t.Fatalf("an exchange failed: %s", res.Error)
 			}
-			checkNode(t, nodeResult{Protocol: res.Protocol, Messages: res.Messages, Close: res.Close})
+			checkNode(t, nodeResult{Protocol: res.Protocol, exchanged: res.exchanged})
 		}
 		for range 4 {
 			checkReport(t, e.report(t), "v1.echo", &cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15})

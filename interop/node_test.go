@@ -25,7 +25,13 @@ type nodeResult struct {
 	Protocol         string
 	Extensions       string // the client's own view: WebSocket.extensions
 	ExtensionsHeader string // the ws package's: the answer's header
-	Messages         []struct {
+	exchanged
+}
+
+// exchanged is what interop/node/exchange.mjs reports of an exchange, in a
+// browser or in Node: which messages came back, and the close event.
+type exchanged struct {
+	Messages []struct {
 		Name   string
 		Echoed bool
 	}
