@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -198,16 +197,12 @@ func haproxyDown(socket string) ([]string, error) {
 // port in front of servers.
 func startFleetNginx(t *testing.T, nginx string, servers []*fleetServer) (string, *process) {
 	t.Helper()
-	dir := t.TempDir()
 	site, err := os.ReadFile(filepath.Join("..", "docs", "deploy", "nginx.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var userLine string
-	if u, err := user.Current(); err == nil && os.Geteuid() == 0 {
-		userLine = "user " + u.Username + ";"
-	}
-	addr, p := listening(t, "nginx", func(port int) *process {
+	main := "worker_rlimit_nofile 8192;\nerror_log stderr error;\nevents { worker_connections 4096; }"
+	return startNginxConf(t, nginx, main, func(dir string, port int) string {
 		vars := map[string]string{
 			"FLEET_BIND": "127.0.0.1:" + strconv.Itoa(port),
 			"FLEET_S1":   servers[0].addr, "FLEET_S2": servers[1].addr, "FLEET_S3": servers[2].addr,
@@ -221,30 +216,8 @@ func startFleetNginx(t *testing.T, nginx string, servers []*fleetServer) (string
 		if err := os.WriteFile(filepath.Join(dir, "fleet.conf"), []byte(filled), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		conf := fmt.Sprintf(`%s
-worker_processes 1;
-worker_rlimit_nofile 8192;
-daemon off;
-pid %[2]s/nginx.pid;
-error_log stderr error;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path %[2]s/client_body;
-	proxy_temp_path %[2]s/proxy;
-	fastcgi_temp_path %[2]s/fastcgi;
-	uwsgi_temp_path %[2]s/uwsgi;
-	scgi_temp_path %[2]s/scgi;
-	include %[2]s/fleet.conf;
-}
-`, userLine, dir)
-		path := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return start(t, nginx, "-p", dir, "-c", path, "-e", "stderr")
+		return "include " + dir + "/fleet.conf;"
 	})
-	return addr, p
 }
 
 // rollingDeploy starts a fleet and its balancer, connects fc.clients

@@ -32,6 +32,37 @@ import (
 func startNginx(t *testing.T, origin string) string {
 	t.Helper()
 	nginx := program(t, "nginx", "install it with: apt-get install -y nginx")
+	addr, _ := startNginxConf(t, nginx, "error_log stderr notice;\nevents { worker_connections 64; }", func(dir string, port int) string {
+		return fmt.Sprintf(`server {
+	listen 127.0.0.1:%[1]d;
+	location / {
+		proxy_pass http://%[2]s;
+		proxy_http_version 1.1;
+		proxy_set_header Upgrade $http_upgrade;
+		proxy_set_header Connection "upgrade";
+		proxy_set_header Host $host;
+		proxy_read_timeout 60s;
+	}
+	location /keep-port/ {
+		proxy_pass http://%[2]s;
+		proxy_http_version 1.1;
+		proxy_set_header Upgrade $http_upgrade;
+		proxy_set_header Connection "upgrade";
+		proxy_set_header Host $http_host;
+		proxy_read_timeout 60s;
+	}
+}`, port, origin)
+	})
+	return addr
+}
+
+// startNginxConf starts nginx on a free loopback port, with a
+// configuration written to a temporary folder that also holds its pid file
+// and temporary files: main's lines in the main context, and in the http
+// block what http returns for that folder and port. It logs to its
+// standard error; the test's cleanup stops it.
+func startNginxConf(t *testing.T, nginx, main string, http func(dir string, port int) string) (string, *process) {
+	t.Helper()
 	dir := t.TempDir()
 	// Workers run as root only when nginx starts as root; otherwise nginx
 	// runs as the current user and needs no user directive.
@@ -39,13 +70,12 @@ func startNginx(t *testing.T, origin string) string {
 	if u, err := user.Current(); err == nil && os.Geteuid() == 0 {
 		userLine = "user " + u.Username + ";"
 	}
-	addr, _ := listening(t, "nginx", func(port int) *process {
+	return listening(t, "nginx", func(port int) *process {
 		conf := fmt.Sprintf(`%s
 worker_processes 1;
 daemon off;
 pid %[2]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
+%[3]s
 http {
 	access_log off;
 	client_body_temp_path %[2]s/client_body;
@@ -53,34 +83,15 @@ http {
 	fastcgi_temp_path %[2]s/fastcgi;
 	uwsgi_temp_path %[2]s/uwsgi;
 	scgi_temp_path %[2]s/scgi;
-	server {
-		listen 127.0.0.1:%[3]d;
-		location / {
-			proxy_pass http://%[4]s;
-			proxy_http_version 1.1;
-			proxy_set_header Upgrade $http_upgrade;
-			proxy_set_header Connection "upgrade";
-			proxy_set_header Host $host;
-			proxy_read_timeout 60s;
-		}
-		location /keep-port/ {
-			proxy_pass http://%[4]s;
-			proxy_http_version 1.1;
-			proxy_set_header Upgrade $http_upgrade;
-			proxy_set_header Connection "upgrade";
-			proxy_set_header Host $http_host;
-			proxy_read_timeout 60s;
-		}
-	}
+%[4]s
 }
-`, userLine, dir, port, origin)
+`, userLine, dir, main, http(dir, port))
 		path := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return start(t, nginx, "-p", dir, "-c", path, "-e", "stderr")
 	})
-	return addr
 }
 
 // startHAProxy starts HAProxy on a free loopback port in front of origin,
