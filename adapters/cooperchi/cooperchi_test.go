@@ -224,17 +224,7 @@ func TestHandlerPanic(t *testing.T) {
 		}))
 		r.Get("/ws", cooperchi.Handler(u, echo))
 	})
-	c := testkit.Dial(t, s.URL+"/panic", nil)
-	if c.Resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status = %s, want 101", c.Resp.Status)
-	}
-	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("Read after the panic = %d, %v; want the connection closed", n, err)
-	}
-	if err := s.NextErr(t); !errors.Is(err, cooper.ErrHandlerPanic) {
-		t.Errorf("OnError got %v, want ErrHandlerPanic", err)
-	}
-	testkit.Dial(t, s.URL+"/ws", nil).Echoes(t, "still serving")
+	s.CheckHandlerPanic(t)
 }
 
 // TestThrottleCountsHandshakes holds more connections open than Throttle's
@@ -315,21 +305,6 @@ func TestTimeoutShorterThanTheHandshake(t *testing.T) {
 }
 
 func TestHandlerPanicsOnNil(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		u    *cooper.Upgrader
-		h    func(net.Conn, *cooper.Handshake)
-	}{
-		{"nil Upgrader", nil, echo},
-		{"nil handler", cooper.New(), nil},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Error("Handler did not panic")
-				}
-			}()
-			cooperchi.Handler(tt.u, tt.h)
-		})
-	}
+	testkit.MustPanic(t, "Handler(nil, echo)", func() { cooperchi.Handler(nil, echo) })
+	testkit.MustPanic(t, "Handler(cooper.New(), nil)", func() { cooperchi.Handler(cooper.New(), nil) })
 }

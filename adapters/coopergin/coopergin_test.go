@@ -167,18 +167,7 @@ func TestRecovery(t *testing.T) {
 		t.Errorf("OnError got %v, want ErrWebSocketVersion", err)
 	}
 
-	c = testkit.Dial(t, s.URL+"/panic", nil)
-	if c.Resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("status = %s, want 101", c.Resp.Status)
-	}
-	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
-		t.Errorf("Read after the panic = %d, %v; want the connection closed", n, err)
-	}
-	if err := s.NextErr(t); !errors.Is(err, cooper.ErrHandlerPanic) {
-		t.Errorf("OnError got %v, want ErrHandlerPanic", err)
-	}
-
-	testkit.Dial(t, s.URL+"/ws", nil).Echoes(t, "still serving")
+	s.CheckHandlerPanic(t)
 }
 
 // TestCannotHijack checks the two cases in which gin's writer cannot be
@@ -225,21 +214,6 @@ type unwrapOnly struct{ http.ResponseWriter }
 func (w unwrapOnly) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func TestHandlerPanicsOnNil(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		u    *cooper.Upgrader
-		h    func(*gin.Context, net.Conn, *cooper.Handshake)
-	}{
-		{"nil Upgrader", nil, echo},
-		{"nil handler", cooper.New(), nil},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Error("Handler did not panic")
-				}
-			}()
-			coopergin.Handler(tt.u, tt.h)
-		})
-	}
+	testkit.MustPanic(t, "Handler(nil, echo)", func() { coopergin.Handler(nil, echo) })
+	testkit.MustPanic(t, "Handler(cooper.New(), nil)", func() { coopergin.Handler(cooper.New(), nil) })
 }

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -112,4 +113,23 @@ func CheckRequestStateOutlives(t *testing.T, url string, rooms int, release func
 			t.Errorf("room %d: handler read %q, want %q", i, line, want(i))
 		}
 	}
+}
+
+// CheckHandlerPanic checks that a panic in an upgraded handler closes that
+// connection and reaches OnError as cooper.ErrHandlerPanic, and that the
+// server goes on serving. The server must upgrade /panic with a handler
+// that panics and /ws with one that echoes.
+func (s *Server) CheckHandlerPanic(t *testing.T) {
+	t.Helper()
+	c := Dial(t, s.URL+"/panic", nil)
+	if c.Resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status = %s, want 101", c.Resp.Status)
+	}
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("Read after the panic = %d, %v; want the connection closed", n, err)
+	}
+	if err := s.NextErr(t); !errors.Is(err, cooper.ErrHandlerPanic) {
+		t.Errorf("OnError got %v, want ErrHandlerPanic", err)
+	}
+	Dial(t, s.URL+"/ws", nil).Echoes(t, "still serving")
 }

@@ -202,3 +202,14 @@ func (c *Client) Echoes(t testing.TB, msg string) {
 		t.Fatalf("echo = %q, want %q", got, msg)
 	}
 }
+
+// MustPanic fails t unless f panics; call names the call f makes.
+func MustPanic(t testing.TB, call string, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Errorf("%s did not panic", call)
+		}
+	}()
+	f()
+}
