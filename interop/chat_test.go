@@ -12,7 +12,7 @@ import (
 
 	gorilla "github.com/gorilla/websocket"
 
-	"lowbit.dev/cooper/internal/testkit"
+	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
 // A chatPage is what chatPageState reads from the chat example's page.
@@ -81,9 +81,9 @@ func useChatPage(t *testing.T, open func(t *testing.T, url string) page, name st
 	if b.evaluate(t, chatPageState("open", name+" joined"), &pg); pg.Status != "open" || !slices.Contains(pg.Lines, name+" joined") {
 		t.Fatalf("the page shows %+v, want it open, with its own greeting", pg)
 	}
-	var room []*testkit.Chatter
+	var room []*wsclient.Chatter
 	for i := range 3 {
-		room = append(room, testkit.JoinChat(t, wsURL, fmt.Sprintf("gorilla %d", i), i == 1))
+		room = append(room, wsclient.JoinChat(t, wsURL, fmt.Sprintf("gorilla %d", i), i == 1))
 	}
 
 	typeInChat(t, b, "hello from "+name)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	gorilla "github.com/gorilla/websocket"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
 // A wsClient is one WebSocket library's client connection, seen through
@@ -313,23 +313,12 @@ func dialGobwas(compress bool) dialer {
 		if br != nil {
 			g.r = io.MultiReader(br, conn)
 		}
-		// gobwas hands over the answer parsed; it is put back together
-		// here as "name; param; param=value".
-		var ext []string
 		for _, opt := range hs.Extensions {
 			var p wsflate.Parameters
 			g.compress = g.compress || p.Parse(opt) == nil
-			s := string(opt.Name)
-			opt.Parameters.ForEach(func(k, v []byte) bool {
-				s += "; " + string(k)
-				if len(v) > 0 {
-					s += "=" + string(v)
-				}
-				return true
-			})
-			ext = append(ext, s)
 		}
-		g.ext = strings.Join(ext, ", ")
+		// gobwas hands over the answer parsed; it is put back together.
+		g.ext = wsclient.Extensions(hs.Extensions)
 		return g, nil
 	}
 }

@@ -8,8 +8,6 @@ require (
 	lowbit.dev/cooper/internal/testkit v0.0.0-00010101000000-000000000000
 )
 
-require github.com/gorilla/websocket v1.5.3 // indirect
-
 // lowbit.dev/cooper is the repository's root module; the go.work at the
 // root overrides this when the workspace is in use.
 replace lowbit.dev/cooper v0.0.0-00010101000000-000000000000 => ../..

@@ -22,6 +22,7 @@ import (
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/coopergobwas"
 	"lowbit.dev/cooper/internal/testkit"
+	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
 // TestMain fails the run when a test leaves a goroutine of cooper's,
@@ -375,21 +376,7 @@ func (r *raw) send(f ws.Frame) error {
 // readFrame reads the server's next frame.
 func (r *raw) readFrame() (ws.Frame, error) { return ws.ReadFrame(r.r) }
 
-func (r *raw) extensions() string {
-	var s []string
-	for _, opt := range r.hs.Extensions {
-		e := string(opt.Name)
-		opt.Parameters.ForEach(func(k, v []byte) bool {
-			e += "; " + string(k)
-			if len(v) > 0 {
-				e += "=" + string(v)
-			}
-			return true
-		})
-		s = append(s, e)
-	}
-	return strings.Join(s, ", ")
-}
+func (r *raw) extensions() string { return wsclient.Extensions(r.hs.Extensions) }
 
 // closed reads frames up to the server's close frame and, as a browser
 // does, answers it unless it answers the client's, then waits for the

@@ -3,6 +3,7 @@ module lowbit.dev/cooper/internal/testkit
 go 1.26
 
 require (
+	github.com/gobwas/httphead v0.1.0
 	github.com/gorilla/websocket v1.5.3
 	lowbit.dev/cooper v0.0.0-00010101000000-000000000000
 )

@@ -1,4 +1,8 @@
-package testkit
+// Package wsclient holds the test helpers built on other libraries'
+// WebSocket clients (gorilla/websocket, gobwas/ws) that more than one of
+// cooper's modules needs. It is apart from testkit so that the modules
+// that need only testkit do not depend on those libraries.
+package wsclient
 
 import (
 	"net/http"
