@@ -79,6 +79,7 @@ func (b *LockedBuffer) WaitFor(t testing.TB, s string) string {
 func MustPanic(t testing.TB, call string, f func()) {
 	t.Helper()
 	defer func() {
+		t.Helper()
 		if recover() == nil {
 			t.Errorf("%s did not panic", call)
 		}
