@@ -8,10 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // missing stops a test that needs what is not installed: it skips, saying
@@ -54,7 +55,7 @@ func freePort(t *testing.T) int {
 // A process is a program a test started, in a process group of its own.
 type process struct {
 	cmd    *exec.Cmd
-	output *syncBuffer // its standard output and error, together
+	output *testkit.LockedBuffer // its standard output and error, together, the first MiB
 	exited chan struct{}
 	err    error // how it exited, once exited is closed
 }
@@ -64,7 +65,7 @@ type process struct {
 // has not exited 5 s later, SIGKILL.
 func start(t *testing.T, path string, args ...string) *process {
 	t.Helper()
-	p := &process{cmd: exec.Command(path, args...), output: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{cmd: exec.Command(path, args...), output: &testkit.LockedBuffer{Limit: 1 << 20}, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
@@ -137,27 +138,3 @@ func listening(t *testing.T, name string, run func(port int) *process) (addr str
 	t.Fatalf("%s %s", name, why)
 	return "", nil
 }
-
-// A syncBuffer is a bytes.Buffer safe for a process and a test to use at
-// once. It keeps the first MiB written and drops the rest, so a chatty
-// program cannot fill memory.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p[:min(len(p), max(0, 1<<20-b.buf.Len()))])
-	return len(p), nil
-}
-
-// Bytes returns a copy of what was written so far.
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
-
-func (b *syncBuffer) String() string { return string(b.Bytes()) }

@@ -30,9 +30,15 @@ func Recv[T any](t testing.TB, ch <-chan T) T {
 	}
 }
 
-// A LockedBuffer is a bytes.Buffer that loggers on several goroutines can
-// share. Its zero value is empty and ready to use.
+// A LockedBuffer is a bytes.Buffer that loggers, or a process's output,
+// on several goroutines can share. Its zero value is empty, keeps all that
+// is written, and is ready to use.
 type LockedBuffer struct {
+	// Limit, if more than 0, is the most b keeps: later writes are
+	// dropped, though reported written, so that a chatty writer cannot
+	// fill memory.
+	Limit int
+
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
@@ -40,7 +46,18 @@ type LockedBuffer struct {
 func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.Limit > 0 {
+		b.buf.Write(p[:min(len(p), max(0, b.Limit-b.buf.Len()))])
+		return len(p), nil
+	}
 	return b.buf.Write(p)
+}
+
+// Bytes returns a copy of what b holds.
+func (b *LockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
 
 func (b *LockedBuffer) String() string {
