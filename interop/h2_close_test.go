@@ -13,6 +13,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // stallingHandler is a handler that writes its stream until a Write fails,
@@ -69,7 +70,7 @@ func stallingHandler(stalled chan<- net.Conn, writeErrs chan<- error) func(net.C
 // connection is no longer counted: under MaxConnections(1) the next client
 // gets in, and Shutdown completes.
 func TestH2CloseEndsBlockedWrite(t *testing.T) {
-	if !inExtendedConnectProcess(t) {
+	if !testkit.InExtendedConnectProcess(t) {
 		return
 	}
 	t.Run("the handler's Close frees the slot", func(t *testing.T) {
@@ -142,7 +143,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // expired context. The Upgrader must then reset the stream instead of
 // answering 200, and start no handler.
 func TestH2ShutdownDuringAnswer(t *testing.T) {
-	if !inExtendedConnectProcess(t) {
+	if !testkit.InExtendedConnectProcess(t) {
 		return
 	}
 	started := make(chan struct{}, 1)
