@@ -118,13 +118,7 @@ func TestH2CloseEndsBlockedWrite(t *testing.T) {
 // receive returns the next value from c, failing the test after 30 s.
 func receive[T any](t *testing.T, c <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-c:
-		return v
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no %s within 30 s", what)
-		panic("unreachable")
-	}
+	return testkit.RecvWithin(t, c, 30*time.Second, what)
 }
 
 // waitUntil polls cond until it holds, failing the test after 10 s.

@@ -25,6 +25,7 @@ import (
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/cooperh3"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // A server is an http3.Server on a loopback UDP port serving
@@ -197,17 +198,10 @@ func waitIdle(t *testing.T, u *cooper.Upgrader) {
 	}
 }
 
-// recv receives from ch, waiting up to 10 s.
+// recv receives from ch, waiting up to 10 s for what.
 func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no %s in 10 s", what)
-		var zero T
-		return zero
-	}
+	return testkit.RecvWithin(t, ch, 10*time.Second, what)
 }
 
 // An upgraded is what a handler was given, with when its ServeHTTP had

@@ -20,11 +20,18 @@ import (
 // Recv receives from ch, waiting up to 5 s; after that it fails t.
 func Recv[T any](t testing.TB, ch <-chan T) T {
 	t.Helper()
+	return RecvWithin(t, ch, 5*time.Second, "value")
+}
+
+// RecvWithin receives from ch, waiting up to d; after that it fails t,
+// saying that no what came.
+func RecvWithin[T any](t testing.TB, ch <-chan T, d time.Duration, what string) T {
+	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(5 * time.Second):
-		t.Fatalf("nothing received in 5 s")
+	case <-time.After(d):
+		t.Fatalf("no %s within %v", what, d)
 		var zero T
 		return zero
 	}
