@@ -65,4 +65,5 @@ replace (
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000 => ../adapters/coopergin
 	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000 => ../adapters/coopergobwas
 	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000 => ../adapters/cooperh3
+	lowbit.dev/cooper/internal/testkit v0.0.0-00010101000000-000000000000 => ../internal/testkit
 )
