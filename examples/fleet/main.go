@@ -38,41 +38,31 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/examples/internal/serve"
 )
 
 func main() {
 	var o options
-	flag.StringVar(&o.addr, "addr", "127.0.0.1:8080", "`host:port` to listen on")
 	flag.DurationVar(&o.drain, "drain", 30*time.Second, "spread the connections' ends over `d` on SIGTERM (cooper.DrainTime); 0 ends them all at once")
 	flag.DurationVar(&o.grace, "grace", 10*time.Second, "after the drain, wait `d` more for connections to close before closing them")
 	flag.Float64Var(&o.rate, "rate", 0, "admit at most `n` upgrades a second (cooper.UpgradeRate); 0: no limit")
 	flag.IntVar(&o.burst, "burst", 0, "with -rate, admit bursts of up to `n` upgrades")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o, os.Stdout); err != nil {
-		log.Fatal(err)
-	}
+	serve.Main(o.run) // o.run sees the flags: Main parses them before it calls o.run
 }
 
-// options are the command line's flags.
+// options are the command line's flags, but -addr.
 type options struct {
-	addr         string
 	drain, grace time.Duration
 	rate         float64
 	burst        int
@@ -81,11 +71,11 @@ type options struct {
 // Subprotocol is the protocol of numbered messages, agreed at the upgrade.
 const Subprotocol = "fleet.v1"
 
-// run serves on o.addr, printing "listening on http://ADDR" to out once it
+// run serves on addr, printing "listening on http://ADDR" to out once it
 // listens, until ctx is done. Then it reports itself not ready, drains its
 // WebSockets over o.drain, and stops serving HTTP once they have all
 // closed, o.grace after the drain at the latest.
-func run(ctx context.Context, o options, out io.Writer) error {
+func (o *options) run(ctx context.Context, addr string, out io.Writer) error {
 	lw := &lineWriter{w: out}
 	opts := []cooper.Option{
 		cooper.Protocols("websocket"),
@@ -106,17 +96,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		io.WriteString(w, "ready\n")
 	})
 	mux.Handle("/ws", u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-		s := serve(conn, hs)
+		s := acknowledge(conn, hs)
 		lw.printf("conn client=%s acked=%s n=%d end=%s", s.client, s.acked(), s.n, s.end)
 	}))
 
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	lw.printf("listening on http://%s", ln.Addr())
 	statsDone := make(chan struct{})
 	statsCtx, stopStats := context.WithCancel(context.Background())
@@ -129,24 +116,24 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		<-statsDone
 	}()
 
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	// From here the health check fails, so the balancer takes this
-	// process out; meanwhile cooper refuses upgrades with 503 and
-	// Retry-After, which the balancer may retry on another server. The
-	// listener stays open for the health check until the drain is over.
-	draining.Store(true)
-	lw.printf("draining %d connections over %v", u.Stats().Active, o.drain)
-	grace, cancel := context.WithTimeout(context.Background(), o.drain+o.grace)
-	defer cancel()
-	errUpgraded := u.Shutdown(grace)
-	if errUpgraded == nil {
-		lw.printf("drained")
-	}
-	return errors.Join(errUpgraded, srv.Shutdown(grace))
+	return serve.Server{
+		Handler: mux,
+		Grace:   o.drain + o.grace,
+		Shutdown: func(grace context.Context, srv *http.Server) error {
+			// From here the health check fails, so the balancer takes this
+			// process out; meanwhile cooper refuses upgrades with 503 and
+			// Retry-After, which the balancer may retry on another server.
+			// The listener stays open for the health check until the drain
+			// is over.
+			draining.Store(true)
+			lw.printf("draining %d connections over %v", u.Stats().Active, o.drain)
+			errUpgraded := u.Shutdown(grace)
+			if errUpgraded == nil {
+				lw.printf("drained")
+			}
+			return errors.Join(errUpgraded, srv.Shutdown(grace))
+		},
+	}.Serve(ctx, ln)
 }
 
 // printStats prints the Upgrader's counters every 100 ms while they change,
@@ -192,12 +179,12 @@ func (s *session) acked() string {
 	return fmt.Sprintf("%d-%d", s.first, s.last)
 }
 
-// serve acknowledges numbered messages on conn until the client closes
+// acknowledge acknowledges numbered messages on conn until the client closes
 // it, the protocol is broken, or hs.Request's context is done; then it
 // says goodbye with the close code that fits. Numbers on one connection
 // must follow each other; the first may be any (a client that reconnects
 // continues where its acknowledgements stopped).
-func serve(conn net.Conn, hs *cooper.Handshake) *session {
+func acknowledge(conn net.Conn, hs *cooper.Handshake) *session {
 	defer conn.Close()
 	s := &session{client: hs.Request.URL.Query().Get("client")}
 	if !isClientID(s.client) {

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,9 +17,7 @@ func TestMain(m *testing.M) { wstest.Main(m) }
 
 // start runs the example in-process with a drain of d.
 func start(t *testing.T, d time.Duration) *wstest.Example {
-	return wstest.Start(t, func(ctx context.Context, addr string, out io.Writer) error {
-		return run(ctx, options{addr: addr, drain: d, grace: 5 * time.Second}, out)
-	})
+	return wstest.Start(t, (&options{drain: d, grace: 5 * time.Second}).run)
 }
 
 // dial opens a WebSocket as client id, with gorilla/websocket.

@@ -31,28 +31,20 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/examples/internal/serve"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
 	server := flag.String("connect", "", "be the client of the lines/1 server at `URL` instead")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	if *server != "" {
-		err = connect(ctx, *server, os.Stdin, os.Stdout)
-	} else {
-		err = run(ctx, *addr, os.Stdout)
-	}
-	if err != nil {
-		log.Fatal(err)
-	}
+	serve.Main(func(ctx context.Context, addr string, out io.Writer) error {
+		if *server != "" {
+			return connect(ctx, *server, os.Stdin, out)
+		}
+		return run(ctx, addr, out)
+	})
 }
 
 // connect is the client: it upgrades a connection to url to lines/1 with
@@ -93,27 +85,7 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("/lines", u.Handler(upper))
 
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
-
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	// More than the 5 s http.Server.Shutdown waits for a connection a
-	// browser opened ahead of need, so that the server stops in time.
-	grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Stops srv and u together: http.Server.Shutdown alone neither waits
-	// for nor closes upgraded connections.
-	return u.ShutdownServer(grace, srv)
+	return serve.Server{Upgrader: u, Handler: mux}.ListenAndServe(ctx, addr, out)
 }
 
 // maxLine bounds a line, newline included; a longer one ends the

@@ -23,96 +23,30 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"os/signal"
-	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/quic-go/quic-go/http3"
-
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/cooperh3"
 	"lowbit.dev/cooper/examples/internal/page"
+	"lowbit.dev/cooper/examples/internal/serve"
+	"lowbit.dev/cooper/examples/internal/tlsserve"
 	"lowbit.dev/cooper/examples/internal/wsecho"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on, over TCP and UDP")
-	certFile := flag.String("cert", "", "PEM `file` of the certificate chain; a self-signed one without it")
-	keyFile := flag.String("key", "", "PEM `file` of the certificate's key")
-	flag.Parse()
-	if !extendedConnectOn() {
-		os.Exit(restartWithExtendedConnect())
-	}
-	var cert tls.Certificate
-	var err error
-	if *certFile != "" || *keyFile != "" {
-		cert, err = tls.LoadX509KeyPair(*certFile, *keyFile)
-	} else {
-		cert, err = selfSigned()
-	}
-	if err != nil {
-		log.Fatal(err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *addr, cert, os.Stdout); err != nil {
-		log.Fatal(err)
-	}
-}
-
-// extendedConnectOn reports whether this process started with extended
-// CONNECT on in net/http's HTTP/2 server, which reads GODEBUG only then.
-func extendedConnectOn() bool {
-	return strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1")
-}
-
-// restartWithExtendedConnect runs this program again with
-// GODEBUG=http2xconnect=1 added, passes SIGINT and SIGTERM on to it, and
-// returns its exit code.
-func restartWithExtendedConnect() int {
-	cmd := exec.Command(os.Args[0], os.Args[1:]...)
-	cmd.Env = append(os.Environ(), "GODEBUG="+os.Getenv("GODEBUG")+",http2xconnect=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
-	if err := cmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	go func() {
-		for s := range signals {
-			cmd.Process.Signal(s)
-		}
-	}()
-	err := cmd.Wait()
-	signal.Stop(signals)
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode()
-	}
-	if err != nil {
-		log.Fatal(err)
-	}
-	return 0
+	flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on, over TCP and UDP")
+	tlsserve.Main("cooper h3 example", run)
 }
 
 // run serves on addr with TLS and cert, over TCP and over UDP on the same
@@ -156,43 +90,30 @@ func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) 
 	}
 	// RFC 7838: the same host serves HTTP/3 on this UDP port, for a day.
 	altSvc := fmt.Sprintf(`h3=":%d"; ma=86400`, udp.LocalAddr().(*net.UDPAddr).Port)
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Alt-Svc", altSvc)
-			mux.ServeHTTP(w, r)
-		}),
-		TLSConfig:         tlsConfig,
-		ReadHeaderTimeout: 5 * time.Second,
-		MaxHeaderBytes:    16 << 10,
-	}
-	served := make(chan error, 2)
-	go func() { served <- srv.ServeTLS(tcp, "", "") }()
-	go func() { served <- h3.Serve(udp) }()
-	outMu.Lock()
 	fmt.Fprintf(out, "certificate SPKI pin: %s\n", spkiPin(cert))
 	fmt.Fprintf(out, "chromium --enable-quic --origin-to-force-quic-on=%[1]s --ignore-certificate-errors-spki-list=%[2]s --enable-features=EnableWebsocketsOverHttp3 https://%[1]s/\n",
 		tcp.Addr(), spkiPin(cert))
 	fmt.Fprintf(out, "listening on https://%s\n", tcp.Addr())
-	outMu.Unlock()
-
-	select {
-	case err := <-served:
-		h3.Close()
-		srv.Close()
-		return err
-	case <-ctx.Done():
-	}
-	// More than the 5 s http.Server.Shutdown waits for a connection a
-	// browser opened ahead of need, so that the server stops in time.
-	grace, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// Stops srv and u together: http.Server.Shutdown alone neither waits
-	// for nor closes upgraded connections. A browser keeps its QUIC
-	// connection open, so once the WebSockets are done the HTTP/3 server
-	// closes them.
-	err = u.ShutdownServer(grace, srv)
-	return errors.Join(err, h3.Close())
+	return serve.Server{
+		Upgrader: u,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Alt-Svc", altSvc)
+			mux.ServeHTTP(w, r)
+		}),
+		TLS: tlsConfig,
+		// A browser keeps its QUIC connection open, so once the WebSockets
+		// are done the HTTP/3 server closes them.
+		Beside: h3Server{h3, udp},
+	}.Serve(ctx, tcp)
 }
+
+// An h3Server is the HTTP/3 server on its UDP socket.
+type h3Server struct {
+	*http3.Server
+	udp net.PacketConn
+}
+
+func (s h3Server) Serve() error { return s.Server.Serve(s.udp) }
 
 // listen listens on addr over TCP and on the same address and port over
 // UDP. With port 0 the system chooses the TCP port, which may be taken
@@ -223,28 +144,4 @@ func spkiPin(cert tls.Certificate) string {
 	}
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	return base64.StdEncoding.EncodeToString(sum[:])
-}
-
-// selfSigned makes a certificate for localhost, 127.0.0.1 and ::1, valid
-// for a day.
-func selfSigned() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	template := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "cooper h3 example"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }

@@ -6,18 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,8 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
-	"golang.org/x/net/http2"
-
+	"lowbit.dev/cooper/examples/internal/tlsserve"
 	"lowbit.dev/cooper/examples/internal/wsecho"
 	"lowbit.dev/cooper/examples/internal/wstest"
 )
@@ -35,75 +29,23 @@ import (
 // TestMain runs the tests in a process started with GODEBUG=http2xconnect=1,
 // as main does, starting the test binary again with it when needed.
 func TestMain(m *testing.M) {
-	if extendedConnectOn() {
-		wstest.Main(m)
-		return
-	}
-	cmd := exec.Command(os.Args[0], os.Args[1:]...)
-	cmd.Env = append(os.Environ(), "GODEBUG="+os.Getenv("GODEBUG")+",http2xconnect=1")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case errors.As(err, &exit):
-		os.Exit(exit.ExitCode())
-	case err != nil:
-		panic(err)
-	}
-}
-
-// server is the example running in this process with its own certificate.
-type server struct {
-	url   string // https://127.0.0.1:port
-	host  string // 127.0.0.1:port
-	out   *wstest.Output
-	roots *x509.CertPool
-	stop  func() error
+	tlsserve.ExtendedConnect()
+	wstest.Main(m)
 }
 
 // start runs the example on a free loopback port, as main does with a
 // self-signed certificate, until the test ends.
-func start(t *testing.T) *server {
-	t.Helper()
-	cert, err := selfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
-	s := &server{out: &wstest.Output{}, roots: x509.NewCertPool()}
-	s.roots.AddCert(leaf)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", cert, s.out) }()
-	s.stop = sync.OnceValue(func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			return errors.New("run did not return within 10 s of its context's end")
-		}
-	})
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	s.out.WaitFor(t, `(?m)^listening on https://127\.0\.0\.1:[1-9][0-9]*$`)
-	s.url = regexp.MustCompile(`listening on (https://\S+)`).FindStringSubmatch(s.out.String())[1]
-	s.host = strings.TrimPrefix(s.url, "https://")
-	return s
-}
+func start(t *testing.T) *wstest.Example { return wstest.StartTLS(t, run) }
 
 // connectH3 opens a WebSocket to /ws over HTTP/3 with quic-go's client, as
 // Chromium does with EnableWebsocketsOverHttp3 (RFC 9220), offering
 // permessage-deflate when deflate is set. It returns the answer and the
 // stream; the test's cleanup closes the QUIC connection.
-func (s *server) connectH3(t *testing.T, deflate bool) (*http.Response, *http3.RequestStream) {
+func connectH3(t *testing.T, e *wstest.Example, deflate bool) (*http.Response, *http3.RequestStream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	qc, err := quic.DialAddr(ctx, s.host, &tls.Config{RootCAs: s.roots, NextProtos: []string{http3.NextProtoH3}}, nil)
+	qc, err := quic.DialAddr(ctx, e.Addr, &tls.Config{RootCAs: e.Roots, NextProtos: []string{http3.NextProtoH3}}, nil)
 	if err != nil {
 		t.Fatalf("dialing QUIC: %v", err)
 	}
@@ -121,11 +63,11 @@ func (s *server) connectH3(t *testing.T, deflate bool) (*http.Response, *http3.R
 	req := &http.Request{
 		Method: http.MethodConnect,
 		Proto:  "websocket",
-		URL:    &url.URL{Scheme: "https", Host: s.host, Path: "/ws"},
-		Host:   s.host,
+		URL:    &url.URL{Scheme: "https", Host: e.Addr, Path: "/ws"},
+		Host:   e.Addr,
 		Header: http.Header{
 			"Sec-Websocket-Version":  {"13"},
-			"Origin":                 {s.url},
+			"Origin":                 {e.URL},
 			"Sec-Websocket-Protocol": {wstest.Subprotocol},
 		},
 	}
@@ -150,14 +92,14 @@ func (s *server) connectH3(t *testing.T, deflate bool) (*http.Response, *http3.R
 // permessage-deflate, and exchanges text and binary messages of a few
 // bytes and of 1 MiB (the echo's limit), then closes with 1000.
 func TestWebSocketOverHTTP3(t *testing.T) {
-	s := start(t)
+	e := start(t)
 	for _, deflate := range []bool{true, false} {
 		name := "without permessage-deflate"
 		if deflate {
 			name = "with permessage-deflate"
 		}
 		t.Run(name, func(t *testing.T) {
-			resp, str := s.connectH3(t, deflate)
+			resp, str := connectH3(t, e, deflate)
 			if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 3 {
 				t.Fatalf("extended CONNECT answered %s over %s, want 200 over HTTP/3", resp.Status, resp.Proto)
 			}
@@ -168,8 +110,8 @@ func TestWebSocketOverHTTP3(t *testing.T) {
 			if deflate {
 				wantExt = "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"
 			}
-			if e := resp.Header.Get("Sec-WebSocket-Extensions"); e != wantExt {
-				t.Errorf("Sec-WebSocket-Extensions: %q, want %q", e, wantExt)
+			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != wantExt {
+				t.Errorf("Sec-WebSocket-Extensions: %q, want %q", ext, wantExt)
 			}
 
 			br := bufio.NewReader(str)
@@ -211,8 +153,8 @@ func TestWebSocketOverHTTP3(t *testing.T) {
 			}
 		})
 	}
-	if n := strings.Count(s.out.String(), "websocket over HTTP/3.0 (extended CONNECT) from 127.0.0.1:"); n != 2 {
-		t.Errorf("the example printed %d WebSockets over HTTP/3, want 2:\n%s", n, s.out)
+	if n := strings.Count(e.Out.String(), "websocket over HTTP/3.0 (extended CONNECT) from 127.0.0.1:"); n != 2 {
+		t.Errorf("the example printed %d WebSockets over HTTP/3, want 2:\n%s", n, e.Out)
 	}
 }
 
@@ -244,15 +186,15 @@ func readMessage(br *bufio.Reader) (ws.OpCode, []byte, bool, error) {
 // TestAltSvc checks that a page loaded over TCP announces HTTP/3 on the
 // same port (RFC 7838), as a browser needs to switch to it.
 func TestAltSvc(t *testing.T) {
-	s := start(t)
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}, ForceAttemptHTTP2: true}}
+	e := start(t)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.Roots}, ForceAttemptHTTP2: true}}
 	defer c.CloseIdleConnections()
-	resp, err := c.Get(s.url + "/")
+	resp, err := c.Get(e.URL + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	_, port, _ := net.SplitHostPort(s.host)
+	_, port, _ := net.SplitHostPort(e.Addr)
 	if a := resp.Header.Get("Alt-Svc"); resp.StatusCode != http.StatusOK || a != `h3=":`+port+`"; ma=86400` {
 		t.Errorf("GET / over %s: %s, Alt-Svc %q; want 200 with h3 on port %s", resp.Proto, resp.Status, a, port)
 	}
@@ -262,34 +204,21 @@ func TestAltSvc(t *testing.T) {
 // HTTP/2 with extended CONNECT (golang.org/x/net/http2's client) and
 // HTTP/1.1 (gorilla/websocket).
 func TestWebSocketOverTCP(t *testing.T) {
-	s := start(t)
+	e := start(t)
 	t.Run("HTTP/2", func(t *testing.T) {
-		tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: s.roots}}
-		defer tr.CloseIdleConnections()
-		pr, pw := io.Pipe()
-		defer pw.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, s.url+"/ws", pr)
-		req.Header.Set(":protocol", "websocket")
-		req.Header.Set("Sec-WebSocket-Version", "13")
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatalf("extended CONNECT: %v", err)
-		}
-		defer resp.Body.Close()
+		resp, stream := e.ConnectH2(t, nil)
 		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
 			t.Fatalf("extended CONNECT answered %s over %s, want 200 over HTTP/2", resp.Status, resp.Proto)
 		}
-		ws.WriteFrame(pw, ws.MaskFrameInPlace(ws.NewTextFrame([]byte("over HTTP/2"))))
-		if f, err := ws.ReadFrame(resp.Body); err != nil || string(f.Payload) != "over HTTP/2" {
+		ws.WriteFrame(stream, ws.MaskFrameInPlace(ws.NewTextFrame([]byte("over HTTP/2"))))
+		if f, err := ws.ReadFrame(stream); err != nil || string(f.Payload) != "over HTTP/2" {
 			t.Fatalf("echo = %q, %v", f.Payload, err)
 		}
-		s.out.WaitFor(t, `websocket over HTTP/2\.0 \(extended CONNECT\) from 127\.0\.0\.1:`)
+		e.Out.WaitFor(t, `websocket over HTTP/2\.0 \(extended CONNECT\) from 127\.0\.0\.1:`)
 	})
 	t.Run("HTTP/1.1", func(t *testing.T) {
-		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, TLSClientConfig: &tls.Config{RootCAs: s.roots}}
-		conn, _, err := d.Dial("wss://"+s.host+"/ws", nil)
+		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, TLSClientConfig: &tls.Config{RootCAs: e.Roots}}
+		conn, _, err := d.Dial("wss://"+e.Addr+"/ws", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +228,7 @@ func TestWebSocketOverTCP(t *testing.T) {
 		if _, got, err := conn.ReadMessage(); err != nil || string(got) != "over HTTP/1.1" {
 			t.Fatalf("echo = %q, %v", got, err)
 		}
-		s.out.WaitFor(t, `websocket over HTTP/1\.1 \(upgrade\) from 127\.0\.0\.1:`)
+		e.Out.WaitFor(t, `websocket over HTTP/1\.1 \(upgrade\) from 127\.0\.0\.1:`)
 	})
 }
 
@@ -307,34 +236,22 @@ func TestWebSocketOverTCP(t *testing.T) {
 // client is told goodbye (1001), answers it as a browser does, and run
 // returns nil.
 func TestShutdown(t *testing.T) {
-	s := start(t)
-	_, str := s.connectH3(t, false)
-	s.out.WaitFor(t, `HTTP/3\.0 \(extended CONNECT\)`)
-	stopped := make(chan error, 1)
-	go func() { stopped <- s.stop() }()
-	f, err := ws.ReadFrame(bufio.NewReader(str))
-	if err != nil || f.Header.OpCode != ws.OpClose {
-		t.Fatalf("during the shutdown: %v, %v; want a close frame", f.Header.OpCode, err)
-	}
-	if code, _ := ws.ParseCloseFrameData(f.Payload); code != ws.StatusGoingAway {
-		t.Errorf("close code %d, want 1001", code)
-	}
-	ws.WriteFrame(str, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
-	if err := wstest.Recv(t, stopped); err != nil {
-		t.Errorf("run returned %v", err)
-	}
+	e := start(t)
+	_, str := connectH3(t, e, false)
+	e.Out.WaitFor(t, `HTTP/3\.0 \(extended CONNECT\)`)
+	wstest.CheckStreamShutdown(t, e, str)
 }
 
 // TestSPKIPin checks the pin the example prints is the base64 SHA-256 of
 // its certificate's public key, which Chromium's
 // --ignore-certificate-errors-spki-list takes.
 func TestSPKIPin(t *testing.T) {
-	s := start(t)
-	m := regexp.MustCompile(`(?m)^certificate SPKI pin: ([A-Za-z0-9+/]{43}=)$`).FindStringSubmatch(s.out.String())
+	e := start(t)
+	m := regexp.MustCompile(`(?m)^certificate SPKI pin: ([A-Za-z0-9+/]{43}=)$`).FindStringSubmatch(e.Out.String())
 	if m == nil {
-		t.Fatalf("no pin line in:\n%s", s.out)
+		t.Fatalf("no pin line in:\n%s", e.Out)
 	}
-	conn, err := tls.Dial("tcp", s.host, &tls.Config{RootCAs: s.roots})
+	conn, err := tls.Dial("tcp", e.Addr, &tls.Config{RootCAs: e.Roots})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +260,7 @@ func TestSPKIPin(t *testing.T) {
 	if pin := base64.StdEncoding.EncodeToString(sum[:]); pin != m[1] {
 		t.Errorf("printed pin %s, the served certificate's is %s", m[1], pin)
 	}
-	if !strings.Contains(s.out.String(), "--ignore-certificate-errors-spki-list="+m[1]) {
-		t.Errorf("the Chromium command does not carry the pin:\n%s", s.out)
+	if !strings.Contains(e.Out.String(), "--ignore-certificate-errors-spki-list="+m[1]) {
+		t.Errorf("the Chromium command does not carry the pin:\n%s", e.Out)
 	}
 }

@@ -13,37 +13,28 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/examples/internal/serve"
 	"lowbit.dev/cooper/examples/internal/wsecho"
 )
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "`host:port` to listen on")
 	var c config
 	flag.DurationVar(&c.drain, "drain", 2*time.Second, "spread the goodbyes of a shutdown over `time`")
 	flag.Float64Var(&c.rate, "rate", 0, "admit at most `n` upgrades a second (0: no limit)")
 	flag.IntVar(&c.burst, "burst", 1, "with -rate, admit up to `n` upgrades at once")
 	flag.IntVar(&c.perClient, "per-client", 0, "hold at most `n` connections per client address (0: no limit)")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := c.run(ctx, *addr, os.Stdout); err != nil {
-		log.Fatal(err)
-	}
+	serve.Main(c.run) // c.run sees the flags: Main parses them before it calls c.run
 }
 
 // A config is what the flags set.
@@ -56,14 +47,14 @@ type config struct {
 
 // run serves as the flags' defaults say; see config.run.
 func run(ctx context.Context, addr string, out io.Writer) error {
-	return config{drain: 2 * time.Second}.run(ctx, addr, out)
+	return (&config{drain: 2 * time.Second}).run(ctx, addr, out)
 }
 
 // run serves on addr, printing "listening on http://ADDR" to out once it
 // listens, until ctx is done. Then it stops taking requests, says goodbye
 // to every WebSocket, spread over c.drain, and waits for them, c.drain and
 // 3 s more at most.
-func (c config) run(ctx context.Context, addr string, out io.Writer) error {
+func (c *config) run(ctx context.Context, addr string, out io.Writer) error {
 	opts := []cooper.Option{
 		cooper.Protocols("websocket"),
 		cooper.Subprotocols("echo.v1"),
@@ -90,25 +81,7 @@ func (c config) run(ctx context.Context, addr string, out io.Writer) error {
 		}
 	}))
 
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 16 << 10}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(out, "listening on http://%s\n", ln.Addr())
-
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	grace, cancel := context.WithTimeout(context.Background(), c.drain+3*time.Second)
-	defer cancel()
-	// Stops srv and u together: http.Server.Shutdown alone neither waits
-	// for nor closes upgraded connections.
-	return u.ShutdownServer(grace, srv)
+	return serve.Server{Upgrader: u, Handler: mux, Grace: c.drain + 3*time.Second}.ListenAndServe(ctx, addr, out)
 }
 
 // A statsCollector exports an Upgrader's Stats, read once per scrape:

@@ -4,9 +4,12 @@
 package wstest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +26,8 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 	"github.com/gorilla/websocket"
+	"golang.org/x/net/http2"
+	"lowbit.dev/cooper/examples/internal/tlsserve"
 )
 
 // Subprotocol is the subprotocol the examples speak and the clients offer.
@@ -81,15 +86,45 @@ func Recv[T any](t *testing.T, ch <-chan T) T {
 
 // An Example is an example's run function, running in-process.
 type Example struct {
-	URL  string  // http://127.0.0.1:port, from the "listening on" line
-	Out  *Output // what run wrote to its out
-	stop func() error
+	URL   string         // http://127.0.0.1:port or https://, from the "listening on" line
+	Addr  string         // 127.0.0.1:port
+	Out   *Output        // what run wrote to its out
+	Roots *x509.CertPool // with StartTLS, what trusts the example's certificate
+	stop  func() error
 }
 
 // Start calls run as the example's main does, but on a free loopback port,
-// and waits for the one line it prints when ready, "listening on
+// and waits for the line it prints first, when ready, "listening on
 // http://ADDR". The example is stopped when the test ends.
 func Start(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error) *Example {
+	t.Helper()
+	return start(t, run, "http", true)
+}
+
+// StartTLS is Start for an example served over HTTPS, which main passes a
+// certificate: run gets a self-signed one, which e.Roots trusts, and may
+// print other lines before "listening on https://ADDR".
+func StartTLS(t *testing.T, run func(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error) *Example {
+	t.Helper()
+	cert, err := tlsserve.SelfSigned("cooper example under test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, func(ctx context.Context, addr string, out io.Writer) error {
+		return run(ctx, addr, cert, out)
+	}, "https", false)
+	e.Roots = x509.NewCertPool()
+	e.Roots.AddCert(leaf)
+	return e
+}
+
+// start runs the example and waits up to 5 s for its line "listening on
+// SCHEME://ADDR", the first line it prints if first is set.
+func start(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error, scheme string, first bool) *Example {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Example{Out: &Output{}}
@@ -110,27 +145,29 @@ func Start(t *testing.T, run func(ctx context.Context, addr string, out io.Write
 		}
 	})
 
+	listening := regexp.MustCompile(`(?m)^listening on (` + scheme + `://(127\.0\.0\.1:[1-9][0-9]*))$`)
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(e.Out.String(), "\n") {
+	for {
+		out := e.Out.String()
+		if line, _, ok := strings.Cut(out, "\n"); ok && first && !listening.MatchString(line) {
+			t.Fatalf("first line %q, want listening on %s://127.0.0.1:PORT", line, scheme)
+		}
+		if m := listening.FindStringSubmatch(out); m != nil {
+			e.URL, e.Addr = m[1], m[2]
+			return e
+		}
 		select {
 		case err := <-done:
 			t.Fatalf("run returned %v before it was ready", err)
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no line from run in 5 s; it wrote %q", e.Out.String())
+			t.Fatalf("no listening line from run in 5 s; it wrote %q", out)
 		}
 	}
-	line, _, _ := strings.Cut(e.Out.String(), "\n")
-	m := regexp.MustCompile(`^listening on (http://127\.0\.0\.1:[1-9][0-9]*)$`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("first line %q, want listening on http://127.0.0.1:PORT", line)
-	}
-	e.URL = m[1]
-	return e
 }
 
-// WS returns the ws:// URL of path on the example.
+// WS returns the ws:// (or wss://) URL of path on the example.
 func (e *Example) WS(path string) string {
 	return "ws" + strings.TrimPrefix(e.URL, "http") + path
 }
@@ -323,5 +360,59 @@ func CheckShutdown(t *testing.T, e *Example, url string) {
 	conn.Close() // gorilla has answered the close; the handshake is over
 	if err := Recv(t, stopped); err != nil {
 		t.Errorf("run returned %v after the shutdown", err)
+	}
+}
+
+// ConnectH2 opens a WebSocket to /ws on an example started with StartTLS
+// as an extended CONNECT over HTTP/2 (RFC 8441), with
+// golang.org/x/net/http2's client, as Chromium does against a server that
+// announces it, with header's fields besides :protocol and
+// Sec-WebSocket-Version. It returns the response and the stream, which the
+// test's cleanup closes; it fails the test when the request fails.
+func (e *Example) ConnectH2(t *testing.T, header http.Header) (*http.Response, io.ReadWriter) {
+	t.Helper()
+	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: e.Roots}}
+	t.Cleanup(tr.CloseIdleConnections)
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, e.URL+"/ws", pr)
+	for name, values := range header {
+		for _, v := range values {
+			req.Header.Add(name, v)
+		}
+	}
+	req.Header.Set(":protocol", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("extended CONNECT: %v", err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp, struct {
+		io.Reader
+		io.Writer
+	}{resp.Body, pw}
+}
+
+// CheckStreamShutdown stops the example while stream, a WebSocket over
+// HTTP/2 or HTTP/3, is open, and checks that the client is told goodbye
+// (1001) and that, once it has answered the close as a browser does, run
+// returns nil.
+func CheckStreamShutdown(t *testing.T, e *Example, stream io.ReadWriter) {
+	t.Helper()
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.Stop() }()
+	f, err := ws.ReadFrame(bufio.NewReader(stream))
+	if err != nil || f.Header.OpCode != ws.OpClose {
+		t.Fatalf("during the shutdown: %v, %v; want a close frame", f.Header.OpCode, err)
+	}
+	if code, _ := ws.ParseCloseFrameData(f.Payload); code != ws.StatusGoingAway {
+		t.Errorf("close code %d, want 1001", code)
+	}
+	ws.WriteFrame(stream, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
+	if err := Recv(t, stopped); err != nil {
+		t.Errorf("run returned %v", err)
 	}
 }
