@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -105,13 +103,8 @@ func TestChat(t *testing.T) {
 	t.Run("a message over 512 bytes ends its sender's connection with 1009", func(t *testing.T) {
 		loud := room[3]
 		loud.say(t, strings.Repeat("a", maxMessageSize+1))
-		select {
-		case err := <-loud.ended:
-			if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
-				t.Errorf("the sender read %v, want close 1009", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the sender's connection did not end within 5 s")
+		if err := wstest.Recv(t, loud.ended); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+			t.Errorf("the sender read %v, want close 1009", err)
 		}
 		room[0].say(t, "still here")
 		for _, c := range room[:3] {
@@ -126,21 +119,7 @@ func TestChat(t *testing.T) {
 // TestPage checks that / serves the chat page, which opens its WebSocket
 // on its own origin.
 func TestPage(t *testing.T) {
-	e := wstest.Start(t, run)
-	resp, err := http.Get(e.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Fatalf("GET / = %s, %s", resp.Status, resp.Header.Get("Content-Type"))
-	}
-	for _, want := range []string{`id="status"`, `id="log"`, `id="msg"`, `id="form"`, `location.host + "/ws"`} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("the page has no %s", want)
-		}
-	}
+	wstest.CheckPage(t, wstest.Start(t, run), `id="status"`, `id="log"`, `id="msg"`, `id="form"`, `location.host + "/ws"`)
 }
 
 // TestShutdown checks that everyone in the room is told goodbye (1001) on
@@ -150,13 +129,8 @@ func TestShutdown(t *testing.T) {
 	others := []*chatter{join(t, e, "first", false), join(t, e, "second", true)}
 	wstest.CheckShutdown(t, e, e.WS("/ws"))
 	for _, c := range others {
-		select {
-		case err := <-c.ended:
-			if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
-				t.Errorf("a client in the room read %v, want close 1001", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("a client in the room was not told goodbye within 5 s")
+		if err := wstest.Recv(t, c.ended); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+			t.Errorf("a client in the room read %v, want close 1001", err)
 		}
 	}
 }

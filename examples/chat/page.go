@@ -3,18 +3,17 @@ package main
 import (
 	_ "embed"
 	"net/http"
+
+	"lowbit.dev/cooper/examples/internal/page"
 )
 
-// page is the chat room's browser page. It opens a WebSocket to /ws on its
-// own origin, shows each line that arrives as an element of #log, sends
+// pageHTML is the chat room's browser page. It opens a WebSocket to /ws on
+// its own origin, shows each line that arrives as an element of #log, sends
 // what is typed in #msg, and shows the connection's state in #status:
 // "connecting", "open", or "closed CODE" with the close code.
 //
 //go:embed page.html
-var page []byte
+var pageHTML []byte
 
 // servePage writes the page.
-func servePage(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(page)
-}
+func servePage(w http.ResponseWriter, _ *http.Request) { page.Write(w, pageHTML) }

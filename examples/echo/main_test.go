@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,9 +12,7 @@ func TestMain(m *testing.M) { wstest.Main(m) }
 
 func TestEcho(t *testing.T) {
 	e := wstest.Start(t, run)
-	t.Run("gorilla without compression", func(t *testing.T) { wstest.CheckEcho(t, e.WS("/ws"), false, "") })
-	t.Run("gorilla with compression", func(t *testing.T) { wstest.CheckEcho(t, e.WS("/ws"), true, "") })
-	t.Run("gobwas sees compressed frames", func(t *testing.T) { wstest.CheckCompressed(t, e.WS("/ws"), "") })
+	wstest.CheckClients(t, e, false)
 	if strings.Count(e.Out.String(), "\n") != 1 {
 		t.Errorf("output %q, want the one listening line", e.Out.String())
 	}
@@ -25,20 +22,7 @@ func TestEcho(t *testing.T) {
 // same origin and shows what a browser test reads.
 func TestPage(t *testing.T) {
 	e := wstest.Start(t, run)
-	resp, err := http.Get(e.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
-		t.Fatalf("GET / = %s, %s", resp.Status, resp.Header.Get("Content-Type"))
-	}
-	for _, want := range []string{`id="status"`, `id="echo"`, `id="protocol"`, `id="extensions"`, `"/ws", ["echo.v1"]`} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("the page has no %s", want)
-		}
-	}
+	wstest.CheckPage(t, e, `id="status"`, `id="echo"`, `id="protocol"`, `id="extensions"`, `"/ws", ["echo.v1"]`)
 	if resp, err := http.Get(e.URL + "/other"); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /other = %v, %v; want 404", resp.Status, err)
 	} else {

@@ -29,12 +29,7 @@ func main() { serve.Main(run) }
 // stops taking requests, says goodbye to every WebSocket, and waits for
 // them, 10 s at most.
 func run(ctx context.Context, addr string, out io.Writer) error {
-	u := cooper.New(
-		cooper.Protocols("websocket"),
-		cooper.Subprotocols("echo.v1"),
-		cooper.Deflate(wsecho.Deflate),
-		cooper.OnError(func(err error) { log.Print(err) }),
-	)
+	u := cooper.New(wsecho.Options()...) // as in examples/echo
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.Use(gin.LoggerWithWriter(out), gin.Recovery())

@@ -18,12 +18,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
-	"sync"
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/examples/internal/page"
@@ -39,27 +35,12 @@ func main() { tlsserve.Main("cooper h2 example", run) }
 // until ctx is done. Then it stops taking requests, says goodbye to every
 // WebSocket, and waits for them, 10 s at most.
 func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error {
-	var outMu sync.Mutex // the handlers print from their goroutines
-	u := cooper.New(
-		cooper.Protocols("websocket"),
-		cooper.Subprotocols("echo.v1"),
-		cooper.Deflate(wsecho.Deflate),
-		cooper.OnError(func(err error) { log.Print(err) }),
-	)
+	u := cooper.New(wsecho.Options()...) // as in examples/echo
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", page.Serve)
-	mux.Handle("/ws", u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-		how := "upgrade"
-		if hs.Request.ProtoMajor == 2 {
-			how = "extended CONNECT"
-		}
-		outMu.Lock()
-		fmt.Fprintf(out, "websocket over %s (%s) from %s\n", hs.Request.Proto, how, conn.RemoteAddr())
-		outMu.Unlock()
-		if err := wsecho.Serve(conn, hs, ""); err != nil {
-			log.Printf("%s: %v", conn.RemoteAddr(), err)
-		}
-	}))
+	// The same handler takes the WebSockets of every HTTP version; it
+	// prints how each came.
+	mux.Handle("/ws", u.Handler(wsecho.Announced(out)))
 
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{cert}}
 	return serve.Server{Upgrader: u, Handler: mux, TLS: tlsConfig}.ListenAndServe(ctx, addr, out)

@@ -30,10 +30,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"net/http"
-	"sync"
 
 	"github.com/quic-go/quic-go/http3"
 	"lowbit.dev/cooper"
@@ -56,27 +54,12 @@ func main() {
 // taking requests, says goodbye to every WebSocket, waits for them, 10 s
 // at most, and closes the HTTP/3 connections.
 func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error {
-	var outMu sync.Mutex // the handlers print from their goroutines
-	u := cooper.New(
-		cooper.Protocols("websocket"),
-		cooper.Subprotocols("echo.v1"),
-		cooper.Deflate(wsecho.Deflate),
-		cooper.OnError(func(err error) { log.Print(err) }),
-	)
+	u := cooper.New(wsecho.Options()...) // as in examples/echo
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", page.Serve)
-	mux.Handle("/ws", u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-		how := "upgrade"
-		if hs.Request.ProtoMajor >= 2 {
-			how = "extended CONNECT"
-		}
-		outMu.Lock()
-		fmt.Fprintf(out, "websocket over %s (%s) from %s\n", hs.Request.Proto, how, conn.RemoteAddr())
-		outMu.Unlock()
-		if err := wsecho.Serve(conn, hs, ""); err != nil {
-			log.Printf("%s: %v", conn.RemoteAddr(), err)
-		}
-	}))
+	// The same handler takes the WebSockets of every HTTP version; it
+	// prints how each came.
+	mux.Handle("/ws", u.Handler(wsecho.Announced(out)))
 
 	tcp, udp, err := listen(addr)
 	if err != nil {

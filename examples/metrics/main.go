@@ -55,13 +55,7 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 // to every WebSocket, spread over c.drain, and waits for them, c.drain and
 // 3 s more at most.
 func (c *config) run(ctx context.Context, addr string, out io.Writer) error {
-	opts := []cooper.Option{
-		cooper.Protocols("websocket"),
-		cooper.Subprotocols("echo.v1"),
-		cooper.Deflate(wsecho.Deflate),
-		cooper.DrainTime(c.drain),
-		cooper.OnError(func(err error) { log.Print(err) }),
-	}
+	opts := wsecho.Options(cooper.DrainTime(c.drain)) // examples/echo's, and a drain
 	if c.rate > 0 {
 		opts = append(opts, cooper.UpgradeRate(c.rate, c.burst))
 	}

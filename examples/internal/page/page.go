@@ -13,7 +13,11 @@ import (
 var html []byte
 
 // Serve writes the page.
-func Serve(w http.ResponseWriter, _ *http.Request) {
+func Serve(w http.ResponseWriter, _ *http.Request) { Write(w, html) }
+
+// Write writes b to w as an HTML page: the examples' pages, this one and
+// examples/chat's.
+func Write(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write(html)
+	w.Write(b)
 }

@@ -6,8 +6,11 @@ package wsecho
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log"
 	"net"
+	"sync"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -18,6 +21,19 @@ import (
 // Deflate is the permessage-deflate policy Serve honours, for
 // [cooper.Deflate]: coopergobwas's, context takeover included. Read-only.
 var Deflate = coopergobwas.Deflate()
+
+// Options are the options of the echo's Upgrader, as examples/echo sets
+// them, followed by more: WebSocket with the subprotocol echo.v1,
+// permessage-deflate under the Deflate policy, and the reason for every
+// refusal logged.
+func Options(more ...cooper.Option) []cooper.Option {
+	return append([]cooper.Option{
+		cooper.Protocols("websocket"),
+		cooper.Subprotocols("echo.v1"),
+		cooper.Deflate(Deflate),
+		cooper.OnError(func(err error) { log.Print(err) }),
+	}, more...)
+}
 
 // MaxMessageSize bounds a message, as sent and after decompression; a
 // larger one ends the connection with close code 1009.
@@ -55,6 +71,30 @@ func Serve(conn net.Conn, hs *cooper.Handshake, prefix string) error {
 			return nil // a closing handshake, a client gone between messages, a shutdown
 		default:
 			return err
+		}
+	}
+}
+
+// Announced returns a handler for [cooper.Upgrader.Handler] that prints to
+// out how each WebSocket came, from hs.Request: its HTTP version, and
+// whether as an upgrade (HTTP/1.1) or an extended CONNECT (HTTP/2, RFC
+// 8441, and HTTP/3, RFC 9220), for instance
+//
+//	websocket over HTTP/2.0 (extended CONNECT) from 127.0.0.1:53012
+//
+// then serves it with Serve, and logs the error that ended it, if any.
+func Announced(out io.Writer) func(conn net.Conn, hs *cooper.Handshake) {
+	var mu sync.Mutex // the handlers print from their goroutines
+	return func(conn net.Conn, hs *cooper.Handshake) {
+		how := "upgrade"
+		if hs.Request.ProtoMajor >= 2 {
+			how = "extended CONNECT"
+		}
+		mu.Lock()
+		fmt.Fprintf(out, "websocket over %s (%s) from %s\n", hs.Request.Proto, how, conn.RemoteAddr())
+		mu.Unlock()
+		if err := Serve(conn, hs, ""); err != nil {
+			log.Printf("%s: %v", conn.RemoteAddr(), err)
 		}
 	}
 }

@@ -273,6 +273,48 @@ func CheckEcho(t *testing.T, url string, compress bool, prefix string) {
 	}
 }
 
+// CheckClients runs CheckEcho, without and with compression, and
+// CheckCompressed, as subtests, against e's WebSocket at /ws; with rooms
+// set, each against a room of its own at /rooms/ROOM/ws, where the echo
+// comes after "ROOM: ".
+func CheckClients(t *testing.T, e *Example, rooms bool) {
+	t.Helper()
+	for _, c := range []struct {
+		name, room string
+		check      func(t *testing.T, url, prefix string)
+	}{
+		{"gorilla without compression", "lobby", func(t *testing.T, url, prefix string) { CheckEcho(t, url, false, prefix) }},
+		{"gorilla with compression", "kitchen", func(t *testing.T, url, prefix string) { CheckEcho(t, url, true, prefix) }},
+		{"gobwas sees compressed frames", "attic", CheckCompressed},
+	} {
+		url, prefix := e.WS("/ws"), ""
+		if rooms {
+			url, prefix = e.WS("/rooms/"+c.room+"/ws"), c.room+": "
+		}
+		t.Run(c.name, func(t *testing.T) { c.check(t, url, prefix) })
+	}
+}
+
+// CheckPage gets / from e and checks that it is an HTML page that holds
+// every string in want.
+func CheckPage(t *testing.T, e *Example, want ...string) {
+	t.Helper()
+	resp, err := http.Get(e.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("GET / = %s, %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	for _, w := range want {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("the page has no %s", w)
+		}
+	}
+}
+
 // CheckCompressed connects to url with gobwas/ws, agrees on
 // permessage-deflate, sends compressed text and binary messages and checks
 // that each comes back after prefix, compressed: its frame has RSV1 set.
