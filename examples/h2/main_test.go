@@ -11,20 +11,10 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 	"github.com/gorilla/websocket"
-	"lowbit.dev/cooper/examples/internal/tlsserve"
 	"lowbit.dev/cooper/examples/internal/wstest"
 )
 
-// TestMain runs the tests in a process started with GODEBUG=http2xconnect=1,
-// as main does, starting the test binary again with it when needed.
-func TestMain(m *testing.M) {
-	tlsserve.ExtendedConnect()
-	wstest.Main(m)
-}
-
-// start runs the example on a free loopback port, as main does with a
-// self-signed certificate, until the test ends.
-func start(t *testing.T) *wstest.Example { return wstest.StartTLS(t, run) }
+func TestMain(m *testing.M) { wstest.MainExtendedConnect(m) }
 
 // connect opens a WebSocket to /ws over HTTP/2, as Chromium does against a
 // server that announces extended CONNECT, offering the subprotocol and
@@ -40,7 +30,7 @@ func connect(t *testing.T, e *wstest.Example) (*http.Response, io.ReadWriter) {
 }
 
 func TestWebSocketOverHTTP2(t *testing.T) {
-	e := start(t)
+	e := wstest.StartTLS(t, run)
 	resp, stream := connect(t, e)
 	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
 		t.Fatalf("extended CONNECT answered %s over %s, want 200 over HTTP/2", resp.Status, resp.Proto)
@@ -83,7 +73,7 @@ func TestWebSocketOverHTTP2(t *testing.T) {
 // that does not announce extended CONNECT, here with gorilla/websocket,
 // which speaks only HTTP/1.1.
 func TestWebSocketOverHTTP1(t *testing.T) {
-	e := start(t)
+	e := wstest.StartTLS(t, run)
 	d := websocket.Dialer{
 		HandshakeTimeout: 5 * time.Second,
 		TLSClientConfig:  &tls.Config{RootCAs: e.Roots},
@@ -108,7 +98,7 @@ func TestWebSocketOverHTTP1(t *testing.T) {
 // client is told goodbye (1001), answers it as a browser does, and run
 // returns nil.
 func TestShutdown(t *testing.T) {
-	e := start(t)
+	e := wstest.StartTLS(t, run)
 	_, stream := connect(t, e)
 	e.Out.WaitFor(t, `extended CONNECT`)
 	wstest.CheckStreamShutdown(t, e, stream)

@@ -21,21 +21,11 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
-	"lowbit.dev/cooper/examples/internal/tlsserve"
 	"lowbit.dev/cooper/examples/internal/wsecho"
 	"lowbit.dev/cooper/examples/internal/wstest"
 )
 
-// TestMain runs the tests in a process started with GODEBUG=http2xconnect=1,
-// as main does, starting the test binary again with it when needed.
-func TestMain(m *testing.M) {
-	tlsserve.ExtendedConnect()
-	wstest.Main(m)
-}
-
-// start runs the example on a free loopback port, as main does with a
-// self-signed certificate, until the test ends.
-func start(t *testing.T) *wstest.Example { return wstest.StartTLS(t, run) }
+func TestMain(m *testing.M) { wstest.MainExtendedConnect(m) }
 
 // connectH3 opens a WebSocket to /ws over HTTP/3 with quic-go's client, as
 // Chromium does with EnableWebsocketsOverHttp3 (RFC 9220), offering
@@ -92,7 +82,7 @@ func connectH3(t *testing.T, e *wstest.Example, deflate bool) (*http.Response, *
 // permessage-deflate, and exchanges text and binary messages of a few
 // bytes and of 1 MiB (the echo's limit), then closes with 1000.
 func TestWebSocketOverHTTP3(t *testing.T) {
-	e := start(t)
+	e := wstest.StartTLS(t, run)
 	for _, deflate := range []bool{true, false} {
 		name := "without permessage-deflate"
 		if deflate {
@@ -186,7 +176,7 @@ func readMessage(br *bufio.Reader) (ws.OpCode, []byte, bool, error) {
 // TestAltSvc checks that a page loaded over TCP announces HTTP/3 on the
 // same port (RFC 7838), as a browser needs to switch to it.
 func TestAltSvc(t *testing.T) {
-	e := start(t)
+	e := wstest.StartTLS(t, run)
 	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.Roots}, ForceAttemptHTTP2: true}}
 	defer c.CloseIdleConnections()
 	resp, err := c.Get(e.URL + "/")
@@ -204,7 +194,7 @@ func TestAltSvc(t *testing.T) {
 // HTTP/2 with extended CONNECT (golang.org/x/net/http2's client) and
 // HTTP/1.1 (gorilla/websocket).
 func TestWebSocketOverTCP(t *testing.T) {
-	e := start(t)
+	e := wstest.StartTLS(t, run)
 	t.Run("HTTP/2", func(t *testing.T) {
 		resp, stream := e.ConnectH2(t, nil)
 		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
@@ -236,7 +226,7 @@ func TestWebSocketOverTCP(t *testing.T) {
 // client is told goodbye (1001), answers it as a browser does, and run
 // returns nil.
 func TestShutdown(t *testing.T) {
-	e := start(t)
+	e := wstest.StartTLS(t, run)
 	_, str := connectH3(t, e, false)
 	e.Out.WaitFor(t, `HTTP/3\.0 \(extended CONNECT\)`)
 	wstest.CheckStreamShutdown(t, e, str)
@@ -246,7 +236,7 @@ func TestShutdown(t *testing.T) {
 // its certificate's public key, which Chromium's
 // --ignore-certificate-errors-spki-list takes.
 func TestSPKIPin(t *testing.T) {
-	e := start(t)
+	e := wstest.StartTLS(t, run)
 	m := regexp.MustCompile(`(?m)^certificate SPKI pin: ([A-Za-z0-9+/]{43}=)$`).FindStringSubmatch(e.Out.String())
 	if m == nil {
 		t.Fatalf("no pin line in:\n%s", e.Out)

@@ -18,7 +18,7 @@ import (
 // request's header, 16 KiB of header at most) and their way of stopping.
 type Server struct {
 	// Upgrader is shut down with the http.Server, by
-	// Upgrader.ShutdownServer, unless Shutdown is set.
+	// Upgrader.ShutdownServer; it must be set unless Shutdown is.
 	Upgrader *cooper.Upgrader
 	// Handler answers the requests.
 	Handler http.Handler

@@ -46,6 +46,15 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
+// MainExtendedConnect is Main for an example served over HTTPS: it runs
+// the tests in a process started with GODEBUG=http2xconnect=1, as the
+// example's main does, starting the test binary again with it when needed
+// (see tlsserve.ExtendedConnect).
+func MainExtendedConnect(m *testing.M) {
+	tlsserve.ExtendedConnect()
+	Main(m)
+}
+
 // leakedGoroutines waits up to d for goroutines running cooper's, an
 // example's or net/http's code to end, and returns the stacks of those
 // that did not.
