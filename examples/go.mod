@@ -17,6 +17,7 @@ require (
 	lowbit.dev/cooper/adapters/coopergin v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/coopergobwas v0.0.0-00010101000000-000000000000
 	lowbit.dev/cooper/adapters/cooperh3 v0.0.0-00010101000000-000000000000
+	lowbit.dev/cooper/internal/testkit v0.0.0-00010101000000-000000000000
 )
 
 require (

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
 	"lowbit.dev/cooper/examples/internal/wstest"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 func TestMain(m *testing.M) { wstest.Main(m) }
@@ -104,7 +104,7 @@ func TestDrain(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	if err := wstest.Recv(t, stopped); err != nil {
+	if err := testkit.Recv(t, stopped); err != nil {
 		t.Errorf("run returned %v", err)
 	}
 	for i := range conns {

@@ -12,6 +12,7 @@ import (
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/examples/internal/wstest"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 func TestMain(m *testing.M) { wstest.Main(m) }
@@ -90,7 +91,7 @@ func TestShutdown(t *testing.T) {
 	if _, err := answers.ReadByte(); err != io.EOF {
 		t.Errorf("read during the shutdown = %v, want io.EOF", err)
 	}
-	if err := wstest.Recv(t, stopped); err != nil {
+	if err := testkit.Recv(t, stopped); err != nil {
 		t.Errorf("run returned %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/examples/internal/wstest"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 func TestMain(m *testing.M) { wstest.Main(m) }
@@ -154,7 +155,7 @@ func TestGuide(t *testing.T) {
 		if _, _, err := conn.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 			t.Errorf("during the shutdown the client read %v, want close 1001", err)
 		}
-		if err := wstest.Recv(t, stopped); err != nil {
+		if err := testkit.Recv(t, stopped); err != nil {
 			t.Errorf("shutdown = %v", err)
 		}
 	})

@@ -17,6 +17,7 @@ import (
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/examples/internal/wsecho"
 	"lowbit.dev/cooper/examples/internal/wstest"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 func TestMain(m *testing.M) { wstest.Main(m) }
@@ -213,7 +214,7 @@ func TestClose(t *testing.T) {
 			if got := c.closed(t); got != tt.want {
 				t.Errorf("close code = %d, want %d", got, tt.want)
 			}
-			if err := wstest.Recv(t, e.served); (err == nil) != tt.clean {
+			if err := testkit.Recv(t, e.served); (err == nil) != tt.clean {
 				t.Errorf("Serve returned %v", err)
 			}
 		})
@@ -234,10 +235,10 @@ func TestShutdownSaysGoodbye(t *testing.T) {
 	if got := c.closed(t); got != ws.StatusGoingAway {
 		t.Errorf("close code = %d, want 1001", got)
 	}
-	if err := wstest.Recv(t, e.served); err != nil {
+	if err := testkit.Recv(t, e.served); err != nil {
 		t.Errorf("Serve returned %v", err)
 	}
-	if err := wstest.Recv(t, shutdown); err != nil {
+	if err := testkit.Recv(t, shutdown); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
@@ -291,7 +292,7 @@ func TestClientGoesAway(t *testing.T) {
 	c.send(t, ws.NewTextFrame([]byte("bye")))
 	c.read(t)
 	c.conn.Close()
-	if err := wstest.Recv(t, e.served); err != nil {
+	if err := testkit.Recv(t, e.served); err != nil {
 		t.Errorf("Serve returned %v", err)
 	}
 }

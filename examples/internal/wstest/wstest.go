@@ -11,12 +11,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +25,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/net/http2"
 	"lowbit.dev/cooper/examples/internal/tlsserve"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // Subprotocol is the subprotocol the examples speak and the clients offer.
@@ -35,16 +33,7 @@ const Subprotocol = "echo.v1"
 
 // Main runs the tests and fails the run when one leaves a goroutine of
 // cooper's, an example's, or net/http's behind.
-func Main(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func Main(m *testing.M) { testkit.Main(m, "main.") }
 
 // MainExtendedConnect is Main for an example served over HTTPS: it runs
 // the tests in a process started with GODEBUG=http2xconnect=1, as the
@@ -53,44 +42,6 @@ func Main(m *testing.M) {
 func MainExtendedConnect(m *testing.M) {
 	tlsserve.ExtendedConnect()
 	Main(m)
-}
-
-// leakedGoroutines waits up to d for goroutines running cooper's, an
-// example's or net/http's code to end, and returns the stacks of those
-// that did not.
-func leakedGoroutines(d time.Duration) string {
-	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") || strings.Contains(g, "testing.(*M).") {
-				continue
-			}
-			if strings.Contains(g, "lowbit.dev/cooper") || strings.Contains(g, "main.") || strings.Contains(g, "net/http") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Recv receives from ch, waiting up to 5 s.
-func Recv[T any](t *testing.T, ch <-chan T) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(5 * time.Second):
-		t.Fatal("nothing received in 5 s")
-		var zero T
-		return zero
-	}
 }
 
 // An Example is an example's run function, running in-process.
@@ -148,6 +99,8 @@ func start(t *testing.T, run func(ctx context.Context, addr string, out io.Write
 			return errors.New("run did not return within 10 s of its context's end")
 		}
 	})
+	// Last: the connections the tests' http.Get calls left idle.
+	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
 	t.Cleanup(func() {
 		if err := e.Stop(); err != nil {
 			t.Errorf("run: %v", err)
@@ -409,7 +362,7 @@ func CheckShutdown(t *testing.T, e *Example, url string) {
 		t.Errorf("read during the shutdown = %v; want close 1001", err)
 	}
 	conn.Close() // gorilla has answered the close; the handshake is over
-	if err := Recv(t, stopped); err != nil {
+	if err := testkit.Recv(t, stopped); err != nil {
 		t.Errorf("run returned %v after the shutdown", err)
 	}
 }
@@ -463,7 +416,7 @@ func CheckStreamShutdown(t *testing.T, e *Example, stream io.ReadWriter) {
 		t.Errorf("close code %d, want 1001", code)
 	}
 	ws.WriteFrame(stream, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, ""))))
-	if err := Recv(t, stopped); err != nil {
+	if err := testkit.Recv(t, stopped); err != nil {
 		t.Errorf("run returned %v", err)
 	}
 }
