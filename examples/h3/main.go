@@ -73,10 +73,13 @@ func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) 
 	}
 	// RFC 7838: the same host serves HTTP/3 on this UDP port, for a day.
 	altSvc := fmt.Sprintf(`h3=":%d"; ma=86400`, udp.LocalAddr().(*net.UDPAddr).Port)
+
 	fmt.Fprintf(out, "certificate SPKI pin: %s\n", spkiPin(cert))
 	fmt.Fprintf(out, "chromium --enable-quic --origin-to-force-quic-on=%[1]s --ignore-certificate-errors-spki-list=%[2]s --enable-features=EnableWebsocketsOverHttp3 https://%[1]s/\n",
 		tcp.Addr(), spkiPin(cert))
 	fmt.Fprintf(out, "listening on https://%s\n", tcp.Addr())
+	// Over TCP, the same as examples/h2, but that every response announces
+	// HTTP/3; beside it, the HTTP/3 server.
 	return serve.Server{
 		Upgrader: u,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -92,11 +95,12 @@ func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) 
 
 // An h3Server is the HTTP/3 server on its UDP socket.
 type h3Server struct {
-	*http3.Server
+	srv *http3.Server
 	udp net.PacketConn
 }
 
-func (s h3Server) Serve() error { return s.Server.Serve(s.udp) }
+func (s h3Server) Serve() error { return s.srv.Serve(s.udp) }
+func (s h3Server) Close() error { return s.srv.Close() }
 
 // listen listens on addr over TCP and on the same address and port over
 // UDP. With port 0 the system chooses the TCP port, which may be taken
