@@ -139,22 +139,11 @@ func (e *Example) WS(path string) string {
 func (e *Example) Stop() error { return e.stop() }
 
 // An Output is what an example writes, safe to read while it writes.
-type Output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type Output struct{ buf testkit.LockedBuffer }
 
-func (o *Output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
+func (o *Output) Write(p []byte) (int, error) { return o.buf.Write(p) }
 
-func (o *Output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
+func (o *Output) String() string { return o.buf.String() }
 
 // WaitFor waits up to 5 s for the output to match the regular expression.
 func (o *Output) WaitFor(t *testing.T, expr string) {
