@@ -17,12 +17,6 @@ import (
 // With its options off it costs two atomic operations and the lock that
 // links the connection into the ring.
 
-// Header keys in canonical form.
-const (
-	hdrXForwardedFor = "X-Forwarded-For"
-	hdrForwarded     = "Forwarded"
-)
-
 // An ownState is what a tracked connection holds beyond its ring entry,
 // with DrainTime or MaxConnectionsPerClient.
 type ownState struct {
@@ -287,7 +281,7 @@ func splitHops(hops *[maxHops]string, line string, forwarded bool) (n int, ok bo
 //	forwarded-pair    = token "=" value
 //	value             = token / quoted-string
 func forwardedFor(elem string) (value string, ok bool) {
-	pair, params := cutParam(elem)
+	pair, params := cutParams(elem)
 	found := false
 	for {
 		if pair != "" {
@@ -310,14 +304,8 @@ func forwardedFor(elem string) (value string, ok bool) {
 		if params == "" {
 			return value, true
 		}
-		pair, params = cutParam(params[1:])
+		pair, params = cutParams(params[1:])
 	}
-}
-
-// isQuoted reports whether s is one whole quoted string.
-func isQuoted(s string) bool {
-	end, ok := skipQuoted(s, 0)
-	return s != "" && s[0] == '"' && ok && end == len(s)
 }
 
 // parseNode parses a hop as an IP address, ignoring a port and a zone. In

@@ -267,35 +267,18 @@ func WithSubprotocols(names ...string) UpgradeOption {
 //
 // Panics if a window size is neither 0 nor 8 to 15.
 func WithDeflate(offer DeflateParams) UpgradeOption {
-	for _, bits := range []int{offer.ServerMaxWindowBits, offer.ClientMaxWindowBits} {
-		if bits != 0 && (bits < 8 || bits > maxWindowBits) {
-			panic("cooper: WithDeflate: window bits " + strconv.Itoa(bits) + " are not 8 to 15")
-		}
+	offer.checkWindowBits("WithDeflate")
+	e := deflateElement{
+		serverNoContext: offer.ServerNoContextTakeover,
+		clientNoContext: offer.ClientNoContextTakeover,
+		serverBits:      offer.ServerMaxWindowBits,
+		clientBits:      -1, // always offered, so the server may limit the client's window
 	}
-	line := string(appendDeflateOffer(nil, &offer))
+	if offer.ClientMaxWindowBits != 0 {
+		e.clientBits = offer.ClientMaxWindowBits
+	}
+	line := string(appendDeflateElement(nil, &e))
 	return func(c *upgradeConfig) { c.deflate = line }
-}
-
-// appendDeflateOffer appends the permessage-deflate offer that WithDeflate
-// sends for o to b.
-func appendDeflateOffer(b []byte, o *DeflateParams) []byte {
-	b = append(b, "permessage-deflate"...)
-	if o.ServerNoContextTakeover {
-		b = append(b, "; server_no_context_takeover"...)
-	}
-	if o.ClientNoContextTakeover {
-		b = append(b, "; client_no_context_takeover"...)
-	}
-	if o.ServerMaxWindowBits != 0 {
-		b = append(b, "; server_max_window_bits="...)
-		b = appendBits(b, o.ServerMaxWindowBits)
-	}
-	b = append(b, "; client_max_window_bits"...)
-	if o.ClientMaxWindowBits != 0 {
-		b = append(b, '=')
-		b = appendBits(b, o.ClientMaxWindowBits)
-	}
-	return b
 }
 
 // WithHandshake has a successful upgrade fill *hs with what was agreed: the
@@ -488,18 +471,17 @@ func dialTarget(r *http.Request, forceTLS bool) (target, error) {
 }
 
 // isHost reports whether s can be sent as a Host value or a host to
-// connect to: printable ASCII without white space or the characters that
-// end a URL's authority.
+// connect to: an authority as isAuthority has it, and without '"', which no
+// host name has (RFC 3986, section 3.2.2). The client writes the host into
+// its request and a proxy's CONNECT, so it refuses that byte too; an
+// Origin's host is only compared, never sent, so parseOrigin does not.
 func isHost(s string) bool {
-	if s == "" {
-		return false
-	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '\\' || c == '"' {
+		if s[i] == '"' {
 			return false
 		}
 	}
-	return true
+	return isAuthority(s)
 }
 
 // connect opens the connection the upgrade request goes on, conn: TCP to
@@ -902,7 +884,7 @@ func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 		offers = deflateOffers(offer)
 	)
 	wellFormed := scanList(answer, isExtension, func(elem string) bool {
-		name, params := cutParam(elem)
+		name, params := cutParams(elem)
 		for _, s := range seen {
 			if tokenEqual(s, name) {
 				err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s is answered twice", quote(name))
@@ -920,8 +902,9 @@ func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 			err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s was not offered", quote(name))
 			return false
 		}
-		var a deflateOffer
-		if a, err = parseDeflateAnswer(params); err != nil {
+		a, fault := parseDeflate(params, true)
+		if fault.kind != faultNone {
+			err = answerFault(fault)
 			return false
 		}
 		if err = answersOneOf(&a, offers); err != nil {
@@ -947,12 +930,12 @@ func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 // deflateOffers returns the valid permessage-deflate offers in the
 // Sec-WebSocket-Extensions lines of a request, none when the lines are not
 // a valid list.
-func deflateOffers(lines []string) []deflateOffer {
-	var offers []deflateOffer
+func deflateOffers(lines []string) []deflateElement {
+	var offers []deflateElement
 	if !scanList(lines, isExtension, func(elem string) bool {
-		name, params := cutParam(elem)
+		name, params := cutParams(elem)
 		if tokenEqual(name, "permessage-deflate") {
-			if o, valid, _ := parseDeflateOffer(params); valid {
+			if o, fault := parseDeflate(params, false); fault.kind == faultNone {
 				offers = append(offers, o)
 			}
 		}
@@ -968,62 +951,35 @@ func deflateOffers(lines []string) []deflateOffer {
 func offersExtension(lines []string, name string) bool {
 	found := false
 	ok := scanList(lines, isExtension, func(elem string) bool {
-		n, _ := cutParam(elem)
+		n, _ := cutParams(elem)
 		found = tokenEqual(n, name)
 		return !found
 	})
 	return ok && found
 }
 
-// parseDeflateAnswer parses the parameters of a permessage-deflate answer,
-// the part of the element after its name (RFC 7692, section 7.1): each
-// known, given once, the *_no_context_takeover ones without a value, the
-// *_max_window_bits ones with one from 8 to 15. The answer is returned in
-// the shape of an offer, whose window bits are 0 when not given and never
-// -1.
-func parseDeflateAnswer(params string) (deflateOffer, error) {
-	var a deflateOffer
-	for params != "" {
-		var name, value string
-		var hasValue bool
-		name, value, hasValue, params = nextParam(params)
-		var flag *bool
-		var bits *int
-		switch {
-		case tokenEqual(name, "server_no_context_takeover"):
-			name, flag = "server_no_context_takeover", &a.serverNoContext
-		case tokenEqual(name, "client_no_context_takeover"):
-			name, flag = "client_no_context_takeover", &a.clientNoContext
-		case tokenEqual(name, "server_max_window_bits"):
-			name, bits = "server_max_window_bits", &a.serverBits
-		case tokenEqual(name, "client_max_window_bits"):
-			name, bits = "client_max_window_bits", &a.clientBits
-		default:
-			return a, fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: permessage-deflate has an unknown parameter %s", quote(name))
-		}
-		if flag != nil && *flag || bits != nil && *bits != 0 {
-			return a, fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: permessage-deflate has %s twice", name)
-		}
-		switch {
-		case flag != nil && hasValue:
-			return a, fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: permessage-deflate has %s with a value, %s", name, quote(value))
-		case flag != nil:
-			*flag = true
-		case !hasValue:
-			return a, fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: permessage-deflate has %s without a value", name)
-		default:
-			if *bits = parseWindowBits(value); *bits == 0 {
-				return a, fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: permessage-deflate has %s=%s, not 8 to 15", name, quote(value))
-			}
-		}
+// answerFault returns the error for a permessage-deflate answer whose
+// parameters are not valid, as parseDeflate found them (RFC 7692, section
+// 7.1).
+func answerFault(f deflateFault) error {
+	const prefix = "Sec-WebSocket-Extensions: permessage-deflate has "
+	switch f.kind {
+	case faultUnknown:
+		return fail(ErrExtensionMismatch, prefix+"an unknown parameter %s", quote(f.name))
+	case faultTwice:
+		return fail(ErrExtensionMismatch, prefix+"%s twice", f.name)
+	case faultValue:
+		return fail(ErrExtensionMismatch, prefix+"%s with a value, %s", f.name, quote(f.value))
+	case faultNoValue:
+		return fail(ErrExtensionMismatch, prefix+"%s without a value", f.name)
 	}
-	return a, nil
+	return fail(ErrExtensionMismatch, prefix+"%s=%s, not 8 to 15", f.name, quote(f.value))
 }
 
 // answersOneOf returns nil when the permessage-deflate answer a answers
 // one of offers, as it must (RFC 7692, section 5), or else the error for
 // the first offer.
-func answersOneOf(a *deflateOffer, offers []deflateOffer) error {
+func answersOneOf(a *deflateElement, offers []deflateElement) error {
 	var first error
 	for i := range offers {
 		err := checkDeflateAnswer(a, &offers[i])
@@ -1044,7 +1000,7 @@ func answersOneOf(a *deflateOffer, offers []deflateOffer) error {
 // is answered only when offered, and no more than an offered value. The
 // server may add server_no_context_takeover, client_no_context_takeover
 // and server_max_window_bits unasked.
-func checkDeflateAnswer(a, o *deflateOffer) error {
+func checkDeflateAnswer(a, o *deflateElement) error {
 	switch {
 	case o.serverNoContext && !a.serverNoContext:
 		return fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: permessage-deflate lacks server_no_context_takeover, which was offered")

@@ -760,23 +760,6 @@ func malformed(key string, lines []string) *UpgradeError {
 	return refuse(http.StatusBadRequest, ErrMalformedHeader, nil, "%s: %s is not a valid list", rfcName(key), quoteLines(lines))
 }
 
-// rfcName returns the RFC spelling of a canonical header key, for messages.
-func rfcName(key string) string {
-	switch key {
-	case hdrWSKey:
-		return "Sec-WebSocket-Key"
-	case hdrWSVersion:
-		return "Sec-WebSocket-Version"
-	case hdrWSProtocol:
-		return "Sec-WebSocket-Protocol"
-	case hdrWSExtensions:
-		return "Sec-WebSocket-Extensions"
-	case hdrWSAccept:
-		return "Sec-WebSocket-Accept"
-	}
-	return key
-}
-
 // validateWebSocket checks the headers RFC 6455, section 4.2.1 requires of
 // a WebSocket opening handshake; over an HTTP/2 stream, those RFC 8441,
 // section 5 keeps: the version, not the key.
@@ -877,10 +860,8 @@ func parseOrigin(s string) (scheme, host string, ok bool) {
 			return "", "", false
 		}
 	}
-	for j := 0; j < len(host); j++ {
-		if c := host[j]; c <= ' ' || c >= 0x7f || c == '/' || c == '?' || c == '#' || c == '@' || c == '\\' {
-			return "", "", false
-		}
+	if !isAuthority(host) {
+		return "", "", false
 	}
 	return scheme, host, true
 }
@@ -1021,17 +1002,6 @@ func (u *Upgrader) responseHeaders(r *http.Request, proto string) (http.Header, 
 // 101 itself.
 func isOwnHeader(name string) bool {
 	return tokenEqual(name, hdrUpgrade) || tokenEqual(name, hdrConnection) || tokenEqual(name, hdrWSAccept)
-}
-
-// isFieldValue reports whether v may be sent as a field value: no control
-// bytes other than HTAB (RFC 9110, section 5.5), so no CR or LF.
-func isFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // takeOver hijacks the connection through http.ResponseController, so a

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -121,11 +120,7 @@ func Subprotocols(names ...string) Option {
 //
 // Panics if a window size is neither 0 nor 8 to 15.
 func Deflate(policy DeflateParams) Option {
-	for _, bits := range []int{policy.ServerMaxWindowBits, policy.ClientMaxWindowBits} {
-		if bits != 0 && (bits < 8 || bits > maxWindowBits) {
-			panic("cooper: Deflate: window bits " + strconv.Itoa(bits) + " are not 8 to 15")
-		}
-	}
+	policy.checkWindowBits("Deflate")
 	return func(c *config) { c.deflate = &policy }
 }
 
