@@ -24,6 +24,17 @@ type ownState struct {
 	client netip.Addr              // the client address it counts against; invalid when not counted
 }
 
+// admit is the admit step: it returns the entry that tracks the upgrade
+// of r, agreed as d, for the handler h (nil for Accept), once the Upgrader
+// has agreed to take one more connection, or the refusal (see track).
+func (u *Upgrader) admit(r *http.Request, d *decision, h *handler) (*tracked, *UpgradeError) {
+	t, o := u.newTracked(r, d, h)
+	if rej := u.track(t, r, o); rej != nil {
+		return nil, rej
+	}
+	return t, nil
+}
+
 // track admits t and adds it to the ring before its connection is taken
 // over, or refuses: with 503 when the Upgrader is shutting down, holds
 // MaxConnections or is past UpgradeRate; with 429 when the client holds
@@ -37,12 +48,12 @@ func (u *Upgrader) track(t *tracked, r *http.Request, o ownState) *UpgradeError 
 	if u.closed.Load() {
 		u.count.Add(-1)
 		// A client should come back soon, to a server that is not going away.
-		return refuse(http.StatusServiceUnavailable, ErrShutdown, retryAfter(1, 2),
+		return refusal(http.StatusServiceUnavailable, ErrShutdown, retryAfter(1, 2),
 			"shutdown: the server is shutting down")
 	}
 	if max := u.cfg.maxConns; max > 0 && n > max {
 		u.count.Add(-1)
-		return refuse(http.StatusServiceUnavailable, ErrTooManyConnections, retryAfter(5, 5),
+		return refusal(http.StatusServiceUnavailable, ErrTooManyConnections, retryAfter(5, 5),
 			"MaxConnections: %d connections are open", max)
 	}
 	if u.cfg.rateInterval > 0 {
@@ -61,7 +72,7 @@ func (u *Upgrader) track(t *tracked, r *http.Request, o ownState) *UpgradeError 
 			u.mu.Unlock()
 			u.count.Add(-1)
 			u.returnToken()
-			return refuse(http.StatusTooManyRequests, ErrTooManyClientConnections, retryAfter(5, 5),
+			return refusal(http.StatusTooManyRequests, ErrTooManyClientConnections, retryAfter(5, 5),
 				"MaxConnectionsPerClient: %s holds %d connections", o.client, held)
 		}
 		u.clients[o.client] = held + 1
@@ -167,7 +178,7 @@ func (u *Upgrader) rateRefusal(now, free int64) *UpgradeError {
 		}
 	}
 	secs := max(int((at-now+int64(time.Second)-1)/int64(time.Second)), 1)
-	return refuse(http.StatusServiceUnavailable, ErrUpgradeRate, retryAfter(secs, 1),
+	return refusal(http.StatusServiceUnavailable, ErrUpgradeRate, retryAfter(secs, 1),
 		"UpgradeRate: more upgrades than %s a second", strconv.FormatFloat(float64(time.Second)/float64(interval), 'g', 4, 64))
 }
 

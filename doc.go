@@ -14,32 +14,55 @@
 // # The pipeline
 //
 // Every upgrade, whether through [Hijack], [Upgrader.Handler] or
-// [Upgrader.Accept], takes the same five steps:
+// [Upgrader.Accept], takes the same steps, in this order:
 //
 //  1. validate the request as RFC 9110, section 7.8 and, for WebSocket,
-//     RFC 6455, section 4.2.1 ask, and refuse a bad one with the right
-//     status, the headers the RFC asks for and a one-line reason
-//     ([UpgradeError] lists them);
+//     RFC 6455, section 4.2.1 ask, and its Origin (see Security below);
 //  2. negotiate the Upgrade protocol, Sec-WebSocket-Accept, the
-//     subprotocol and permessage-deflate ([Deflate]);
-//  3. take the connection over with [http.ResponseController], so
+//     subprotocol ([Subprotocols], [SelectSubprotocol]) and
+//     permessage-deflate ([Deflate]);
+//  3. ask for the application's response headers ([ResponseHeaders]), and
+//     check them;
+//  4. admit the connection: refuse it while the [Upgrader] shuts down, at
+//     [MaxConnections], past [UpgradeRate] or past
+//     [MaxConnectionsPerClient];
+//  5. take the connection over with [http.ResponseController], so
 //     ResponseWriters wrapped by middleware work;
-//  4. answer 101 in one write, bounded by [HandshakeTimeout];
-//  5. hand over a net.Conn that first returns any bytes the client sent
+//  6. answer 101 in one write, bounded by [HandshakeTimeout];
+//  7. hand over a net.Conn that first returns any bytes the client sent
 //     after its request and net/http had already read, and is the socket
 //     itself (*net.TCPConn, *tls.Conn) when there were none, with no
 //     deadline left on it.
 //
-// Nothing is written before the decision, and a refused request is answered
-// through the ResponseWriter, never taken over. cooper never logs and never
-// panics on input; errors go to [OnError] and to [Upgrader.Accept]'s caller.
+// A request refused by one of the first four steps gets the right status,
+// the headers the RFC asks for and a one-line reason ([Upgrader] lists
+// them). Nothing is written before the decision, and a refused request is
+// answered through the ResponseWriter, never taken over. cooper never logs
+// and never panics on input; errors go to [OnError] and to
+// [Upgrader.Accept]'s caller.
 //
-// With [Hijack] and [Upgrader.Handler], ServeHTTP returns as soon as the
-// connection is handed over and the handler runs on a goroutine of its own,
-// so an idle upgraded connection does not keep net/http's buffers and
-// request state. [Upgrader.Shutdown] refuses new upgrades, cancels the
-// handlers' contexts, waits for them and closes what is left, which
-// [http.Server.Shutdown] does not do for hijacked connections.
+// # Handlers
+//
+// The handler given to [Hijack] or [Upgrader.Handler] owns the connection
+// and must close it. When it runs, the answer has been written, no deadline
+// is set, and the first bytes read are those the client sent after its
+// request. It runs on a goroutine of its own: ServeHTTP has returned, so an
+// idle upgraded connection does not keep net/http's buffers and request
+// state. The Upgrader tracks it until it returns, for [Upgrader.Shutdown],
+// and the context of [Handshake].Request stays valid until then or until
+// Shutdown. If it panics, the connection is closed and the panic is
+// reported to [OnError] as [ErrHandlerPanic].
+//
+// Over HTTP/2 the connection is the request's stream, which ends when
+// ServeHTTP returns, so there the handler runs inside ServeHTTP (and a
+// caller of [Upgrader.Accept] must be done with the connection before its
+// ServeHTTP returns). Over HTTP/3 the stream, taken over through a
+// [StreamTakeover], outlives ServeHTTP, so the handler runs on a goroutine
+// of its own, as over HTTP/1.1.
+//
+// [Upgrader.Shutdown] refuses new upgrades, cancels the handlers' contexts,
+// waits for them and closes what is left, which [http.Server.Shutdown]
+// does not do for hijacked connections.
 //
 // # Limits
 //
@@ -71,10 +94,8 @@
 // [Upgrader.Accept] serve both protocols with no change to the code:
 // cooper validates and negotiates as over HTTP/1.1 (there is no
 // Sec-WebSocket-Key), answers 200, and the handler's net.Conn is the stream;
-// [Handshake].Request.ProtoMajor is 2. The stream ends when ServeHTTP
-// returns, so there the handler runs inside ServeHTTP; a caller of
-// [Upgrader.Accept] must be done with the connection before it returns.
-// As net/http implements them, a read or write deadline that passes ends
+// [Handshake].Request.ProtoMajor is 2 (see Handlers for where the handler
+// runs). As net/http implements them, a read or write deadline that passes ends
 // the stream.
 //
 // Go's HTTP/2 server announces extended CONNECT only when the process
@@ -97,9 +118,7 @@
 // HTTP/3, so the transport's adapter takes the stream over for cooper
 // through a [StreamTakeover]; lowbit.dev/cooper/adapters/cooperh3 does so
 // for github.com/quic-go/quic-go's HTTP/3 server. The same [Upgrader] then
-// serves all three versions; [Handshake].Request.ProtoMajor is 3, and the
-// stream outlives ServeHTTP, so the handler runs on a goroutine of its own,
-// as over HTTP/1.1.
+// serves all three versions; [Handshake].Request.ProtoMajor is 3.
 //
 // # Client
 //

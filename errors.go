@@ -177,9 +177,9 @@ func (e *UpgradeError) Error() string { return e.reason }
 // Unwrap returns the sentinel error the refusal matches.
 func (e *UpgradeError) Unwrap() error { return e.err }
 
-// refuse returns the refusal with status, the sentinel err and the reason
+// refusal returns the refusal with status, the sentinel err and the reason
 // built from format and args, which must start with the header name.
-func refuse(status int, err error, header http.Header, format string, args ...any) *UpgradeError {
+func refusal(status int, err error, header http.Header, format string, args ...any) *UpgradeError {
 	return &UpgradeError{Status: status, Header: header, err: err, reason: "cooper: " + fmt.Sprintf(format, args...)}
 }
 

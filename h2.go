@@ -23,13 +23,13 @@ const hdrProtocol = ":protocol"
 // would be no way to name the protocols.
 func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 	if r.Method != http.MethodConnect {
-		return "", refuse(http.StatusMethodNotAllowed, ErrMethod, http.Header{"Allow": {"CONNECT"}},
+		return "", refusal(http.StatusMethodNotAllowed, ErrMethod, http.Header{"Allow": {"CONNECT"}},
 			"method: %s is not CONNECT, which opens an upgrade over HTTP/2 and HTTP/3 (RFC 8441, RFC 9220)", quote(r.Method))
 	}
 	values := r.Header[hdrProtocol]
 	switch {
 	case len(values) == 0:
-		return "", refuse(http.StatusBadRequest, ErrNotUpgrade, nil, ":protocol: missing; a CONNECT without it is a tunnel (RFC 8441, section 4)")
+		return "", refusal(http.StatusBadRequest, ErrNotUpgrade, nil, ":protocol: missing; a CONNECT without it is a tunnel (RFC 8441, section 4)")
 	case len(values) > 1 || !isProtocol(values[0]):
 		return "", malformed(hdrProtocol, values)
 	}
@@ -41,7 +41,7 @@ func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 			return p, nil
 		}
 	}
-	return "", refuse(http.StatusBadRequest, ErrProtocol, nil, ":protocol: %s is none of %s", quote(values[0]), quote(c.upgradeList))
+	return "", refusal(http.StatusBadRequest, ErrProtocol, nil, ":protocol: %s is none of %s", quote(values[0]), quote(c.upgradeList))
 }
 
 // A StreamTakeover takes the stream of an extended CONNECT over from the
@@ -62,9 +62,9 @@ func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 // error the stream is not handed over and stays the server's to end; the
 // upgrade fails, as a failed 101 write does, and is reported to [OnError].
 //
-// With a StreamTakeover, the handler of [Hijack] and [Upgrader.Handler]
-// runs on a goroutine of its own, as over HTTP/1.1, and [Upgrader.Accept]'s
-// caller may keep the connection after ServeHTTP returns.
+// With a StreamTakeover, the handler runs as over HTTP/1.1 (see the
+// package documentation, Handlers), and [Upgrader.Accept]'s caller may keep
+// the connection after ServeHTTP returns.
 type StreamTakeover func() (net.Conn, error)
 
 // streamTakeoverKey is the context key of a request's StreamTakeover.
@@ -91,8 +91,9 @@ func WithStreamTakeover(r *http.Request, take StreamTakeover) *http.Request {
 // 500 through w when the ResponseWriter chain cannot; then, the connection
 // held by t, it sends 200 with the agreed headers, flushed at once, within
 // the handshake timeout: through w, or through the request's
-// StreamTakeover, which hands the stream over.
-func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) (net.Conn, error) {
+// StreamTakeover, which hands the stream over. The connection is then
+// t's.
+func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) error {
 	rc := http.NewResponseController(w)
 	err := rc.SetReadDeadline(time.Time{})
 	if err == nil {
@@ -102,7 +103,7 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: HTTP/2 stream: %w", ErrHijackFailed, err)}
 		rej.reason = rej.err.Error()
 		u.cfg.writeRefusal(w, r, rej)
-		return nil, rej
+		return rej
 	}
 	h := w.Header()
 	for name, values := range extra {
@@ -122,9 +123,9 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 		conn, err := takeStream(take)
 		if err == nil && !u.hold(t, conn) {
 			closeNow(conn)
-			return nil, errClosedByShutdown
+			return errClosedByShutdown
 		}
-		return conn, err
+		return err
 	}
 	conn := newStreamConn(w, r, rc)
 	// The answer counts as a write, so a Close meanwhile (Shutdown's) ends
@@ -134,7 +135,7 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 		conn.Close()
 		conn.writing.Add(-1)
 		conn.end()
-		return nil, errClosedByShutdown
+		return errClosedByShutdown
 	}
 	w.WriteHeader(http.StatusOK)
 	err = rc.Flush()
@@ -144,9 +145,9 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 	conn.writing.Add(-1)
 	if err != nil {
 		conn.end()
-		return nil, fmt.Errorf("cooper: write 200: %w", err)
+		return fmt.Errorf("cooper: write 200: %w", err)
 	}
-	return conn, nil
+	return nil
 }
 
 // takeStream hands the answered stream over through take and clears the

@@ -22,17 +22,9 @@ import (
 // Hijack returns a handler that upgrades requests to one of the protocols
 // set with [Protocols] and calls h with the connection and the agreed
 // protocol. A request that cannot be upgraded gets an error response with a
-// one-line reason; h is not called.
-//
-// h owns conn and must close it. When h runs, the 101 has been written, no
-// deadline is set, and the first bytes read are those the client sent after
-// its request. h runs on a goroutine of its own: ServeHTTP has returned, so
-// net/http's per-connection state is released. If h panics, the connection
-// is closed and the panic is reported to [OnError] as [ErrHandlerPanic].
-// Over HTTP/2 (see the package documentation) conn is the request's stream
-// and h runs inside ServeHTTP, whose return ends the stream; over HTTP/3
-// (see [StreamTakeover]) conn is the request's stream and h runs on a
-// goroutine of its own, as over HTTP/1.1.
+// one-line reason; h is not called. h owns conn and must close it; where
+// and when h runs, and what happens when it panics, is the handler's
+// contract in the package documentation (Handlers).
 //
 // Hijack(h, opts...) is [New](opts...) with a handler that is given the
 // protocol; use [Upgrader.Handler] for the subprotocol, the request and
@@ -236,18 +228,9 @@ type Handshake struct {
 // Handler returns a handler that upgrades requests as the Upgrader is
 // configured and calls h with the connection and what was agreed. A request
 // that cannot be upgraded gets an error response with a one-line reason; h
-// is not called.
-//
-// h owns conn and must close it. When h runs, the 101 has been written, no
-// deadline is set, and the first bytes read are those the client sent after
-// its request. h runs on a goroutine of its own: ServeHTTP has returned, so
-// net/http's per-connection state is released, and hs.Request's context
-// stays valid until the Upgrader shuts down. The Upgrader tracks h until it
-// returns, for [Upgrader.Shutdown]. If h panics, the connection is closed
-// and the panic is reported to [OnError] as [ErrHandlerPanic]. Over HTTP/2
-// conn is the request's stream and h runs inside ServeHTTP, whose return
-// ends the stream. Over HTTP/3 (see [StreamTakeover]) conn is the request's
-// stream and h runs on a goroutine of its own, as over HTTP/1.1.
+// is not called. h owns conn and must close it; where and when h runs, how
+// long hs.Request's context lasts, and what happens when h panics, is the
+// handler's contract in the package documentation (Handlers).
 //
 // Panics if h is nil.
 func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
@@ -299,18 +282,16 @@ func (u *Upgrader) shutdownTo(ctx context.Context, done chan<- error) { done <- 
 //
 // The caller owns conn and must close it. No deadline is set on it, and the
 // first bytes read are those the client sent after its request. While the
-// caller's ServeHTTP runs, net/http keeps its per-connection state (about
-// 12 KiB: buffers, the parsed request, a grown stack), and the Upgrader
-// tracks conn for [Upgrader.Shutdown]; returning from ServeHTTP, for
-// instance after starting a goroutine for conn, releases both. hs.Request's
-// context is not cancelled when ServeHTTP returns, only by Shutdown.
-//
-// Over HTTP/2, conn is the request's stream, which ends when ServeHTTP
-// returns: the caller must be done with conn before it returns, and must
-// not use it afterwards. Over HTTP/3 (see [StreamTakeover]) conn is the
-// request's stream, which the caller may keep as over HTTP/1.1.
+// caller's ServeHTTP runs, net/http keeps its per-connection state
+// (buffers, the parsed request, a grown stack), and the Upgrader tracks
+// conn for [Upgrader.Shutdown]; returning from ServeHTTP, for instance
+// after starting a goroutine for conn, releases both. hs.Request's context
+// is not cancelled when ServeHTTP returns, only by Shutdown. Over HTTP/2
+// and HTTP/3, conn is the request's stream, as for a handler (see the
+// package documentation, Handlers): over HTTP/2 the caller must be done
+// with it before ServeHTTP returns, and must not use it afterwards.
 func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
-	t, err := u.upgrade(w, r, nil)
+	t, err := u.accept(w, r, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -469,7 +450,7 @@ type handler struct {
 // HTTP/2 stream ends when ServeHTTP returns, so there the handler runs
 // inside it; a stream taken over by a StreamTakeover outlives it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	t, err := h.u.upgrade(w, r, h)
+	t, err := h.u.accept(w, r, h)
 	if err != nil {
 		return
 	}
@@ -572,31 +553,29 @@ func (u *Upgrader) handshake(r *http.Request, d *decision, own bool) (*Handshake
 	return &a.hs, cancel
 }
 
-// upgrade is the pipeline: validate, negotiate, take over, answer, hand
-// over, for the handler h (nil for Accept). Nothing is written to w before
-// the decision; a refusal is answered through w and the connection is not
-// taken over. On success the connection is t.netConn(), tracked until
-// untrack.
-func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (*tracked, error) {
+// accept is the pipeline every upgrade takes, for the handler h (nil for
+// Accept), one step a line, in the order of the package documentation:
+// validate, negotiate, the application's response headers, admit, then
+// take over, answer and hand over (switchProtocols). Nothing is written to
+// w before the connection is taken over; a refusal is answered through w
+// and the connection is not taken over. On success the connection is
+// t.netConn(), tracked until untrack.
+func (u *Upgrader) accept(w http.ResponseWriter, r *http.Request, h *handler) (*tracked, error) {
 	proto, rej := validate(r, u.cfg)
-	var d decision
-	if rej == nil {
-		d, rej = negotiate(r, u.cfg, proto)
-	}
-	var extra http.Header
-	if rej == nil {
-		extra, rej = u.responseHeaders(r, proto)
-	}
-	var t *tracked
-	if rej == nil {
-		var o ownState
-		t, o = u.newTracked(r, &d, h)
-		rej = u.track(t, r, o)
-	}
 	if rej != nil {
-		u.cfg.writeRefusal(w, r, rej)
-		u.refuse(rej)
-		return nil, rej
+		return nil, u.refuse(w, r, rej)
+	}
+	d, rej := negotiate(r, u.cfg, proto)
+	if rej != nil {
+		return nil, u.refuse(w, r, rej)
+	}
+	extra, rej := u.responseHeaders(r, proto)
+	if rej != nil {
+		return nil, u.refuse(w, r, rej)
+	}
+	t, rej := u.admit(r, &d, h)
+	if rej != nil {
+		return nil, u.refuse(w, r, rej)
 	}
 	handedOver := false
 	defer func() {
@@ -605,28 +584,33 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 			u.untrack(t)
 		}
 	}()
-	conn, err := u.switchProtocols(w, r, &d, extra, t)
-	if _, refused := err.(*UpgradeError); !refused && u.forced.Load() {
-		// Shutdown closes every connection, this one too, maybe while the
-		// answer was written: the handler must not start after Shutdown
-		// returned.
-		if conn != nil {
-			conn.Close()
-		}
-		err = errClosedByShutdown
-	}
-	if err != nil {
-		if rej, ok := err.(*UpgradeError); ok {
-			u.refuse(rej)
-		} else {
-			u.failures.Add(1)
-			u.report(err)
-		}
-		return nil, err
+	if err := u.switchProtocols(w, r, &d, extra, t); err != nil {
+		return nil, u.fail(err)
 	}
 	handedOver = true
 	u.upgrades.Add(1)
 	return t, nil
+}
+
+// refuse answers r, refused with rej, through w, then counts and reports
+// the refusal. It returns rej.
+func (u *Upgrader) refuse(w http.ResponseWriter, r *http.Request, rej *UpgradeError) error {
+	u.cfg.writeRefusal(w, r, rej)
+	u.countRefusal(rej)
+	return rej
+}
+
+// fail counts and reports err, which ended an upgrade after admission: a
+// refusal when nothing was sent yet (an *UpgradeError, already answered
+// where w could still answer), or a failure. It returns err.
+func (u *Upgrader) fail(err error) error {
+	if rej, ok := err.(*UpgradeError); ok {
+		u.countRefusal(rej)
+		return err
+	}
+	u.failures.Add(1)
+	u.report(err)
+	return err
 }
 
 // errClosedByShutdown is reported for an upgrade whose connection
@@ -634,29 +618,44 @@ func (u *Upgrader) upgrade(w http.ResponseWriter, r *http.Request, h *handler) (
 var errClosedByShutdown = fmt.Errorf("%w: the connection was closed before its handler started", ErrShutdown)
 
 // switchProtocols takes the connection over, answers and hands it over:
-// over HTTP/1.1 by hijacking it and writing the 101, over HTTP/2 and HTTP/3
-// by answering 200 on the stream, which becomes the connection (RFC 8441,
-// RFC 9220). The connection to hand over is held by t before the answer is
-// written (through a StreamTakeover, as soon as it is taken), so a Shutdown
-// whose deadline passes meanwhile closes it. A failure before anything was
-// sent is an *UpgradeError.
-func (u *Upgrader) switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) (net.Conn, error) {
+// over HTTP/1.1 by hijacking it and writing the 101 (switchConn), over
+// HTTP/2 and HTTP/3 by answering 200 on the stream, which becomes the
+// connection (switchStream; RFC 8441, RFC 9220). The connection to hand
+// over is held by t before the answer is written (through a
+// StreamTakeover, as soon as it is taken), so a Shutdown whose deadline
+// passes meanwhile closes it, and one that passed makes the upgrade fail
+// with errClosedByShutdown: the handler must not start after Shutdown
+// returned. A failure before anything was sent is an *UpgradeError.
+func (u *Upgrader) switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) error {
+	var err error
 	if r.ProtoMajor >= 2 {
-		return u.switchStream(w, r, d, extra, t)
+		err = u.switchStream(w, r, d, extra, t)
+	} else {
+		err = u.switchConn(w, r, d, extra, t)
 	}
+	if _, refused := err.(*UpgradeError); refused || !u.forced.Load() {
+		return err
+	}
+	if err == nil {
+		// Shutdown closes every connection, this one too, maybe while the
+		// answer was written.
+		t.netConn().Close()
+	}
+	return errClosedByShutdown
+}
+
+// switchConn takes an HTTP/1.1 connection over, holds what is to be handed
+// over in t, and answers 101.
+func (u *Upgrader) switchConn(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) error {
 	conn, brw, rej := takeOver(w, r, u.cfg)
 	if rej != nil {
-		return nil, rej
+		return rej
 	}
-	handed := handOver(conn, brw.Reader)
-	if !u.hold(t, handed) {
+	if !u.hold(t, handOver(conn, brw.Reader)) {
 		conn.Close()
-		return nil, errClosedByShutdown
+		return errClosedByShutdown
 	}
-	if err := writeAnswer(conn, brw, d, extra, u.cfg.handshakeTimeout); err != nil {
-		return nil, err
-	}
-	return handed, nil
+	return writeAnswer(conn, brw, d, extra, u.cfg.handshakeTimeout)
 }
 
 // hold records conn as the connection of t, for closeAll, and reports
@@ -705,7 +704,7 @@ func validate(r *http.Request, c *config) (proto string, rej *UpgradeError) {
 // (RFC 9110, section 7.8) and picks the Upgrade protocol.
 func validateUpgrade(r *http.Request, c *config) (string, *UpgradeError) {
 	if r.Method != http.MethodGet {
-		return "", refuse(http.StatusMethodNotAllowed, ErrMethod, http.Header{"Allow": {"GET"}},
+		return "", refusal(http.StatusMethodNotAllowed, ErrMethod, http.Header{"Allow": {"GET"}},
 			"method: %s is not GET", quote(r.Method))
 	}
 	if !r.ProtoAtLeast(1, 1) {
@@ -713,11 +712,11 @@ func validateUpgrade(r *http.Request, c *config) (string, *UpgradeError) {
 	}
 	// Transfer-Encoding first: net/http sets ContentLength to -1 for it.
 	if len(r.TransferEncoding) > 0 {
-		return "", refuse(http.StatusBadRequest, ErrRequestBody, nil,
+		return "", refusal(http.StatusBadRequest, ErrRequestBody, nil,
 			"Transfer-Encoding: %s: an upgrade request has no body", quoteLines(r.TransferEncoding))
 	}
 	if r.ContentLength != 0 {
-		return "", refuse(http.StatusBadRequest, ErrRequestBody, nil,
+		return "", refusal(http.StatusBadRequest, ErrRequestBody, nil,
 			"Content-Length: %s: an upgrade request has no body", quote(strconv.FormatInt(r.ContentLength, 10)))
 	}
 	conn := r.Header[hdrConnection]
@@ -749,15 +748,15 @@ func isWebSocket(proto string) bool { return tokenEqual(proto, "websocket") }
 // named.
 func (c *config) upgradeRequired(err error, format string, args ...any) *UpgradeError {
 	if c.upgradeList == "" {
-		return refuse(http.StatusBadRequest, err, nil, format, args...)
+		return refusal(http.StatusBadRequest, err, nil, format, args...)
 	}
 	h := http.Header{"Upgrade": {c.upgradeList}, "Connection": {"Upgrade"}}
-	return refuse(http.StatusUpgradeRequired, err, h, format, args...)
+	return refusal(http.StatusUpgradeRequired, err, h, format, args...)
 }
 
 // malformed refuses a request whose header key is not a well-formed list.
 func malformed(key string, lines []string) *UpgradeError {
-	return refuse(http.StatusBadRequest, ErrMalformedHeader, nil, "%s: %s is not a valid list", rfcName(key), quoteLines(lines))
+	return refusal(http.StatusBadRequest, ErrMalformedHeader, nil, "%s: %s is not a valid list", rfcName(key), quoteLines(lines))
 }
 
 // validateWebSocket checks the headers RFC 6455, section 4.2.1 requires of
@@ -766,7 +765,7 @@ func malformed(key string, lines []string) *UpgradeError {
 func validateWebSocket(h http.Header, stream bool) *UpgradeError {
 	switch v := h[hdrWSVersion]; {
 	case len(v) > 1:
-		return refuse(http.StatusBadRequest, ErrWebSocketVersion, http.Header{"Sec-Websocket-Version": {"13"}},
+		return refusal(http.StatusBadRequest, ErrWebSocketVersion, http.Header{"Sec-Websocket-Version": {"13"}},
 			"Sec-WebSocket-Version: sent %d times", len(v))
 	case len(v) == 0 || trimOWS(v[0]) != "13":
 		// RFC 6455, section 4.2.2: answer 426 with the versions understood;
@@ -777,20 +776,20 @@ func validateWebSocket(h http.Header, stream bool) *UpgradeError {
 			status, h = http.StatusBadRequest, http.Header{"Sec-Websocket-Version": {"13"}}
 		}
 		if len(v) == 0 {
-			return refuse(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
+			return refusal(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
 		}
-		return refuse(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
+		return refusal(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
 	}
 	if stream {
 		return nil
 	}
 	switch k := h[hdrWSKey]; {
 	case len(k) == 0:
-		return refuse(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: missing")
+		return refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: missing")
 	case len(k) > 1:
-		return refuse(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: sent %d times", len(k))
+		return refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: sent %d times", len(k))
 	case !isValidKey(k[0]):
-		return refuse(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: %s does not decode to 16 bytes", quote(k[0]))
+		return refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: %s does not decode to 16 bytes", quote(k[0]))
 	}
 	return nil
 }
@@ -810,20 +809,20 @@ func validateOrigin(r *http.Request, c *config) *UpgradeError {
 	case c.skipOriginCheck || len(origins) == 0:
 		return nil
 	case len(origins) > 1:
-		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: sent %d times", len(origins))
+		return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: sent %d times", len(origins))
 	case len(origins[0]) > maxOrigin:
 		// Before any parsing: no real origin is this long, and a long one
 		// would cost its length in work and memory.
-		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %d bytes, longer than any origin (%d)", len(origins[0]), maxOrigin)
+		return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: %d bytes, longer than any origin (%d)", len(origins[0]), maxOrigin)
 	}
 	scheme, host, ok := parseOrigin(origins[0])
 	if !ok {
-		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %s is not scheme://host[:port]", quote(origins[0]))
+		return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: %s is not scheme://host[:port]", quote(origins[0]))
 	}
 	if sameHost(scheme, host, r.Host) || matchOrigin(c.originPatterns, scheme, host) {
 		return nil
 	}
-	return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %s does not match Host %s", quote(origins[0]), quote(r.Host))
+	return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: %s does not match Host %s", quote(origins[0]), quote(r.Host))
 }
 
 // checkOrigin asks fn, the CheckOrigin function, whether r may be upgraded.
@@ -832,9 +831,9 @@ func checkOrigin(r *http.Request, fn func(*http.Request) bool) *UpgradeError {
 		return nil
 	}
 	if origins := r.Header[hdrOrigin]; len(origins) > 0 {
-		return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: %s refused by CheckOrigin", quoteLines(origins))
+		return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: %s refused by CheckOrigin", quoteLines(origins))
 	}
-	return refuse(http.StatusForbidden, ErrOrigin, nil, "Origin: none sent; CheckOrigin refused the request")
+	return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: none sent; CheckOrigin refused the request")
 }
 
 // maxOrigin bounds the length of an Origin header. A serialized origin
@@ -957,7 +956,7 @@ func selectSubprotocol(r *http.Request, fn func(*http.Request, []string) string)
 	})
 	sub := fn(r, offered)
 	if sub != "" && !slices.Contains(offered, sub) {
-		return "", refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+		return "", refusal(http.StatusInternalServerError, ErrResponseHeader, nil,
 			"Sec-WebSocket-Protocol: SelectSubprotocol chose %s, which the client did not offer (%s)", quote(sub), quoteLines(lines))
 	}
 	return sub, nil
@@ -976,21 +975,21 @@ func (u *Upgrader) responseHeaders(r *http.Request, proto string) (http.Header, 
 	for name, values := range h {
 		switch {
 		case !isToken(name):
-			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+			return nil, refusal(http.StatusInternalServerError, ErrResponseHeader, nil,
 				"ResponseHeaders: header name %s is not a token", quote(name))
 		case tokenEqual(name, hdrWSProtocol):
-			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+			return nil, refusal(http.StatusInternalServerError, ErrResponseHeader, nil,
 				"ResponseHeaders: %s is negotiated by cooper: choose it with SelectSubprotocol or Subprotocols", quote(name))
 		case tokenEqual(name, hdrWSExtensions):
-			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+			return nil, refusal(http.StatusInternalServerError, ErrResponseHeader, nil,
 				"ResponseHeaders: %s is negotiated by cooper: turn permessage-deflate on with Deflate", quote(name))
 		case tokenEqual(name, hdrContentLength), tokenEqual(name, "Transfer-Encoding"):
-			return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+			return nil, refusal(http.StatusInternalServerError, ErrResponseHeader, nil,
 				"ResponseHeaders: %s cannot be sent in a 101, which has no body (RFC 9110, section 8.6)", quote(name))
 		}
 		for _, v := range values {
 			if !isFieldValue(v) {
-				return nil, refuse(http.StatusInternalServerError, ErrResponseHeader, nil,
+				return nil, refusal(http.StatusInternalServerError, ErrResponseHeader, nil,
 					"ResponseHeaders: value of %s has a control byte: %s", quote(name), quote(v))
 			}
 		}
@@ -1169,8 +1168,8 @@ func closeNow(c net.Conn) {
 	c.Close()
 }
 
-// refuse counts the refusal rej by its sentinel and reports it.
-func (u *Upgrader) refuse(rej *UpgradeError) {
+// countRefusal counts the refusal rej by its sentinel and reports it.
+func (u *Upgrader) countRefusal(rej *UpgradeError) {
 	for i, kind := range refusalKinds {
 		if errors.Is(rej, kind) {
 			u.refused[i].Add(1)
