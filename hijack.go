@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
-	"path"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,13 +132,6 @@ type Stats struct {
 	Draining bool
 }
 
-// The states of an Upgrader's drain.
-const (
-	drainNone    = iota // Shutdown has not started one
-	drainRunning        // Shutdown is ending contexts one by one
-	drainOver           // every context has been ended
-)
-
 // refusalKinds are the sentinels refusals are counted by, in the order of
 // Upgrader.refused.
 //
@@ -191,18 +181,6 @@ func New(opts ...Option) *Upgrader {
 	return u
 }
 
-// sleep waits for d, or until ctx is done, and then returns ctx's error.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // A Handshake is what an upgrade agreed on, for the layer that speaks the
 // new protocol.
 type Handshake struct {
@@ -240,41 +218,6 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 	return &handler{u: u, handshake: h}
 }
 
-// ShutdownServer shuts srv and the Upgrader down together and waits for
-// both: [http.Server.Shutdown] closes srv's listeners and waits for its
-// requests, HTTP/2 streams included, while [Upgrader.Shutdown] refuses new
-// upgrades and has the handlers say goodbye; then the connections of
-// either that ctx's end leaves open are closed ([http.Server.Close] for
-// srv's). It returns both errors joined, nil when both stopped in time. A
-// nil srv shuts the Upgrader down alone.
-//
-// net/http neither waits for nor closes connections it no longer owns, and
-// does not wait for functions given to [http.Server.RegisterOnShutdown]: a
-// program that returns when srv.Shutdown does ends before its handlers have
-// said goodbye. ShutdownServer is the one call to make instead.
-//
-// srv.Shutdown counts a connection on which no request has come yet as
-// busy for its first 5 seconds; browsers open such connections ahead of
-// need, so give ctx more than 5 s for the server to stop in time.
-func (u *Upgrader) ShutdownServer(ctx context.Context, srv *http.Server) error {
-	if srv == nil {
-		return u.Shutdown(ctx)
-	}
-	upgraded := make(chan error, 1)
-	// Both at once: an HTTP/2 stream's handler runs inside ServeHTTP, so
-	// srv.Shutdown waits for it, and only u.Shutdown has it return.
-	go u.shutdownTo(ctx, upgraded)
-	err := srv.Shutdown(ctx)
-	if err != nil {
-		srv.Close()
-	}
-	return errors.Join(err, <-upgraded)
-}
-
-// shutdownTo shuts the Upgrader down and sends the result on done. It runs
-// on a goroutine of ShutdownServer's, which waits for it.
-func (u *Upgrader) shutdownTo(ctx context.Context, done chan<- error) { done <- u.Shutdown(ctx) }
-
 // Accept upgrades the connection of r and returns it with what was agreed,
 // for callers that stay inside their own handler. On a refusal it has
 // already answered through w, and returns an [*UpgradeError]; on any error
@@ -306,137 +249,6 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 	return conn, hs, nil
 }
 
-// Shutdown stops the Upgrader: from then on, requests are refused with 503
-// and Retry-After, and the contexts of running handlers are cancelled, with
-// [ErrShutdown] as their [context.Cause], so a handler can say goodbye and
-// return. With [DrainTime], Shutdown cancels them one by one, in random
-// order, spread evenly over that time, so their clients do not all come
-// back at once; a [Hijack] handler, which has no context, has its
-// connection closed at its turn instead. Shutdown waits for every handler
-// to return (and, for [Upgrader.Accept], every ServeHTTP that took a
-// connection), or for ctx to be done; then it cancels what is left and
-// closes the connections still open, those still being answered included,
-// and returns ctx's error. It closes them at once, whatever their peers do:
-// a TLS connection's socket is closed without waiting to send
-// close_notify. Once Shutdown has returned, no handler starts. Calling it
-// more than once is safe; only the first call drains, and a call made
-// while it does waits for it, or for its own ctx.
-func (u *Upgrader) Shutdown(ctx context.Context) error {
-	u.closed.Store(true)
-	if u.cfg.drainTime > 0 && u.drain.CompareAndSwap(drainNone, drainRunning) {
-		err := u.drainAll(ctx)
-		u.drain.Store(drainOver)
-		if err != nil {
-			u.endAll()
-			u.closeAll()
-			return err
-		}
-	}
-	if u.drain.Load() != drainRunning {
-		// A call made while another drains waits for it instead.
-		u.endAll()
-	}
-	const maxPoll = 100 * time.Millisecond
-	poll := time.Millisecond
-	timer := time.NewTimer(poll)
-	defer timer.Stop()
-	for {
-		if u.count.Load() == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			u.closeAll()
-			return ctx.Err()
-		case <-timer.C:
-			poll = min(2*poll, maxPoll)
-			timer.Reset(poll)
-		}
-	}
-}
-
-// drainAll ends the connections tracked when it starts one by one, in
-// random order, the i-th of n at i*DrainTime/n from its start, skipping
-// those whose handler has returned by their turn. It returns early, with
-// nil, once no connection is left, and with ctx's error when ctx is done.
-// It runs on Shutdown's goroutine.
-func (u *Upgrader) drainAll(ctx context.Context) error {
-	const maxPoll = 100 * time.Millisecond // how late it sees that every handler returned
-	order := u.drainOrder()
-	start, n := u.now(), time.Duration(len(order))
-	for i, t := range order {
-		at := start + u.cfg.drainTime*time.Duration(i)/n
-		for {
-			if u.count.Load() == 0 {
-				return nil
-			}
-			wait := at - u.now()
-			if wait <= 0 {
-				break
-			}
-			if err := u.sleep(ctx, min(wait, maxPoll)); err != nil {
-				return err
-			}
-		}
-		u.end(t)
-	}
-	return nil
-}
-
-// drainOrder returns, in random order, the tracked connections the drain
-// can end one at a time: those of Upgrader.Handler, each with a context of
-// its own, and those of Hijack, which it closes. Those of Accept share the
-// Upgrader's context, whose cancellation ends the drain.
-func (u *Upgrader) drainOrder() []*tracked {
-	u.mu.Lock()
-	var order []*tracked
-	for t := u.active.next; t != &u.active; t = t.next {
-		if u.own[t].cancel != nil || t.h != nil && t.h.proto != nil {
-			order = append(order, t)
-		}
-	}
-	u.mu.Unlock()
-	rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-	return order
-}
-
-// end ends one connection's turn in the drain: it cancels its handler's
-// context with ErrShutdown, or, when its handler has none, closes it at
-// once, so a peer that does not read cannot hold up the next turns. It does
-// nothing when the handler has returned.
-func (u *Upgrader) end(t *tracked) {
-	u.mu.Lock()
-	linked, cancel, conn := t.next != nil, u.own[t].cancel, t.netConn()
-	u.mu.Unlock()
-	switch {
-	case !linked:
-	case cancel != nil:
-		cancel(ErrShutdown)
-	case conn != nil:
-		closeNow(conn)
-	}
-}
-
-// endAll cancels the Upgrader's context and every context of a connection
-// of its own, with ErrShutdown.
-func (u *Upgrader) endAll() {
-	u.cancel(ErrShutdown)
-	if u.cfg.drainTime == 0 {
-		return
-	}
-	u.mu.Lock()
-	cancels := make([]context.CancelCauseFunc, 0, len(u.own))
-	for _, o := range u.own {
-		if o.cancel != nil {
-			cancels = append(cancels, o.cancel)
-		}
-	}
-	u.mu.Unlock()
-	for _, cancel := range cancels {
-		cancel(ErrShutdown)
-	}
-}
-
 // A handler is the http.Handler of [Hijack] and [Upgrader.Handler]; one of
 // proto and handshake is set.
 type handler struct {
@@ -460,97 +272,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	go t.run()
-}
-
-// run runs the handler of t, then stops tracking t. It runs on a goroutine
-// of its own, started by ServeHTTP, or over HTTP/2 inside ServeHTTP.
-func (t *tracked) run() {
-	hs := t.hs
-	t.hs = nil // the ring does not keep what the handler may let go
-	defer t.h.u.finish(t)
-	conn := t.netConn()
-	if t.h.u.forced.Load() {
-		// Shutdown closed every connection before this goroutine ran; its
-		// handler must not start after Shutdown returned.
-		conn.Close()
-		return
-	}
-	if t.h.proto != nil {
-		t.h.proto(conn, hs.Protocol)
-		return
-	}
-	t.h.handshake(conn, hs)
-}
-
-// finish stops tracking t after its handler returned. After a panic, which
-// would otherwise end the process, it closes the connection and reports the
-// panic.
-func (u *Upgrader) finish(t *tracked) {
-	if v := recover(); v != nil {
-		t.netConn().Close()
-		u.panics.Add(1)
-		if v != http.ErrAbortHandler {
-			u.report(newPanicError(v))
-		}
-	}
-	u.untrack(t)
-}
-
-// newTracked returns the ring entry for an upgrade of r agreed as d, with
-// the Handshake the handler h (nil for Accept) is given, and what the entry
-// holds beyond the ring (with DrainTime, the cancellation of a Handler's
-// context). A Hijack handler sees only the protocol, so for a configured
-// one it shares a Handshake made once by New: such an upgrade allocates the
-// entry alone.
-func (u *Upgrader) newTracked(r *http.Request, d *decision, h *handler) (*tracked, ownState) {
-	t := &tracked{h: h}
-	var o ownState
-	switch {
-	case h == nil || h.proto == nil:
-		t.hs, o.cancel = u.handshake(r, d, h != nil && u.cfg.drainTime > 0)
-	default:
-		for i, p := range u.cfg.protocols {
-			if p == d.protocol {
-				t.hs = &u.cfg.protocolHandshakes[i]
-				break
-			}
-		}
-		if t.hs == nil {
-			t.hs = &Handshake{Protocol: d.protocol}
-		}
-	}
-	return t, o
-}
-
-// handshake returns the Handshake for the agreed d and the request r, whose
-// context it replaces by one that outlives ServeHTTP and ends with the
-// Upgrader's; or, when own is true, ends when the returned cancel is called.
-func (u *Upgrader) handshake(r *http.Request, d *decision, own bool) (*Handshake, context.CancelCauseFunc) {
-	// allocates: all of this escapes to the handler; one allocation holds
-	// the Handshake, its DeflateParams and the context.
-	a := &struct {
-		hs      Handshake
-		deflate DeflateParams
-		ctx     connContext
-	}{
-		hs:  Handshake{Protocol: d.protocol, Subprotocol: d.subprotocol},
-		ctx: connContext{values: context.WithoutCancel(r.Context()), done: u.ctx},
-	}
-	var cancel context.CancelCauseFunc
-	if own {
-		// allocates: with DrainTime, the context and its cancellation, so
-		// the drain can end each connection at its own time. The parent is
-		// not the Upgrader's, which would keep every one registered after
-		// its handler returned, until Shutdown; the drain ends those still
-		// running, Shutdown every one left.
-		a.ctx.done, cancel = context.WithCancelCause(context.Background())
-	}
-	if d.deflateOK {
-		a.deflate = d.deflate.params
-		a.hs.Deflate = &a.deflate
-	}
-	a.hs.Request = r.WithContext(&a.ctx)
-	return &a.hs, cancel
 }
 
 // accept is the pipeline every upgrade takes, for the handler h (nil for
@@ -616,56 +337,6 @@ func (u *Upgrader) fail(err error) error {
 // errClosedByShutdown is reported for an upgrade whose connection
 // Shutdown closed before its handler started.
 var errClosedByShutdown = fmt.Errorf("%w: the connection was closed before its handler started", ErrShutdown)
-
-// switchProtocols takes the connection over, answers and hands it over:
-// over HTTP/1.1 by hijacking it and writing the 101 (switchConn), over
-// HTTP/2 and HTTP/3 by answering 200 on the stream, which becomes the
-// connection (switchStream; RFC 8441, RFC 9220). The connection to hand
-// over is held by t before the answer is written (through a
-// StreamTakeover, as soon as it is taken), so a Shutdown whose deadline
-// passes meanwhile closes it, and one that passed makes the upgrade fail
-// with errClosedByShutdown: the handler must not start after Shutdown
-// returned. A failure before anything was sent is an *UpgradeError.
-func (u *Upgrader) switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) error {
-	var err error
-	if r.ProtoMajor >= 2 {
-		err = u.switchStream(w, r, d, extra, t)
-	} else {
-		err = u.switchConn(w, r, d, extra, t)
-	}
-	if _, refused := err.(*UpgradeError); refused || !u.forced.Load() {
-		return err
-	}
-	if err == nil {
-		// Shutdown closes every connection, this one too, maybe while the
-		// answer was written.
-		t.netConn().Close()
-	}
-	return errClosedByShutdown
-}
-
-// switchConn takes an HTTP/1.1 connection over, holds what is to be handed
-// over in t, and answers 101.
-func (u *Upgrader) switchConn(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) error {
-	conn, brw, rej := takeOver(w, r, u.cfg)
-	if rej != nil {
-		return rej
-	}
-	if !u.hold(t, handOver(conn, brw.Reader)) {
-		conn.Close()
-		return errClosedByShutdown
-	}
-	return writeAnswer(conn, brw, d, extra, u.cfg.handshakeTimeout)
-}
-
-// hold records conn as the connection of t, for closeAll, and reports
-// whether it may be used: false when Shutdown already began closing every
-// connection, so conn must be closed. Either closeAll sees conn or hold
-// sees that it ran, since both sides write before they read.
-func (u *Upgrader) hold(t *tracked, conn net.Conn) bool {
-	t.conn.Store(conn)
-	return !u.forced.Load()
-}
 
 // A decision is what validate and negotiate agreed on for a request.
 type decision struct {
@@ -794,120 +465,6 @@ func validateWebSocket(h http.Header, stream bool) *UpgradeError {
 	return nil
 }
 
-// validateOrigin applies the origin policy against cross-site WebSocket
-// hijacking (RFC 6455, section 10.2): a browser's request, which carries
-// Origin, must come from the request's own host[:port] or from an origin
-// OriginPatterns allows. The scheme is not compared: behind a proxy that
-// ends TLS the request's own scheme is unknown. A default port (80 for
-// http, 443 for https) is the same as none. A CheckOrigin function, when
-// set, decides alone.
-func validateOrigin(r *http.Request, c *config) *UpgradeError {
-	origins := r.Header[hdrOrigin]
-	switch {
-	case c.checkOrigin != nil:
-		return checkOrigin(r, c.checkOrigin)
-	case c.skipOriginCheck || len(origins) == 0:
-		return nil
-	case len(origins) > 1:
-		return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: sent %d times", len(origins))
-	case len(origins[0]) > maxOrigin:
-		// Before any parsing: no real origin is this long, and a long one
-		// would cost its length in work and memory.
-		return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: %d bytes, longer than any origin (%d)", len(origins[0]), maxOrigin)
-	}
-	scheme, host, ok := parseOrigin(origins[0])
-	if !ok {
-		return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: %s is not scheme://host[:port]", quote(origins[0]))
-	}
-	if sameHost(scheme, host, r.Host) || matchOrigin(c.originPatterns, scheme, host) {
-		return nil
-	}
-	return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: %s does not match Host %s", quote(origins[0]), quote(r.Host))
-}
-
-// checkOrigin asks fn, the CheckOrigin function, whether r may be upgraded.
-func checkOrigin(r *http.Request, fn func(*http.Request) bool) *UpgradeError {
-	if fn(r) {
-		return nil
-	}
-	if origins := r.Header[hdrOrigin]; len(origins) > 0 {
-		return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: %s refused by CheckOrigin", quoteLines(origins))
-	}
-	return refusal(http.StatusForbidden, ErrOrigin, nil, "Origin: none sent; CheckOrigin refused the request")
-}
-
-// maxOrigin bounds the length of an Origin header. A serialized origin
-// (RFC 6454, section 6.2) is a scheme, "://", a host and a port: a host
-// name has at most 253 bytes (RFC 1035, section 2.3.4; browsers send
-// internationalised names in their ASCII form) and a port at most 6 with
-// its colon, which with "https://" makes 267. 512 leaves room for a
-// longer scheme, such as a browser extension's.
-const maxOrigin = 512
-
-// parseOrigin splits a serialized origin (RFC 6454, section 6.2), such as
-// "https://example.com:8443", into scheme and host[:port]. ok is false for
-// "null" and for anything else that is not scheme://host[:port].
-func parseOrigin(s string) (scheme, host string, ok bool) {
-	i := strings.Index(s, "://")
-	if i <= 0 || i+3 == len(s) {
-		return "", "", false
-	}
-	scheme, host = s[:i], s[i+3:]
-	for j := 0; j < len(scheme); j++ {
-		c := scheme[j]
-		if !('a' <= lowerASCII(c) && lowerASCII(c) <= 'z' || j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
-			return "", "", false
-		}
-	}
-	if !isAuthority(host) {
-		return "", "", false
-	}
-	return scheme, host, true
-}
-
-// sameHost reports whether the origin's host[:port] is the request's Host,
-// ignoring ASCII case and the scheme's default port on either side.
-func sameHost(scheme, host, reqHost string) bool {
-	var port string
-	switch lowerToken(scheme) {
-	case "http", "ws":
-		port = ":80"
-	case "https", "wss":
-		port = ":443"
-	}
-	return tokenEqual(stripSuffix(host, port), stripSuffix(reqHost, port))
-}
-
-// stripSuffix returns s without suffix, ignoring ASCII case, if it ends
-// with it.
-func stripSuffix(s, suffix string) string {
-	if suffix != "" && len(s) > len(suffix) && tokenEqual(s[len(s)-len(suffix):], suffix) {
-		return s[:len(s)-len(suffix)]
-	}
-	return s
-}
-
-// matchOrigin reports whether one of the lower-case patterns matches host,
-// or scheme://host for a pattern with "://".
-func matchOrigin(patterns []string, scheme, host string) bool {
-	if len(patterns) == 0 {
-		return false
-	}
-	// allocates: only for cross-origin requests.
-	host = lowerToken(host)
-	full := lowerToken(scheme) + "://" + host
-	for _, p := range patterns {
-		target := host
-		if strings.Contains(p, "://") {
-			target = full
-		}
-		if ok, _ := path.Match(p, target); ok {
-			return true
-		}
-	}
-	return false
-}
-
 // negotiate settles what the handler gets beyond the protocol: for
 // WebSocket, the key to answer, the subprotocol and permessage-deflate. It
 // does no I/O and does not allocate unless it refuses or a SelectSubprotocol
@@ -1001,6 +558,47 @@ func (u *Upgrader) responseHeaders(r *http.Request, proto string) (http.Header, 
 // 101 itself.
 func isOwnHeader(name string) bool {
 	return tokenEqual(name, hdrUpgrade) || tokenEqual(name, hdrConnection) || tokenEqual(name, hdrWSAccept)
+}
+
+// switchProtocols takes the connection over, answers and hands it over:
+// over HTTP/1.1 by hijacking it and writing the 101 (switchConn), over
+// HTTP/2 and HTTP/3 by answering 200 on the stream, which becomes the
+// connection (switchStream; RFC 8441, RFC 9220). The connection to hand
+// over is held by t before the answer is written (through a
+// StreamTakeover, as soon as it is taken), so a Shutdown whose deadline
+// passes meanwhile closes it, and one that passed makes the upgrade fail
+// with errClosedByShutdown: the handler must not start after Shutdown
+// returned. A failure before anything was sent is an *UpgradeError.
+func (u *Upgrader) switchProtocols(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) error {
+	var err error
+	if r.ProtoMajor >= 2 {
+		err = u.switchStream(w, r, d, extra, t)
+	} else {
+		err = u.switchConn(w, r, d, extra, t)
+	}
+	if _, refused := err.(*UpgradeError); refused || !u.forced.Load() {
+		return err
+	}
+	if err == nil {
+		// Shutdown closes every connection, this one too, maybe while the
+		// answer was written.
+		t.netConn().Close()
+	}
+	return errClosedByShutdown
+}
+
+// switchConn takes an HTTP/1.1 connection over, holds what is to be handed
+// over in t, and answers 101.
+func (u *Upgrader) switchConn(w http.ResponseWriter, r *http.Request, d *decision, extra http.Header, t *tracked) error {
+	conn, brw, rej := takeOver(w, r, u.cfg)
+	if rej != nil {
+		return rej
+	}
+	if !u.hold(t, handOver(conn, brw.Reader)) {
+		conn.Close()
+		return errClosedByShutdown
+	}
+	return writeAnswer(conn, brw, d, extra, u.cfg.handshakeTimeout)
 }
 
 // takeOver hijacks the connection through http.ResponseController, so a
@@ -1110,64 +708,6 @@ func appendAnswer(b []byte, d *decision, extra http.Header) []byte {
 	return append(b, "\r\n"...)
 }
 
-// A tracked is an upgraded connection in the Upgrader's ring of those whose
-// handler runs, with what the handler is given.
-type tracked struct {
-	prev, next *tracked
-	conn       atomic.Value // the net.Conn to hand over, from the take-over on; empty before
-	h          *handler     // nil for Accept
-	hs         *Handshake   // for the handler, until it is given
-}
-
-// netConn returns the connection to hand over, or nil before the take-over.
-func (t *tracked) netConn() net.Conn {
-	c, _ := t.conn.Load().(net.Conn)
-	return c
-}
-
-// closeAll closes every tracked connection that was taken over, and makes
-// any upgrade still under way close its own (see hold). It lists them under
-// the lock and closes them outside it, so requests and handlers returning
-// are not held up meanwhile.
-func (u *Upgrader) closeAll() {
-	u.forced.Store(true)
-	u.mu.Lock()
-	// allocates: once, at Shutdown's deadline.
-	conns := make([]net.Conn, 0, u.count.Load())
-	for t := u.active.next; t != &u.active; t = t.next {
-		if c := t.netConn(); c != nil {
-			conns = append(conns, c)
-		}
-	}
-	u.mu.Unlock()
-	for _, c := range conns {
-		closeNow(c)
-	}
-}
-
-// closeNow closes c at once, whatever its peer does. It first closes the
-// socket beneath, reached through NetConn methods: a *tls.Conn's Close
-// would otherwise try to send close_notify for up to 5 s to a peer that
-// stopped reading, which then fails at once.
-func closeNow(c net.Conn) {
-	socket := c
-	for {
-		u, ok := socket.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		next := u.NetConn()
-		if next == nil || next == socket {
-			break
-		}
-		socket = next
-	}
-	if socket != c {
-		socket.Close()
-	}
-	c.Close()
-}
-
 // countRefusal counts the refusal rej by its sentinel and reports it.
 func (u *Upgrader) countRefusal(rej *UpgradeError) {
 	for i, kind := range refusalKinds {
@@ -1186,37 +726,4 @@ func (u *Upgrader) report(err error) {
 	}
 }
 
-// A connContext is the context of an upgraded connection's request: it
-// keeps the request's values but not its cancellation, which net/http
-// triggers when ServeHTTP returns, and is cancelled instead when the
-// Upgrader shuts down. Many share the Upgrader's one cancellation, so a
-// connection costs no goroutine, channel or registration; with DrainTime,
-// a Handler's connection has one of its own instead.
-//
-// A key the request's values do not hold is looked up in done, which holds
-// none but the context package's own: so the package sees done as the one
-// a context derived from this one must follow, and cancels it with done,
-// at once, as it would a child of context.WithCancel; and context.Cause
-// reports done's.
-type connContext struct {
-	values context.Context // context.WithoutCancel(r.Context())
-	done   context.Context // the Upgrader's, or with DrainTime the connection's own
-}
-
-func (c *connContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c *connContext) Done() <-chan struct{}       { return c.done.Done() }
-func (c *connContext) Err() error                  { return c.done.Err() }
-
-func (c *connContext) Value(key any) any {
-	if v := c.values.Value(key); v != nil {
-		return v
-	}
-	return c.done.Value(key)
-}
-
-func (c *connContext) String() string { return "cooper.connContext" }
-
-var (
-	_ http.Handler    = (*handler)(nil)
-	_ context.Context = (*connContext)(nil)
-)
+var _ http.Handler = (*handler)(nil)

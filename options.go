@@ -244,54 +244,6 @@ func OriginPatterns(patterns ...string) Option {
 	return func(c *config) { c.originPatterns = lower }
 }
 
-// hasLiteralHost reports whether the host name in the origin pattern p
-// (what follows "://", or all of p, up to its last ":", which starts the
-// port) has a character other than "." that path.Match must find in the
-// host as it is: one outside "*", "?" and a "[...]" class, escaped with a
-// backslash or not. The port does not count: a site can use any. p is a
-// valid pattern.
-func hasLiteralHost(p string) bool {
-	if i := strings.Index(p, "://"); i >= 0 {
-		p = p[i+3:]
-	}
-	literal, beforePort, port := false, false, false
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch c {
-		case '*', '?':
-			continue
-		case '[':
-			// A class matches one character of several: skip to the "]"
-			// that ends it, which is never its first member.
-			if i++; i < len(p) && p[i] == '^' {
-				i++
-			}
-			for first := true; i < len(p) && (first || p[i] != ']'); first = false {
-				if p[i] == '\\' {
-					i++
-				}
-				i++
-			}
-			continue
-		case '\\':
-			if i++; i < len(p) {
-				c = p[i]
-			}
-		}
-		switch c {
-		case ':':
-			literal, beforePort, port = false, beforePort || literal, true
-		case '.':
-		default:
-			literal = true
-		}
-	}
-	if port {
-		return beforePort
-	}
-	return literal
-}
-
 // InsecureSkipOriginCheck turns the origin check off: any web page, on any
 // site, can open a connection with its visitors' cookies and act as them
 // (cross-site WebSocket hijacking). Use it only for endpoints that do not
