@@ -306,7 +306,7 @@ func (u *Upgrader) accept(w http.ResponseWriter, r *http.Request, h *handler) (*
 		}
 	}()
 	if err := u.switchProtocols(w, r, &d, extra, t); err != nil {
-		return nil, u.fail(err)
+		return nil, u.countFailure(err)
 	}
 	handedOver = true
 	u.upgrades.Add(1)
@@ -321,10 +321,11 @@ func (u *Upgrader) refuse(w http.ResponseWriter, r *http.Request, rej *UpgradeEr
 	return rej
 }
 
-// fail counts and reports err, which ended an upgrade after admission: a
-// refusal when nothing was sent yet (an *UpgradeError, already answered
-// where w could still answer), or a failure. It returns err.
-func (u *Upgrader) fail(err error) error {
+// countFailure counts and reports err, which ended an upgrade after its
+// admission: as a refusal when nothing was sent yet (an *UpgradeError,
+// already answered where w could still answer), or else as a failure. It
+// returns err.
+func (u *Upgrader) countFailure(err error) error {
 	if rej, ok := err.(*UpgradeError); ok {
 		u.countRefusal(rej)
 		return err
