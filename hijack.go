@@ -75,9 +75,24 @@ type Upgrader struct {
 	ctx    context.Context // cancelled by Shutdown, with ErrShutdown; handlers' contexts follow it
 	cancel context.CancelCauseFunc
 
+	// mu guards the ring of tracked connections and the maps below. The
+	// ring is kept rather than a map[*tracked]ownState, which was measured:
+	// the map allocates 48 B per upgrade through Hijack instead of 64, with
+	// the same two allocations, only because the 16 B of ring links move
+	// into the map's table, where each live connection then holds a slot
+	// of 40 B (the key and its ownState) at the table's load factor, and
+	// the table does not shrink after a peak. Linking into the ring is four
+	// pointer writes, under a lock every upgrade takes, where the map
+	// hashes; the time per upgrade did not differ beyond the machine's
+	// noise.
 	mu     sync.Mutex
-	active tracked      // sentinel of the ring of connections whose handlers run
-	closed atomic.Bool  // Shutdown was called
+	active tracked // sentinel of the ring of connections whose handlers run
+
+	// closed is set when Shutdown is called. It is not ctx.Err() != nil:
+	// with DrainTime, Shutdown refuses new upgrades at once but cancels
+	// ctx, which the connections of Accept share, only once the drain is
+	// over.
+	closed atomic.Bool
 	forced atomic.Bool  // Shutdown's deadline passed: every connection is being closed
 	drain  atomic.Int32 // drainNone, drainRunning or drainOver
 
