@@ -137,13 +137,7 @@ func TestUpgradeRateEndToEnd(t *testing.T) {
 			wait(t, f.handled, "handler call")
 		}
 		resp, body, _, _ := f.roundTrip(t, f.wsRequest(), "")
-		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("past the rate: status = %d, Retry-After = %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
-		}
-		checkReason(t, resp, body)
-		if err := wait(t, f.errs, "refusal"); !errors.Is(err, ErrUpgradeRate) {
-			t.Errorf("OnError got %v, want ErrUpgradeRate", err)
-		}
+		f.checkRetryRefusal(t, resp, body, http.StatusServiceUnavailable, ErrUpgradeRate)
 		if n := f.hijacked.Load(); n != 2 {
 			t.Errorf("%d connections taken over, want 2", n)
 		}
@@ -277,11 +271,7 @@ func FuzzClientAddr(f *testing.F) {
 // TestAdmissionOptionPanics checks that the admission options refuse
 // programmer errors when they are built.
 func TestAdmissionOptionPanics(t *testing.T) {
-	cases := []struct {
-		name string
-		fn   func()
-		msg  string
-	}{
+	checkPanics(t, []panicCase{
 		{"negative DrainTime", func() { DrainTime(-1) }, "cooper: DrainTime: duration must not be negative"},
 		{"zero rate", func() { UpgradeRate(0, 1) }, "cooper: UpgradeRate: perSecond must be a positive number"},
 		{"NaN rate", func() { UpgradeRate(math.NaN(), 1) }, "cooper: UpgradeRate: perSecond must be a positive number"},
@@ -290,17 +280,7 @@ func TestAdmissionOptionPanics(t *testing.T) {
 		{"zero per client", func() { MaxConnectionsPerClient(0) }, "cooper: MaxConnectionsPerClient: n must be positive"},
 		{"prefix too long", func() { TrustedProxies("10.0.0.0/33") }, `cooper: TrustedProxies: "10.0.0.0/33" is not a CIDR prefix or an IP address`},
 		{"host name", func() { TrustedProxies("10.0.0.0/8", "proxy.internal") }, `cooper: TrustedProxies: "proxy.internal" is not a CIDR prefix or an IP address`},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				if v := recover(); v != tc.msg {
-					t.Errorf("panic = %v, want %q", v, tc.msg)
-				}
-			}()
-			tc.fn()
-		})
-	}
+	})
 }
 
 // TestMaxConnectionsPerClientEndToEnd holds one client's limit open over
@@ -326,13 +306,7 @@ func TestMaxConnectionsPerClientEndToEnd(t *testing.T) {
 			open = append(open, c)
 		}
 		resp, body, _, _ := f.roundTrip(t, forwardedFor("203.0.113.7"), "")
-		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("past the limit: status = %d, Retry-After = %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
-		}
-		checkReason(t, resp, body)
-		if err := wait(t, f.errs, "refusal"); !errors.Is(err, ErrTooManyClientConnections) {
-			t.Errorf("OnError got %v, want ErrTooManyClientConnections", err)
-		}
+		f.checkRetryRefusal(t, resp, body, http.StatusTooManyRequests, ErrTooManyClientConnections)
 		if n := f.hijacked.Load(); n != 2 {
 			t.Errorf("%d connections taken over, want 2", n)
 		}

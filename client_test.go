@@ -1041,28 +1041,14 @@ func wsRequest(rawURL string) *http.Request {
 // TestClientOptionPanics checks that options refuse programmer errors when
 // they are built, naming the option.
 func TestClientOptionPanics(t *testing.T) {
-	cases := []struct {
-		name  string
-		build func()
-		msg   string
-	}{
+	checkPanics(t, []panicCase{
 		{"WithProtocol refuses a name that is not a protocol", func() { WithProtocol("web socket") }, `cooper: WithProtocol: "web socket" is not a protocol name`},
 		{"WithProtocol refuses an empty name", func() { WithProtocol("") }, `cooper: WithProtocol: "" is not a protocol name`},
 		{"WithSubprotocols refuses a list in one name", func() { WithSubprotocols("a", "b,c") }, `cooper: WithSubprotocols: "b,c" is not a token`},
 		{"WithDeflate refuses a server window of 16 bits", func() { WithDeflate(DeflateParams{ServerMaxWindowBits: 16}) }, "cooper: WithDeflate: window bits 16 are not 8 to 15"},
 		{"WithDeflate refuses a client window of 7 bits", func() { WithDeflate(DeflateParams{ClientMaxWindowBits: 7}) }, "cooper: WithDeflate: window bits 7 are not 8 to 15"},
 		{"WithHandshake refuses nil", func() { WithHandshake(nil) }, "cooper: WithHandshake: nil Handshake"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				if v := recover(); v != tc.msg {
-					t.Errorf("panic = %v, want %q", v, tc.msg)
-				}
-			}()
-			tc.build()
-		})
-	}
+	})
 }
 
 // TestClientTLS checks where TLS comes from and how it is set up: the wss

@@ -199,6 +199,18 @@ func openStream(t *testing.T, s *testServer) (*io.PipeWriter, *http.Response) {
 	return pw, resp
 }
 
+// stallWrite starts writing c on a goroutine of its own until a Write
+// fails, and waits until the writer is blocked (see waitStalled). The
+// Write's error comes on errs; written counts the bytes written. ok is
+// false, the test failed, when the writer does not stall.
+func stallWrite(t *testing.T, c net.Conn) (errs <-chan error, written *atomic.Int64, ok bool) {
+	t.Helper()
+	written = new(atomic.Int64)
+	ch := make(chan error, 1)
+	go func() { ch <- writeUntilError(c, written) }()
+	return ch, written, waitStalled(t, written)
+}
+
 // writeUntilError writes c until a Write fails, counting in written the
 // bytes written, and returns the error.
 func writeUntilError(c net.Conn, written *atomic.Int64) error {
@@ -305,10 +317,8 @@ func TestStreamConn(t *testing.T) {
 	})
 	t.Run("Close ends a Write blocked on the flow control of a client that does not read", func(t *testing.T) {
 		s, done := streamServer(t, func(c *streamConn) {
-			var written atomic.Int64
-			errs := make(chan error, 1)
-			go func() { errs <- writeUntilError(c, &written) }()
-			if !waitStalled(t, &written) {
+			errs, written, ok := stallWrite(t, c)
+			if !ok {
 				return
 			}
 			c.Close()
@@ -336,10 +346,8 @@ func TestStreamConn(t *testing.T) {
 	})
 	t.Run("a write deadline that passes ends a blocked Write", func(t *testing.T) {
 		s, done := streamServer(t, func(c *streamConn) {
-			var written atomic.Int64
-			errs := make(chan error, 1)
-			go func() { errs <- writeUntilError(c, &written) }()
-			if !waitStalled(t, &written) {
+			errs, _, ok := stallWrite(t, c)
+			if !ok {
 				return
 			}
 			if err := c.SetWriteDeadline(time.Now()); err != nil {

@@ -3,7 +3,6 @@ package cooper
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -68,13 +67,7 @@ func TestMaxConnections(t *testing.T) {
 			open = append(open, c)
 		}
 		resp, body, _, _ := f.roundTrip(t, f.wsRequest(), "")
-		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("past the limit: status = %d, Retry-After = %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
-		}
-		checkReason(t, resp, body)
-		if err := wait(t, f.errs, "refusal"); !errors.Is(err, ErrTooManyConnections) {
-			t.Errorf("OnError got %v, want ErrTooManyConnections", err)
-		}
+		f.checkRetryRefusal(t, resp, body, http.StatusServiceUnavailable, ErrTooManyConnections)
 		if n := f.hijacked.Load(); n != 2 {
 			t.Errorf("%d connections taken over, want 2", n)
 		}

@@ -126,38 +126,20 @@ func TestRefusals(t *testing.T) {
 			opts: []Option{},
 			edit: func(r *http.Request) { r.Header.Del("Upgrade") }, status: 400, err: ErrNotUpgrade},
 		{name: "a CR LF in a ResponseHeaders value fails the upgrade with 500",
-			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
-				return http.Header{"X-Split": {"a\r\nSet-Cookie: x=y"}}
-			})}, status: 500, err: ErrResponseHeader},
+			opts: []Option{fixedHeaders(http.Header{"X-Split": {"a\r\nSet-Cookie: x=y"}})}, status: 500, err: ErrResponseHeader},
 		{name: "a NUL in a ResponseHeaders value fails the upgrade with 500",
-			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
-				return http.Header{"X-Nul": {"a\x00b"}}
-			})}, status: 500, err: ErrResponseHeader},
+			opts: []Option{fixedHeaders(http.Header{"X-Nul": {"a\x00b"}})}, status: 500, err: ErrResponseHeader},
 		{name: "a ResponseHeaders name that is not a token fails the upgrade with 500",
-			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
-				return http.Header{"X Bad": {"v"}}
-			})}, status: 500, err: ErrResponseHeader},
+			opts: []Option{fixedHeaders(http.Header{"X Bad": {"v"}})}, status: 500, err: ErrResponseHeader},
 		{name: "a Sec-WebSocket-Protocol from ResponseHeaders fails the upgrade with 500",
-			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
-				return http.Header{"Sec-Websocket-Protocol": {"chat"}}
-			})}, status: 500, err: ErrResponseHeader},
+			opts: []Option{fixedHeaders(http.Header{"Sec-Websocket-Protocol": {"chat"}})}, status: 500, err: ErrResponseHeader},
 		{name: "a Content-Length from ResponseHeaders fails the upgrade with 500",
-			opts: []Option{ResponseHeaders(func(*http.Request, string) http.Header {
-				return http.Header{"content-length": {"0"}}
-			})}, status: 500, err: ErrResponseHeader},
+			opts: []Option{fixedHeaders(http.Header{"content-length": {"0"}})}, status: 500, err: ErrResponseHeader},
 	}
 	run(t, func(t *testing.T, m mode) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				opts := tc.opts
-				if opts == nil {
-					opts = []Option{Protocols("websocket")}
-				}
-				f := newFixture(t, m, opts...)
-				r := f.wsRequest()
-				if tc.edit != nil {
-					tc.edit(r)
-				}
+				f, r := caseFixture(t, m, tc.opts, tc.edit)
 				resp, body, _, _ := f.roundTrip(t, r, tc.body)
 				if resp.StatusCode != tc.status {
 					t.Fatalf("status = %d, want %d (body %q)", resp.StatusCode, tc.status, body)
@@ -188,6 +170,27 @@ func TestRefusals(t *testing.T) {
 			})
 		}
 	})
+}
+
+// caseFixture starts a fixture with opts, Protocols("websocket") when nil,
+// and returns it with its WebSocket request, changed by edit when not nil.
+func caseFixture(t *testing.T, m mode, opts []Option, edit func(*http.Request)) (*fixture, *http.Request) {
+	t.Helper()
+	if opts == nil {
+		opts = []Option{Protocols("websocket")}
+	}
+	f := newFixture(t, m, opts...)
+	r := f.wsRequest()
+	if edit != nil {
+		edit(r)
+	}
+	return f, r
+}
+
+// fixedHeaders is the ResponseHeaders option of a function that returns h
+// for every request.
+func fixedHeaders(h http.Header) Option {
+	return ResponseHeaders(func(*http.Request, string) http.Header { return h })
 }
 
 // checkReason checks that a refusal's body is one text/plain line of the
@@ -295,15 +298,7 @@ func TestAccepted(t *testing.T) {
 	run(t, func(t *testing.T, m mode) {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				opts := tc.opts
-				if opts == nil {
-					opts = []Option{Protocols("websocket")}
-				}
-				f := newFixture(t, m, opts...)
-				r := f.wsRequest()
-				if tc.edit != nil {
-					tc.edit(r)
-				}
+				f, r := caseFixture(t, m, tc.opts, tc.edit)
 				resp, body, c, br := f.roundTrip(t, r, "")
 				if resp.StatusCode != http.StatusSwitchingProtocols {
 					t.Fatalf("status = %d, want 101 (body %q)", resp.StatusCode, body)
@@ -682,13 +677,7 @@ func TestShutdown(t *testing.T) {
 			t.Errorf("second Shutdown = %v, want nil", err)
 		}
 		resp, body, _, _ := f.roundTrip(t, f.wsRequest(), "")
-		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("after Shutdown: status = %d, Retry-After = %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
-		}
-		checkReason(t, resp, body)
-		if err := wait(t, f.errs, "error reported to OnError"); !errors.Is(err, ErrShutdown) {
-			t.Errorf("OnError got %v, want ErrShutdown", err)
-		}
+		f.checkRetryRefusal(t, resp, body, http.StatusServiceUnavailable, ErrShutdown)
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -308,5 +309,43 @@ func echo(t *testing.T, c net.Conn, br *bufio.Reader, msg string) {
 	}
 	if string(got) != msg {
 		t.Fatalf("echo = %q, want %q", got, msg)
+	}
+}
+
+// checkRetryRefusal checks that resp, with body, refused a request with
+// status, a Retry-After and a one-line reason, and that OnError was told
+// an error matching sentinel.
+func (f *fixture) checkRetryRefusal(t *testing.T, resp *http.Response, body string, status int, sentinel error) {
+	t.Helper()
+	if resp.StatusCode != status || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status = %d, Retry-After = %q, want %d with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), status)
+	}
+	checkReason(t, resp, body)
+	if err := wait(t, f.errs, "refusal"); !errors.Is(err, sentinel) {
+		t.Errorf("OnError got %v, want %v", err, sentinel)
+	}
+}
+
+// A panicCase is a call that must panic with msg, as an option built with
+// a programmer error does.
+type panicCase struct {
+	name string
+	fn   func()
+	msg  string
+}
+
+// checkPanics runs each case as a subtest and checks that it panics with
+// its message.
+func checkPanics(t *testing.T, cases []panicCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if v := recover(); v != tc.msg {
+					t.Errorf("panic = %v, want %q", v, tc.msg)
+				}
+			}()
+			tc.fn()
+		})
 	}
 }
