@@ -268,7 +268,7 @@ func walkHops(peer netip.Addr, lines []string, forwarded bool, trusted []netip.P
 func splitHops(hops *[maxHops]string, line string, forwarded bool) (n int, ok bool) {
 	for rest := line; rest != ""; {
 		var elem string
-		if elem, rest, ok = nextElement(rest); !ok {
+		if elem, rest, _, ok = cut(rest, &elementEnd); !ok {
 			return 0, false
 		}
 		if elem == "" {
@@ -292,10 +292,10 @@ func splitHops(hops *[maxHops]string, line string, forwarded bool) (n int, ok bo
 //	forwarded-pair    = token "=" value
 //	value             = token / quoted-string
 func forwardedFor(elem string) (value string, ok bool) {
-	pair, params := cutParams(elem)
 	found := false
-	for {
-		if pair != "" {
+	for more := true; more; {
+		var pair string
+		if pair, elem, more, _ = cut(elem, &paramEnd); pair != "" {
 			// The name is a token, so the first "=" ends it.
 			eq := strings.IndexByte(pair, '=')
 			if eq < 0 {
@@ -312,11 +312,8 @@ func forwardedFor(elem string) (value string, ok bool) {
 				value, found = v, true
 			}
 		}
-		if params == "" {
-			return value, true
-		}
-		pair, params = cutParams(params[1:])
 	}
+	return value, true
 }
 
 // parseNode parses a hop as an IP address, ignoring a port and a zone. In

@@ -142,7 +142,7 @@ func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 		offers = deflateOffers(offer)
 	)
 	wellFormed := scanList(answer, isExtension, func(elem string) bool {
-		name, params := cutParams(elem)
+		name, params, more, _ := cut(elem, &paramEnd)
 		for _, s := range seen {
 			if tokenEqual(s, name) {
 				err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s is answered twice", quote(name))
@@ -160,8 +160,9 @@ func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 			err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s was not offered", quote(name))
 			return false
 		}
-		a, fault := parseDeflate(params, true)
-		if fault.kind != faultNone {
+		var fault deflateFault
+		a, kind := parseDeflate(params, more, true, &fault)
+		if kind != faultNone {
 			err = answerFault(fault)
 			return false
 		}
@@ -191,9 +192,8 @@ func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 func deflateOffers(lines []string) []deflateElement {
 	var offers []deflateElement
 	if !scanList(lines, isExtension, func(elem string) bool {
-		name, params := cutParams(elem)
-		if tokenEqual(name, "permessage-deflate") {
-			if o, fault := parseDeflate(params, false); fault.kind == faultNone {
+		if name, params, more, _ := cut(elem, &paramEnd); tokenEqual(name, "permessage-deflate") {
+			if o, fault := parseDeflate(params, more, false, nil); fault == faultNone {
 				offers = append(offers, o)
 			}
 		}
@@ -209,8 +209,7 @@ func deflateOffers(lines []string) []deflateElement {
 func offersExtension(lines []string, name string) bool {
 	found := false
 	ok := scanList(lines, isExtension, func(elem string) bool {
-		n, _ := cutParams(elem)
-		found = tokenEqual(n, name)
+		found = tokenEqual(extensionName(elem), name)
 		return !found
 	})
 	return ok && found

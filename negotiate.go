@@ -129,16 +129,17 @@ const (
 	paramClientBits      = "client_max_window_bits"
 )
 
-// A deflateFault is why the parameters of a permessage-deflate element are
-// not valid: the server declines such an offer, the client fails on such
-// an answer with a message it builds from the fault.
+// A deflateFault is why the parameters of a permessage-deflate answer are
+// not valid, for the client's message.
 type deflateFault struct {
 	kind  deflateFaultKind
 	name  string // the parameter: in its RFC spelling, or as sent when unknown
-	value string // its value as sent, for faultValue and faultBits
+	value string // its value as sent
 }
 
-// The kinds of deflateFault.
+// A deflateFaultKind is why the parameters of a permessage-deflate element
+// are not valid: the server declines such an offer, the client fails on
+// such an answer.
 type deflateFaultKind uint8
 
 const (
@@ -151,65 +152,78 @@ const (
 	faultBits                       // a window that is not 8 to 15
 )
 
-// parseDeflate parses the parameters of a permessage-deflate element, the
-// part after its name, in one pass (RFC 7692, section 7.1): each known,
-// given once, the *_no_context_takeover ones without a value, the
-// *_max_window_bits ones with a window from 8 to 15, except that an offer
-// (answer false) may carry client_max_window_bits without one. The fault
-// is the first parameter's that is not valid; but when any parameter breaks
+// parseDeflate parses the parameters of a permessage-deflate element whose
+// quoted strings are terminated, in one pass (RFC 7692, section 7.1):
+// params and more are what cut(elem, &paramEnd) returns after its name.
+// Each parameter must be known and given once, the *_no_context_takeover
+// ones without a value, the *_max_window_bits ones with a window from 8 to
+// 15, except that an offer (answer false) may carry client_max_window_bits
+// without one. The fault is the first parameter's that is not valid, and
+// when fault is not nil, *fault says which; but when any parameter breaks
 // the extension grammar (see isParam) it is faultMalformed, whatever came
-// before.
-func parseDeflate(params string, answer bool) (e deflateElement, f deflateFault) {
-	for params != "" {
+// before. The server passes no fault, so that parsing an offer does not
+// carry the details of a refusal it does not explain.
+func parseDeflate(params string, more, answer bool, fault *deflateFault) (e deflateElement, kind deflateFaultKind) {
+	for more {
 		var name, value string
 		var hasValue bool
-		name, value, hasValue, params = nextParam(params)
+		name, value, hasValue, params, more = nextParam(params)
 		if !isParam(name, value, hasValue) {
-			return e, deflateFault{kind: faultMalformed}
+			return e, faultMalformed
 		}
-		if f.kind == faultNone {
-			f = e.set(name, value, hasValue, answer)
+		if kind != faultNone {
+			continue // keep checking the grammar
+		}
+		switch {
+		case tokenEqual(name, paramServerNoContext):
+			name, kind = paramServerNoContext, setFlag(&e.serverNoContext, hasValue)
+		case tokenEqual(name, paramClientNoContext):
+			name, kind = paramClientNoContext, setFlag(&e.clientNoContext, hasValue)
+		case tokenEqual(name, paramServerBits):
+			name, kind = paramServerBits, setBits(&e.serverBits, value, hasValue, true)
+		case tokenEqual(name, paramClientBits):
+			// RFC 7692, sections 7.1.2.1 and 7.1.2.2: only an offer's
+			// client_max_window_bits may leave its value out.
+			name, kind = paramClientBits, setBits(&e.clientBits, value, hasValue, answer)
+		default:
+			kind = faultUnknown
+		}
+		if kind != faultNone && fault != nil {
+			*fault = deflateFault{kind: kind, name: name, value: value}
 		}
 	}
-	return e, f
+	return e, kind
 }
 
-// set records one parameter of a permessage-deflate element in e, or
-// returns why it is not valid; see parseDeflate.
-func (e *deflateElement) set(name, value string, hasValue, answer bool) deflateFault {
-	var flag *bool
-	var bits *int
+// setFlag sets a *_no_context_takeover parameter, which must come once and
+// without a value.
+func setFlag(flag *bool, hasValue bool) deflateFaultKind {
 	switch {
-	case tokenEqual(name, paramServerNoContext):
-		name, flag = paramServerNoContext, &e.serverNoContext
-	case tokenEqual(name, paramClientNoContext):
-		name, flag = paramClientNoContext, &e.clientNoContext
-	case tokenEqual(name, paramServerBits):
-		name, bits = paramServerBits, &e.serverBits
-	case tokenEqual(name, paramClientBits):
-		name, bits = paramClientBits, &e.clientBits
-	default:
-		return deflateFault{kind: faultUnknown, name: name}
+	case *flag:
+		return faultTwice
+	case hasValue:
+		return faultValue
 	}
+	*flag = true
+	return faultNone
+}
+
+// setBits sets a *_max_window_bits parameter, which must come once, with a
+// window from 8 to 15 or, unless needValue, without a value (-1).
+func setBits(bits *int, value string, hasValue, needValue bool) deflateFaultKind {
 	switch {
-	case flag != nil && *flag || bits != nil && *bits != 0:
-		return deflateFault{kind: faultTwice, name: name}
-	case flag != nil && hasValue:
-		return deflateFault{kind: faultValue, name: name, value: value}
-	case flag != nil:
-		*flag = true
-	case !hasValue && (answer || bits == &e.serverBits):
-		// RFC 7692, sections 7.1.2.1 and 7.1.2.2: only an offer's
-		// client_max_window_bits may leave its value out.
-		return deflateFault{kind: faultNoValue, name: name}
+	case *bits != 0:
+		return faultTwice
+	case !hasValue && needValue:
+		return faultNoValue
 	case !hasValue:
 		*bits = -1
 	default:
 		if *bits = parseWindowBits(value); *bits == 0 {
-			return deflateFault{kind: faultBits, name: name, value: value}
+			return faultBits
 		}
 	}
-	return deflateFault{}
+	return faultNone
 }
 
 // negotiateDeflate picks the first permessage-deflate offer in the
@@ -220,12 +234,12 @@ func (e *deflateElement) set(name, value string, hasValue, answer bool) deflateF
 func negotiateDeflate(lines []string, policy *DeflateParams) (a deflateAnswer, ok bool) {
 	malformed := false
 	wellFormed := scanList(lines, isOtherExtension, func(elem string) bool {
-		name, params := cutParams(elem)
+		name, params, more, _ := cut(elem, &paramEnd)
 		if !tokenEqual(name, "permessage-deflate") {
 			return true
 		}
-		o, fault := parseDeflate(params, false)
-		switch fault.kind {
+		o, fault := parseDeflate(params, more, false, nil)
+		switch fault {
 		case faultNone:
 			a, ok = acceptDeflate(&o, policy)
 			return !ok
@@ -241,8 +255,7 @@ func negotiateDeflate(lines []string, policy *DeflateParams) (a deflateAnswer, o
 // isOtherExtension reports whether elem is a well-formed extension, or a
 // permessage-deflate offer, which parseDeflate checks as it parses it.
 func isOtherExtension(elem string) bool {
-	name, _ := cutParams(elem)
-	return tokenEqual(name, "permessage-deflate") || isExtension(elem)
+	return tokenEqual(extensionName(elem), "permessage-deflate") || isExtension(elem)
 }
 
 // acceptDeflate answers a valid offer o under policy, or declines it.
@@ -301,6 +314,13 @@ func parseWindowBits(value string) int {
 	return n
 }
 
+// extensionName returns the name of the extension element elem, whose
+// quoted strings are terminated: what comes before its first ";".
+func extensionName(elem string) string {
+	name, _, _, _ := cut(elem, &paramEnd)
+	return name
+}
+
 // isExtension reports whether elem is an extension element (RFC 6455,
 // section 9.1):
 //
@@ -308,14 +328,14 @@ func parseWindowBits(value string) int {
 //
 // with each extension-param as isParam has it.
 func isExtension(elem string) bool {
-	name, params := cutParams(elem)
+	name, params, more, _ := cut(elem, &paramEnd)
 	if !isToken(name) {
 		return false
 	}
-	for params != "" {
+	for more {
 		var pname, value string
 		var hasValue bool
-		pname, value, hasValue, params = nextParam(params)
+		pname, value, hasValue, params, more = nextParam(params)
 		if !isParam(pname, value, hasValue) {
 			return false
 		}
