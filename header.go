@@ -255,12 +255,11 @@ func scanList(lines []string, valid func(string) bool, fn func(elem string) bool
 		for rest := line; rest != ""; {
 			var elem string
 			var ok bool
-			// An empty element ("") is one recipients must accept and
-			// ignore.
 			if elem, rest, _, ok = cut(rest, &elementEnd); !ok {
 				return false
 			}
 			if elem == "" {
+				// An empty element is one recipients must accept and ignore.
 				continue
 			}
 			if !valid(elem) {
