@@ -238,22 +238,24 @@ func negotiateDeflate(lines []string, policy *DeflateParams) (a deflateAnswer, o
 		if !tokenEqual(name, "permessage-deflate") {
 			return true
 		}
+		// Offers after the agreed one are still parsed: scanList leaves
+		// their grammar to parseDeflate (see isOtherExtension).
 		o, fault := parseDeflate(params, more, false, nil)
-		switch fault {
-		case faultNone:
-			a, ok = acceptDeflate(&o, policy)
-			return !ok
-		case faultMalformed:
+		switch {
+		case fault == faultMalformed:
 			malformed = true
 			return false
+		case fault == faultNone && !ok:
+			a, ok = acceptDeflate(&o, policy)
 		}
-		return true // declined
+		return true
 	})
 	return a, ok && wellFormed && !malformed
 }
 
 // isOtherExtension reports whether elem is a well-formed extension, or a
-// permessage-deflate offer, which parseDeflate checks as it parses it.
+// permessage-deflate offer, which parseDeflate checks as it parses it: the
+// function given to scanList with it must parse every such offer.
 func isOtherExtension(elem string) bool {
 	return tokenEqual(extensionName(elem), "permessage-deflate") || isExtension(elem)
 }

@@ -241,6 +241,8 @@ func TestNegotiateDeflate(t *testing.T) {
 		{"white space around parameters and = is tolerated",
 			[]string{pmd + " ;\tclient_max_window_bits = 10 "}, p{}, pmd + "; client_max_window_bits=10", p{ServerMaxWindowBits: 15, ClientMaxWindowBits: 10}},
 		{"a malformed header means no extension, even with a valid offer in it", []string{pmd + ", a b"}, p{}, "", p{}},
+		{"a malformed permessage-deflate offer after the agreed one makes the header malformed",
+			[]string{pmd + ", " + pmd + "; =10"}, p{}, "", p{}},
 		{"an unterminated quoted string means no extension", []string{pmd + `; client_max_window_bits="10`}, p{}, "", p{}},
 		{"a quoted value that is not a token means no extension", []string{pmd + `; client_max_window_bits="1 0"`}, p{}, "", p{}},
 		{"no offer means no extension", nil, p{}, "", p{}},
