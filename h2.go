@@ -29,13 +29,8 @@ func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 	case len(values) > 1 || !isProtocol(values[0]):
 		return "", malformed(hdrProtocol, values)
 	}
-	if len(c.protocols) == 0 {
-		return lowerToken(values[0]), nil
-	}
-	for _, p := range c.protocols {
-		if tokenEqual(values[0], p) {
-			return p, nil
-		}
+	if proto := acceptProtocol(values[0], c.protocols); proto != "" {
+		return proto, nil
 	}
 	return "", refusal(http.StatusBadRequest, ErrProtocol, nil, ":protocol: %s is none of %s", quote(values[0]), quote(c.upgradeList))
 }

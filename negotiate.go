@@ -11,22 +11,29 @@ import (
 // case. ok is false when the Upgrade lists are malformed.
 func negotiateProtocol(h http.Header, accept []string) (proto string, ok bool) {
 	ok = scanList(h[hdrUpgrade], isProtocol, func(elem string) bool {
-		if len(accept) == 0 {
-			proto = lowerToken(elem)
-			return false
-		}
-		for _, a := range accept {
-			if tokenEqual(elem, a) {
-				proto = a
-				return false
-			}
-		}
-		return true
+		proto = acceptProtocol(elem, accept)
+		return proto == ""
 	})
 	if !ok {
 		return "", false
 	}
 	return proto, true
+}
+
+// acceptProtocol returns the protocol the client's offer agrees to: the one
+// of accept that is offer, ignoring ASCII case, in the server's spelling,
+// or, when accept is empty, offer in lower case. It returns "" when offer
+// is none of accept.
+func acceptProtocol(offer string, accept []string) string {
+	if len(accept) == 0 {
+		return lowerToken(offer)
+	}
+	for _, a := range accept {
+		if tokenEqual(offer, a) {
+			return a
+		}
+	}
+	return ""
 }
 
 // negotiateSubprotocol picks the subprotocol (RFC 6455, section 4.2.2): the
