@@ -183,6 +183,13 @@ func refusal(status int, err error, header http.Header, format string, args ...a
 	return &UpgradeError{Status: status, Header: header, err: err, reason: "cooper: " + fmt.Sprintf(format, args...)}
 }
 
+// hijackFailed returns the refusal of an upgrade whose connection could not
+// be taken over because of cause, with 500 and the reason
+// "cooper: hijack: " and detail; it matches ErrHijackFailed and cause.
+func hijackFailed(cause error, detail string) *UpgradeError {
+	return &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: %w", ErrHijackFailed, cause), reason: "cooper: hijack: " + detail}
+}
+
 // writeRefusal answers r, refused with rej, through w: the headers the RFCs
 // require for the refusal, then the [RefusalHandler]'s response or a
 // one-line text/plain body.

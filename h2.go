@@ -91,8 +91,7 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 		err = rc.SetWriteDeadline(time.Now().Add(u.cfg.handshakeTimeout))
 	}
 	if err != nil {
-		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: HTTP/2 stream: %w", ErrHijackFailed, err)}
-		rej.reason = rej.err.Error()
+		rej := hijackFailed(err, "HTTP/2 stream: "+err.Error())
 		u.cfg.writeRefusal(w, r, rej)
 		return rej
 	}

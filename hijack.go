@@ -624,14 +624,13 @@ func (u *Upgrader) switchConn(w http.ResponseWriter, r *http.Request, d *decisio
 func takeOver(w http.ResponseWriter, r *http.Request, c *config) (net.Conn, *bufio.ReadWriter, *UpgradeError) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		rej := &UpgradeError{Status: http.StatusInternalServerError, err: fmt.Errorf("%w: %w", ErrHijackFailed, err)}
-		rej.reason = rej.err.Error()
-		if errors.Is(err, http.ErrNotSupported) {
-			// Nothing was taken over, so w can still answer; after any other
-			// failure it may not.
-			rej.reason = "cooper: hijack: " + unhijackable(w, err)
-			c.writeRefusal(w, r, rej)
+		if !errors.Is(err, http.ErrNotSupported) {
+			return nil, nil, hijackFailed(err, err.Error())
 		}
+		// Nothing was taken over, so w can still answer; after any other
+		// failure it may not.
+		rej := hijackFailed(err, unhijackable(w, err))
+		c.writeRefusal(w, r, rej)
 		return nil, nil, rej
 	}
 	if brw == nil {
