@@ -19,6 +19,10 @@ const (
 	drainOver           // every context has been ended
 )
 
+// maxPoll is the longest Shutdown and the drain wait between two looks at
+// whether every handler has returned: how late they see it.
+const maxPoll = 100 * time.Millisecond
+
 // sleep waits for d, or until ctx is done, and then returns ctx's error.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -96,7 +100,6 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 		// A call made while another drains waits for it instead.
 		u.endAll()
 	}
-	const maxPoll = 100 * time.Millisecond
 	poll := time.Millisecond
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
@@ -121,7 +124,6 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 // nil, once no connection is left, and with ctx's error when ctx is done.
 // It runs on Shutdown's goroutine.
 func (u *Upgrader) drainAll(ctx context.Context) error {
-	const maxPoll = 100 * time.Millisecond // how late it sees that every handler returned
 	order := u.drainOrder()
 	start, n := u.now(), time.Duration(len(order))
 	for i, t := range order {
