@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"strings"
 )
 
 // Sentinel errors of the server side. Every error cooper returns or reports
@@ -241,17 +242,4 @@ func quote(s string) string {
 }
 
 // quoteLines quotes the header lines joined as one list.
-func quoteLines(lines []string) string {
-	n := 0
-	for _, l := range lines {
-		n += len(l) + 2
-	}
-	b := make([]byte, 0, n)
-	for i, l := range lines {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, l...)
-	}
-	return quote(string(b))
-}
+func quoteLines(lines []string) string { return quote(strings.Join(lines, ", ")) }
