@@ -437,7 +437,7 @@ func (c *config) upgradeRequired(err error, format string, args ...any) *Upgrade
 	if c.upgradeList == "" {
 		return refusal(http.StatusBadRequest, err, nil, format, args...)
 	}
-	h := http.Header{"Upgrade": {c.upgradeList}, "Connection": {"Upgrade"}}
+	h := http.Header{hdrUpgrade: {c.upgradeList}, hdrConnection: {"Upgrade"}}
 	return refusal(http.StatusUpgradeRequired, err, h, format, args...)
 }
 
@@ -452,15 +452,15 @@ func malformed(key string, lines []string) *UpgradeError {
 func validateWebSocket(h http.Header, stream bool) *UpgradeError {
 	switch v := h[hdrWSVersion]; {
 	case len(v) > 1:
-		return refusal(http.StatusBadRequest, ErrWebSocketVersion, http.Header{"Sec-Websocket-Version": {"13"}},
+		return refusal(http.StatusBadRequest, ErrWebSocketVersion, http.Header{hdrWSVersion: {"13"}},
 			"Sec-WebSocket-Version: sent %d times", len(v))
 	case len(v) == 0 || trimOWS(v[0]) != "13":
 		// RFC 6455, section 4.2.2: answer 426 with the versions understood;
 		// RFC 9110, section 15.5.22: a 426 names the protocol in Upgrade,
 		// which HTTP/2 forbids, so there the answer is 400.
-		status, h := http.StatusUpgradeRequired, http.Header{"Sec-Websocket-Version": {"13"}, "Upgrade": {"websocket"}, "Connection": {"Upgrade"}}
+		status, h := http.StatusUpgradeRequired, http.Header{hdrWSVersion: {"13"}, hdrUpgrade: {"websocket"}, hdrConnection: {"Upgrade"}}
 		if stream {
-			status, h = http.StatusBadRequest, http.Header{"Sec-Websocket-Version": {"13"}}
+			status, h = http.StatusBadRequest, http.Header{hdrWSVersion: {"13"}}
 		}
 		if len(v) == 0 {
 			return refusal(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
