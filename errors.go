@@ -38,8 +38,8 @@ var (
 	// does not decode to 16 bytes (400).
 	ErrWebSocketKey = errors.New("cooper: invalid Sec-WebSocket-Key")
 
-	// ErrWebSocketVersion: Sec-WebSocket-Version is not 13 (426), or is
-	// missing or sent more than once (400); both with
+	// ErrWebSocketVersion: Sec-WebSocket-Version is missing or not 13
+	// (426), or sent more than once (400); both with
 	// Sec-WebSocket-Version: 13.
 	ErrWebSocketVersion = errors.New("cooper: unsupported Sec-WebSocket-Version")
 
@@ -165,7 +165,7 @@ type UpgradeError struct {
 	Status int
 	// Header holds the headers the RFC asks for with that status (Allow on
 	// 405; Upgrade and Connection on 426; Sec-WebSocket-Version on a version
-	// refusal); nil when there are none.
+	// refusal; Retry-After on 503 and 429); nil when there are none.
 	Header http.Header
 
 	err    error  // a sentinel, possibly wrapped with a cause

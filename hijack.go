@@ -134,9 +134,8 @@ type Stats struct {
 	// Panics counts handlers that panicked.
 	Panics uint64
 	// Refusals counts refused requests by the sentinel they match, from
-	// [ErrMethod] to [ErrTooManyConnections], [ErrUpgradeRate],
-	// [ErrTooManyClientConnections] and [ErrHijackFailed]; a sentinel with
-	// no refusal is absent.
+	// [ErrMethod] to [ErrHijackFailed]; a sentinel with no refusal is
+	// absent.
 	Refusals map[error]uint64
 	// ShuttingDown is true once [Upgrader.Shutdown] has been called: new
 	// upgrades are refused with 503 and [ErrShutdown] from then on.

@@ -41,6 +41,37 @@ func TestStats(t *testing.T) {
 	waitFor(t, "the handler to return", func() bool { return u.Stats().Active == 0 })
 }
 
+// TestStatsRefusals checks that Stats.Refusals counts refusals by each
+// sentinel a refusal can match, from ErrMethod to ErrHijackFailed as
+// errors.go lists them, and by nothing else.
+func TestStatsRefusals(t *testing.T) {
+	sentinels := []error{
+		ErrMethod, ErrHTTPVersion, ErrRequestBody, ErrNotUpgrade, ErrProtocol, ErrMalformedHeader,
+		ErrWebSocketKey, ErrWebSocketVersion, ErrOrigin, ErrShutdown, ErrTooManyConnections,
+		ErrUpgradeRate, ErrTooManyClientConnections, ErrResponseHeader, ErrHijackFailed,
+	}
+	u := New(OnError(func(error) {}))
+	for i, err := range sentinels {
+		for range i + 1 {
+			u.countRefusal(refusal(http.StatusBadRequest, err, nil, "test: refused"))
+		}
+	}
+	u.countRefusal(hijackFailed(http.ErrNotSupported, "test"))
+	s := u.Stats()
+	for i, err := range sentinels {
+		want := uint64(i + 1)
+		if err == ErrHijackFailed {
+			want++
+		}
+		if s.Refusals[err] != want {
+			t.Errorf("Stats().Refusals[%v] = %d, want %d", err, s.Refusals[err], want)
+		}
+	}
+	if len(s.Refusals) != len(sentinels) {
+		t.Errorf("Stats().Refusals has %d sentinels, want %d: %v", len(s.Refusals), len(sentinels), s.Refusals)
+	}
+}
+
 // waitFor polls cond until it holds, failing the test after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
