@@ -51,7 +51,8 @@
 // state. The Upgrader tracks it until it returns, for [Upgrader.Shutdown],
 // and the context of [Handshake].Request stays valid until then or until
 // Shutdown. If it panics, the connection is closed and the panic is
-// reported to [OnError] as [ErrHandlerPanic].
+// reported to [OnError] as [ErrHandlerPanic], unless its value is
+// [http.ErrAbortHandler], net/http's way to abort a handler quietly.
 //
 // Over HTTP/2 the connection is the request's stream, which ends when
 // ServeHTTP returns, so there the handler runs inside ServeHTTP (and a

@@ -565,6 +565,31 @@ func TestHandlerPanic(t *testing.T) {
 	})
 }
 
+// TestHandlerAbort checks that a handler's panic with http.ErrAbortHandler,
+// net/http's way to abort a handler quietly, closes its connection and is
+// counted, but is not reported to OnError.
+func TestHandlerAbort(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		errs := make(chan error, 1)
+		u := New(Protocols("websocket"), OnError(func(err error) { errs <- err }))
+		s := newServer(t, m, u.Handler(func(net.Conn, *Handshake) { panic(http.ErrAbortHandler) }))
+		t.Cleanup(func() { u.Shutdown(context.Background()) })
+		resp, _, _, br := s.roundTrip(t, s.wsRequest(), "")
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("status = %d, want 101", resp.StatusCode)
+		}
+		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("read after the handler aborted = %d, %v, want EOF", n, err)
+		}
+		waitFor(t, "the aborted handler to be counted", func() bool { return u.Stats().Panics == 1 && u.Stats().Active == 0 })
+		select {
+		case err := <-errs:
+			t.Errorf("OnError got %v, want nothing for http.ErrAbortHandler", err)
+		default:
+		}
+	}, h1)
+}
+
 // TestHandlerContext checks the context of Handshake.Request: it keeps the
 // values middleware put in the request's context, outlives ServeHTTP, and
 // is cancelled by Shutdown.
