@@ -293,7 +293,7 @@ func appendUpgradeRequest(b []byte, r *http.Request) ([]byte, error) {
 			continue
 		}
 		if !isToken(name) {
-			return nil, fail(ErrSendRequest, "header name %s is not a token", quote(name))
+			return nil, fail(ErrSendRequest, "header name: %s is not a token", quote(name))
 		}
 		for _, v := range r.Header[name] {
 			if !isFieldValue(v) {

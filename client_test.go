@@ -966,7 +966,7 @@ func TestRequestRefused(t *testing.T) {
 				r.Header["Bad Name"] = []string{"1"}
 				return r
 			},
-			err: ErrSendRequest, msg: `cooper: header name "Bad Name" is not a token`},
+			err: ErrSendRequest, msg: `cooper: header name: "Bad Name" is not a token`},
 		{name: "a method that is not a token is refused",
 			req: func() *http.Request { r := wsRequest("ws://" + s.addr()); r.Method = "GET /x"; return r },
 			err: ErrSendRequest, msg: `cooper: method: "GET /x" is not a token`},
