@@ -208,7 +208,7 @@ func (c *Conn) control(op ws.OpCode, p []byte) error {
 		return c.onPong(string(p))
 	case op == ws.OpPong:
 		return nil
-	case len(p) == 1 || code != 0 && !isCloseCode(code):
+	case len(p) == 1 || len(p) > 1 && !isCloseCode(code):
 		return fmt.Errorf("%w: a close frame of %d bytes, code %d", ErrProtocol, len(p), code)
 	case !utf8.ValidString(reason):
 		return fmt.Errorf("%w: a close reason that is not UTF-8", ErrInvalidData)

@@ -669,6 +669,7 @@ func TestFailures(t *testing.T) {
 		{name: "a ping of 126 bytes gets 1002", send: []ws.Frame{ws.NewPingFrame(make([]byte, 126))}, code: 1002, err: coopergobwas.ErrProtocol},
 		{name: "a close frame of 1 byte gets 1002", send: []ws.Frame{ws.NewCloseFrame([]byte{3})}, code: 1002, err: coopergobwas.ErrProtocol},
 		{name: "a close frame with code 1005 gets 1002", send: []ws.Frame{ws.NewCloseFrame(ws.NewCloseFrameBody(1005, ""))}, code: 1002, err: coopergobwas.ErrProtocol},
+		{name: "a close frame with code 0 gets 1002", send: []ws.Frame{ws.NewCloseFrame([]byte{0, 0})}, code: 1002, err: coopergobwas.ErrProtocol},
 		{name: "a close frame with code 5000 gets 1002", send: []ws.Frame{ws.NewCloseFrame(ws.NewCloseFrameBody(5000, ""))}, code: 1002, err: coopergobwas.ErrProtocol},
 		{name: "a close reason that is not UTF-8 gets 1007", send: []ws.Frame{ws.NewCloseFrame(ws.NewCloseFrameBody(1000, "\xff"))}, code: 1007, err: coopergobwas.ErrInvalidData},
 	} {
