@@ -73,13 +73,7 @@ func serve(t testing.TB, policy *cooper.DeflateParams, fn func(*coopergobwas.Con
 // outcome waits for the next connection to end on the server.
 func (s *server) outcome(t testing.TB) outcome {
 	t.Helper()
-	select {
-	case o := <-s.outcomes:
-		return o
-	case <-time.After(10 * time.Second):
-		t.Fatal("no connection ended on the server within 10 s")
-		return outcome{}
-	}
+	return testkit.RecvWithin(t, s.outcomes, 10*time.Second, "connection ending on the server")
 }
 
 // dialGorilla connects gorilla/websocket's client to s, with 10 s to read;
