@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http/httptest"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -43,30 +43,23 @@ type server struct {
 }
 
 // serve starts fn on every upgrade of a loopback server that negotiates
-// permessage-deflate under policy (none when nil); the test's cleanup
-// stops the server.
+// permessage-deflate under policy (none when nil); see testkit.Serve for
+// what the test's cleanup checks.
 func serve(t testing.TB, policy *cooper.DeflateParams, fn func(*coopergobwas.Conn) error) *server {
 	t.Helper()
-	opts := []cooper.Option{cooper.Protocols("websocket")}
+	var opts []cooper.Option
 	if policy != nil {
 		opts = append(opts, cooper.Deflate(*policy))
 	}
-	u := cooper.New(opts...)
 	s := &server{outcomes: make(chan outcome, 8)}
-	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-		c := coopergobwas.NewConn(conn, hs)
-		defer c.Close()
-		s.outcomes <- outcome{hs, fn(c)}
-	}))
-	s.url = "ws" + strings.TrimPrefix(srv.URL, "http")
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := u.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
+	ts := testkit.Serve(t, opts, func(u *cooper.Upgrader) http.Handler {
+		return u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+			c := coopergobwas.NewConn(conn, hs)
+			defer c.Close()
+			s.outcomes <- outcome{hs, fn(c)}
+		})
 	})
+	s.url = "ws" + strings.TrimPrefix(ts.URL, "http")
 	return s
 }
 
