@@ -3,7 +3,6 @@ package probe
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -168,15 +167,8 @@ func (p *prober) checkEcho() (bool, verdict) {
 		case got.compressed || got.rsv23:
 			return true, fail("RSV bits set on the server's frame, no extension being agreed")
 		case got.op != m.op || !bytes.Equal(got.payload, m.data):
-			return false, skip("the answer to %q was opcode %d %q, not its echo", m.data, got.op, clipString(got.payload))
+			return false, skip("the answer to %q was opcode %d %s, not its echo", m.data, got.op, clip(got.payload))
 		}
 	}
 	return true, pass("a text and a binary message echoed")
-}
-
-func clipString(b []byte) string {
-	if len(b) > 60 {
-		return fmt.Sprintf("%s…", b[:60])
-	}
-	return string(b)
 }

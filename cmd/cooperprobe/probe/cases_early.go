@@ -45,7 +45,7 @@ func expectEcho(msgs ...[]byte) func(resp *response) verdict {
 				return fail("message %d sent with the request: %v (lost?)", i+1, err)
 			}
 			if !bytes.Equal(got.payload, m) {
-				return fail("message %d sent with the request came back as %q, want %q", i+1, clipString(got.payload), clipString(m))
+				return fail("message %d sent with the request came back as %s, want %s", i+1, clip(got.payload), clip(m))
 			}
 		}
 		return pass("%d message(s) sent with the request echoed", len(msgs))

@@ -184,7 +184,7 @@ func h2Cases() []Case {
 				case f.masked:
 					return fail("the server masked its frame")
 				case f.op != opText || !bytes.Equal(f.payload, msg):
-					return fail("the echo is opcode %d %q", f.op, clipString(f.payload))
+					return fail("the echo is opcode %d %s", f.op, clip(f.payload))
 				}
 				return pass("echoed")
 			})
