@@ -43,7 +43,7 @@ func (c offerCase) Case() Case {
 			}
 			return fail("offering %q, a valid offer: refused with %s", offer, resp.Status)
 		}
-		a, why := judgeDeflate(c.lines, resp)
+		a, why := judgeDeflate(c.lines, resp.lines("Sec-WebSocket-Extensions"))
 		switch {
 		case why != "":
 			return fail("offering %q: %s", offer, why)
@@ -73,7 +73,7 @@ func (p *prober) doesDeflate() bool {
 		r := p.request()
 		r.set("Sec-WebSocket-Extensions", pmdName)
 		if resp, err := p.send(r); err == nil {
-			a, why := judgeDeflate([]string{pmdName}, resp)
+			a, why := judgeDeflate([]string{pmdName}, resp.lines("Sec-WebSocket-Extensions"))
 			p.deflates = resp.StatusCode == http.StatusSwitchingProtocols && why == "" && a != nil
 			resp.close()
 		}

@@ -214,7 +214,7 @@ func h2Cases() []Case {
 		h2Case("h2-deflate", "a permessage-deflate offer is answered as over HTTP/1.1", "RFC 8441, section 5", func(p *prober) verdict {
 			offer := "permessage-deflate; server_max_window_bits=10"
 			return accepted(p, func(h http.Header) { h.Set("Sec-WebSocket-Extensions", offer) }, func(s *h2Stream) verdict {
-				a, why := judgeDeflateLines([]string{offer}, s.resp.Header.Values("Sec-WebSocket-Extensions"))
+				a, why := judgeDeflate([]string{offer}, s.resp.Header.Values("Sec-WebSocket-Extensions"))
 				switch {
 				case why != "":
 					return fail("offering %q: %s", offer, why)

@@ -225,16 +225,12 @@ func (a *agreement) serverWindow() int {
 	return a.smwb
 }
 
-// judgeDeflate checks the extensions the server answered against the
-// offers the request made, lines of Sec-WebSocket-Extensions as sent. It
-// returns the agreement (nil when permessage-deflate was not agreed) and
-// why the answer breaks the RFCs, or "".
-func judgeDeflate(offerLines []string, r *response) (*agreement, string) {
-	return judgeDeflateLines(offerLines, r.lines("Sec-WebSocket-Extensions"))
-}
-
-// judgeDeflateLines is judgeDeflate on the lines of the answer.
-func judgeDeflateLines(offerLines, lines []string) (*agreement, string) {
+// judgeDeflate checks the extensions the server answered, the lines of its
+// Sec-WebSocket-Extensions, against the offers the request made, lines of
+// Sec-WebSocket-Extensions as sent. It returns the agreement (nil when
+// permessage-deflate was not agreed) and why the answer breaks the RFCs,
+// or "".
+func judgeDeflate(offerLines, lines []string) (*agreement, string) {
 	answer := strings.Join(lines, ", ")
 	exts, ok := parseExtensions(lines)
 	if !ok {
