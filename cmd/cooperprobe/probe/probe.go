@@ -13,12 +13,13 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -207,14 +208,7 @@ func newProber(ctx context.Context, cfg Config) (*prober, error) {
 
 // hostPort returns the URL's host with its port, or the default port.
 func hostPort(u *url.URL, port string) string {
-	if u.Port() != "" {
-		return u.Host
-	}
-	h := u.Hostname()
-	if strings.Contains(h, ":") {
-		return "[" + h + "]:" + port
-	}
-	return h + ":" + port
+	return net.JoinHostPort(u.Hostname(), cmp.Or(u.Port(), port))
 }
 
 // sameOrigin returns the Origin of a page served by the endpoint's own host:

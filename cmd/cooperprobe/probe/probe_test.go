@@ -100,3 +100,23 @@ func TestBrokenServers(t *testing.T) {
 		})
 	}
 }
+
+// TestDialAddress checks the address dialled and the TLS server name for
+// URLs with and without a port, IPv6 literals included.
+func TestDialAddress(t *testing.T) {
+	for _, tt := range []struct{ url, addr, name string }{
+		{"ws://example.com/chat", "example.com:80", "example.com"},
+		{"wss://example.com/chat", "example.com:443", "example.com"},
+		{"ws://example.com:8080/chat", "example.com:8080", "example.com"},
+		{"wss://[::1]/chat", "[::1]:443", "::1"},
+		{"ws://[::1]:8080/", "[::1]:8080", "::1"},
+	} {
+		p, err := newProber(context.Background(), Config{URL: tt.url})
+		if err != nil {
+			t.Fatalf("newProber(%q): %v", tt.url, err)
+		}
+		if p.addr != tt.addr || hostOnly(p.addr) != tt.name {
+			t.Errorf("%s: address %q, server name %q; want %q, %q", tt.url, p.addr, hostOnly(p.addr), tt.addr, tt.name)
+		}
+	}
+}
