@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -100,7 +101,7 @@ func (p *prober) connect(protocol string, edit func(h http.Header)) (*h2Stream, 
 }
 
 // errNoH2 says the endpoint offers no WebSocket over HTTP/2.
-var errNoH2 = fmt.Errorf("no extended CONNECT")
+var errNoH2 = errors.New("no extended CONNECT")
 
 // h2Case makes an HTTP/2 case: it runs only with -h2 on a wss:// URL
 // whose server announces extended CONNECT.
@@ -116,13 +117,13 @@ func h2Case(id, title, rfc string, run func(p *prober) verdict) Case {
 			p.h2Checked = true
 			s, err := p.connect("websocket", nil)
 			if err != nil {
-				p.h2Why = err.Error()
+				p.h2Err = err
 			} else {
 				s.close()
 			}
 		}
-		if p.h2Why != "" && strings.Contains(p.h2Why, errNoH2.Error()) {
-			return skip("%s", p.h2Why)
+		if errors.Is(p.h2Err, errNoH2) {
+			return skip("%v", p.h2Err)
 		}
 		return run(p)
 	}}

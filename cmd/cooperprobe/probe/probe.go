@@ -174,7 +174,7 @@ type prober struct {
 	deflates       bool // the server accepts a plain permessage-deflate offer
 
 	h2Checked bool
-	h2Why     string // why the first extended CONNECT failed, or ""
+	h2Err     error // what the first extended CONNECT failed with, or nil
 }
 
 func newProber(ctx context.Context, cfg Config) (*prober, error) {
