@@ -14,16 +14,16 @@ import (
 )
 
 // A Client is one WebSocket opening handshake, as a raw loopback client
-// sees it: the response and, after a 101, the connection, whose reads go
-// through R.
+// sees it: the response and, after a 101, the connection, whose reads
+// start with what the server sent after its answer.
 type Client struct {
 	net.Conn
-	R    *bufio.Reader
+	r    *bufio.Reader // the reader the response was read with
 	Resp *http.Response
 	Body string // the body of a response other than 101
 }
 
-func (c *Client) Read(p []byte) (int, error) { return c.R.Read(p) }
+func (c *Client) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Dial sends a WebSocket opening handshake for url's path, with header
 // added (a header it sets is not replaced), and returns the response and,
@@ -59,8 +59,8 @@ func Dial(t testing.TB, url string, header http.Header) *Client {
 	if err := req.Write(conn); err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{Conn: conn, R: bufio.NewReader(conn)}
-	if c.Resp, err = http.ReadResponse(c.R, req); err != nil {
+	c := &Client{Conn: conn, r: bufio.NewReader(conn)}
+	if c.Resp, err = http.ReadResponse(c.r, req); err != nil {
 		t.Fatal(err)
 	}
 	if c.Resp.StatusCode != http.StatusSwitchingProtocols {

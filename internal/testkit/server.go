@@ -16,25 +16,27 @@ import (
 )
 
 // A Server is a loopback httptest server whose upgrades go through U, with
-// what U reported to OnError and what net/http logged.
+// what U reported to OnError (see [Server.NextErr]) and what net/http
+// logged.
 type Server struct {
 	URL      string
 	U        *cooper.Upgrader
-	Errs     chan error    // what U told OnError, the first 64
 	ErrorLog *LockedBuffer // http.Server.ErrorLog
+
+	errs chan error // what U told OnError, the first 64
 }
 
 // Serve builds U from opts, plus Protocols("websocket") and an OnError
-// that collects errors in Errs, and serves what handler makes of it on a
+// that collects errors for NextErr, and serves what handler makes of it on a
 // loopback server. When the test ends it closes the server, shuts U down
 // (within 5 s) and fails the test if either did not go cleanly or
 // net/http logged anything.
 func Serve(t testing.TB, opts []cooper.Option, handler func(u *cooper.Upgrader) http.Handler) *Server {
 	t.Helper()
-	s := &Server{Errs: make(chan error, 64), ErrorLog: &LockedBuffer{}}
+	s := &Server{ErrorLog: &LockedBuffer{}, errs: make(chan error, 64)}
 	opts = append(opts[:len(opts):len(opts)], cooper.Protocols("websocket"), cooper.OnError(func(err error) {
 		select {
-		case s.Errs <- err:
+		case s.errs <- err:
 		default:
 		}
 	}))
@@ -60,7 +62,7 @@ func Serve(t testing.TB, opts []cooper.Option, handler func(u *cooper.Upgrader) 
 // NextErr returns the next error U reported, waiting up to 5 s.
 func (s *Server) NextErr(t testing.TB) error {
 	t.Helper()
-	return Recv(t, s.Errs)
+	return Recv(t, s.errs)
 }
 
 // CheckRequestStateOutlives checks that a router's pooled per-request
@@ -105,7 +107,7 @@ func CheckRequestStateOutlives(t *testing.T, url string, rooms int, release func
 	release()
 
 	for i, c := range clients {
-		line, err := c.R.ReadString('\n')
+		line, err := c.r.ReadString('\n')
 		if err != nil {
 			t.Fatalf("room %d: %v", i, err)
 		}

@@ -34,7 +34,7 @@ func TestLeakedGoroutines(t *testing.T) {
 }
 
 // TestServeAndDial upgrades and echoes through Serve and Dial, and checks
-// what a refusal leaves in the Client and in Errs.
+// what a refusal leaves in the Client and for NextErr.
 func TestServeAndDial(t *testing.T) {
 	s := Serve(t, nil, func(u *cooper.Upgrader) http.Handler {
 		return u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
