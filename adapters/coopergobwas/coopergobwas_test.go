@@ -805,16 +805,11 @@ func TestWriteMessage(t *testing.T) {
 		return g.WriteControl(gorilla.PongMessage, []byte(p), time.Now().Add(5*time.Second))
 	})
 	go g.ReadMessage() // runs the ping handler; ends when the connection does
-	if p := <-pinged; p != "ping?" {
+	if p := testkit.RecvWithin(t, pinged, 10*time.Second, "ping"); p != "ping?" {
 		t.Errorf("gorilla was pinged with %q, want \"ping?\"", p)
 	}
-	select {
-	case p := <-pongs:
-		if p != "ping?" {
-			t.Errorf("the pong handler got %q, want \"ping?\"", p)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the pong handler was not called")
+	if p := testkit.RecvWithin(t, pongs, 10*time.Second, "pong handler call"); p != "ping?" {
+		t.Errorf("the pong handler got %q, want \"ping?\"", p)
 	}
 	g.WriteControl(gorilla.CloseMessage, gorilla.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
 	if err := s.outcome(t).err; !errors.As(err, new(wsutil.ClosedError)) {
