@@ -21,18 +21,22 @@ import (
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/cooperh3"
+	"lowbit.dev/cooper/internal/testkit"
 )
 
 // idleServerEnv names the kind of server a test process started by
 // BenchmarkIdleMemory runs instead of the tests.
 const idleServerEnv = "COOPERH3_IDLE_SERVER"
 
+// TestMain runs the server a process started by BenchmarkIdleMemory asks
+// for, or else the tests, and fails the run when one leaves a goroutine of
+// cooper's, quic-go's or net/http's behind.
 func TestMain(m *testing.M) {
 	if kind := os.Getenv(idleServerEnv); kind != "" {
 		runIdleServer(kind)
 		return
 	}
-	os.Exit(m.Run())
+	testkit.Main(m, "quic-go")
 }
 
 // idleTimeout keeps the idle connections of BenchmarkIdleMemory open while
