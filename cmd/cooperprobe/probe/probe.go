@@ -126,8 +126,10 @@ func Cases() []Case {
 // Run runs every case whose ID match accepts (every case when match is
 // nil) against the endpoint cfg names, in order, passing each result to
 // report as soon as it is known, and returns the counts. It returns an
-// error, having run nothing, only when cfg is unusable (a URL that is not
-// ws:// or wss://); an endpoint that cannot be reached fails its cases.
+// error, having run nothing, when cfg is unusable (a URL that is not
+// ws:// or wss://), and ctx's error, with the counts so far, when ctx is
+// done before a case starts; an endpoint that cannot be reached fails its
+// cases.
 func Run(ctx context.Context, cfg Config, match func(id string) bool, report func(Result)) (Summary, error) {
 	p, err := newProber(ctx, cfg)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -118,5 +119,18 @@ func TestDialAddress(t *testing.T) {
 		if p.addr != tt.addr || hostOnly(p.addr) != tt.name {
 			t.Errorf("%s: address %q, server name %q; want %q, %q", tt.url, p.addr, hostOnly(p.addr), tt.addr, tt.name)
 		}
+	}
+}
+
+// TestRunStopsWithItsContext checks that Run starts no case once its
+// context is done and returns the context's error.
+func TestRunStopsWithItsContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s, err := Run(ctx, Config{URL: "ws://127.0.0.1:1/"}, nil, func(r Result) {
+		t.Errorf("case %s ran after the context was cancelled", r.ID)
+	})
+	if !errors.Is(err, context.Canceled) || s != (Summary{}) {
+		t.Errorf("Run = %v, %v; want no counts and context.Canceled", s, err)
 	}
 }
