@@ -34,7 +34,7 @@ func (h headerFlags) Set(s string) error {
 // name), runs the cases, writes their results and the summary line to
 // stdout and usage errors to stderr, and returns the exit status: 0 when
 // no case failed (or -h asked for the usage), 1 when one did, 2 on a
-// usage error.
+// usage error or when ctx ended the run early (its error goes to stderr).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cooperprobe", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,6 +100,12 @@ func TestCLIExitStatus(t *testing.T) {
 		if _, stderr, code := runMain(args...); code != 2 || stderr == "" {
 			t.Errorf("%q: exit status %d, stderr %q; want 2 and a message", args, code, stderr)
 		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stderr bytes.Buffer
+	if code := Main(ctx, []string{"ws://127.0.0.1:1/"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), context.Canceled.Error()) {
+		t.Errorf("an interrupted run: exit status %d, stderr %q; want 2 and the context's error", code, stderr.String())
 	}
 }
 
