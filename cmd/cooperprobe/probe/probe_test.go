@@ -134,3 +134,17 @@ func TestRunStopsWithItsContext(t *testing.T) {
 		t.Errorf("Run = %v, %v; want no counts and context.Canceled", s, err)
 	}
 }
+
+// TestResponseLines checks that the lines of a header are found in any
+// ASCII case and in order, and that a name that equals it only under
+// Unicode folding (ſ for s, the Kelvin sign for k) is another header.
+func TestResponseLines(t *testing.T) {
+	r := &response{raw: []byte("HTTP/1.1 101 Switching Protocols\r\n" +
+		"sec-websocket-protocol: chat\r\n" +
+		"\u017fec-WebSocket-Protocol: long s\r\n" +
+		"Sec-WebSoc\u212aet-Protocol: kelvin\r\n" +
+		"SEC-WEBSOCKET-PROTOCOL:\tsuperchat \r\n\r\n")}
+	if got, want := r.lines("Sec-WebSocket-Protocol"), []string{"chat", "superchat"}; !slices.Equal(got, want) {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+}

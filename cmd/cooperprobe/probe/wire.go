@@ -215,7 +215,7 @@ func (r *response) lines(name string) []string {
 	var values []string
 	for _, line := range strings.Split(string(r.raw), "\n")[1:] {
 		n, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(n), name) {
+		if ok && asciiEqualFold(strings.Trim(n, " \t"), name) {
 			values = append(values, strings.Trim(v, " \t\r"))
 		}
 	}
