@@ -100,15 +100,6 @@ func tokens(values []string) []string {
 	return out
 }
 
-func containsFold(list []string, s string) bool {
-	for _, e := range list {
-		if strings.EqualFold(e, s) {
-			return true
-		}
-	}
-	return false
-}
-
 func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !isTokenChar(s[i]) {
@@ -141,7 +132,7 @@ func (s *testServer) handle(c net.Conn) {
 	case req.Host == "": // ReadRequest refuses two Host lines itself
 		refuse(c, 400)
 		return
-	case !containsFold(tokens(h.Values("Upgrade")), "websocket"), !containsFold(tokens(h.Values("Connection")), "upgrade"):
+	case !hasToken(h.Values("Upgrade"), "websocket"), !hasToken(h.Values("Connection"), "upgrade"):
 		refuse(c, 426, upgradeHeaders...)
 		return
 	case len(version) != 1 || (version[0] != "13" && !(s.flaw == acceptsVersion8 && version[0] == "8")):
