@@ -35,8 +35,8 @@ func (s *h2Stream) close() {
 
 // connect opens an HTTP/2 connection and sends an extended CONNECT with
 // :protocol set to protocol and the headers of a valid request, changed by
-// edit. It returns errNoExtendedConnect when the server does not
-// announce SETTINGS_ENABLE_CONNECT_PROTOCOL.
+// edit. Its error matches errNoH2 when the server does not agree h2 by
+// ALPN or does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL.
 func (p *prober) connect(protocol string, edit func(h http.Header)) (*h2Stream, error) {
 	d := tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: p.timeout},
