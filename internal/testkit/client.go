@@ -23,6 +23,8 @@ type Client struct {
 	Body string // the body of a response other than 101
 }
 
+// Read reads from the connection, starting with what the server sent after
+// its answer and Dial had already read.
 func (c *Client) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Dial sends a WebSocket opening handshake for url's path, with header

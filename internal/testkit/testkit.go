@@ -50,6 +50,8 @@ type LockedBuffer struct {
 	buf bytes.Buffer
 }
 
+// Write appends p, or as much of it as Limit leaves room for, and reports
+// all of p written.
 func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -67,6 +69,7 @@ func (b *LockedBuffer) Bytes() []byte {
 	return bytes.Clone(b.buf.Bytes())
 }
 
+// String returns what b holds.
 func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
