@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -830,6 +831,37 @@ func TestReadAfterError(t *testing.T) {
 	r.closed()
 	if err := s.outcome(t).err; !errors.Is(err, coopergobwas.ErrInvalidData) {
 		t.Errorf("ReadMessage = %v, want ErrInvalidData", err)
+	}
+}
+
+// TestReadDeadline checks that a read deadline passing ends ReadMessage
+// but leaves the connection open, so that CloseWith still sends its close
+// frame.
+func TestReadDeadline(t *testing.T) {
+	ended := make(chan error, 1)
+	ts := testkit.Serve(t, nil, func(u *cooper.Upgrader) http.Handler {
+		return u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+			c := coopergobwas.NewConn(conn, hs)
+			defer c.Close()
+			conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, _, err := c.ReadMessage(); !errors.Is(err, os.ErrDeadlineExceeded) {
+				ended <- fmt.Errorf("ReadMessage = %v, want the deadline", err)
+				return
+			}
+			ended <- c.CloseWith(ws.StatusGoingAway, "idle")
+		})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	r, err := dialRaw(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.closed(); got != ws.StatusGoingAway {
+		t.Errorf("the server's close code = %d, want 1001", got)
+	}
+	if err := testkit.RecvWithin(t, ended, 10*time.Second, "end of the handler"); err != nil {
+		t.Error(err)
 	}
 }
 
