@@ -277,9 +277,10 @@ func (c *Conn) send(op ws.OpCode, p []byte) error {
 // CloseWith sends a close frame with code and reason, awaits the peer's for
 // up to 5 s, dropping messages unless a ReadMessage in progress returns
 // them (and then the peer's [wsutil.ClosedError]), and closes conn (RFC 6455,
-// section 7). It returns the error of sending, [ErrCloseSent] if a close
-// frame was sent before (then it closes at once), or, doing nothing, an
-// error for a code that may not be sent or a reason over 123 bytes.
+// section 7); after ReadMessage returned an error it closes at once. It
+// returns the error of sending, [ErrCloseSent] if a close frame was sent
+// before (then it closes at once), or, doing nothing, an error for a code
+// that may not be sent or a reason over 123 bytes.
 func (c *Conn) CloseWith(code ws.StatusCode, reason string) error {
 	if !isCloseCode(code) || len(reason) > 123 {
 		return fmt.Errorf("coopergobwas: CloseWith: close code %d with a reason of %d bytes may not be sent", code, len(reason))
