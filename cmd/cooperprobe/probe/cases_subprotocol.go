@@ -40,14 +40,7 @@ func subprotocolCase(id, title, rfc string, needSpoken bool, offer func(p *probe
 		if len(answer) > 1 {
 			return fail("%d Sec-WebSocket-Protocol lines in the 101 (RFC 6455, section 11.3.4)", len(answer))
 		}
-		var offered []string
-		for _, l := range lines {
-			for _, t := range strings.Split(l, ",") {
-				if t = strings.Trim(t, " \t"); t != "" {
-					offered = append(offered, t)
-				}
-			}
-		}
+		offered := tokens(lines)
 		chosen := ""
 		if len(answer) == 1 {
 			chosen = answer[0]

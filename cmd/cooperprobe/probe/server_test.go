@@ -87,19 +87,6 @@ func refuse(c net.Conn, status int, headers ...string) {
 	fmt.Fprintf(c, "Content-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
 }
 
-// tokens returns the elements of the lists in values, empty ones dropped.
-func tokens(values []string) []string {
-	var out []string
-	for _, v := range values {
-		for _, e := range strings.Split(v, ",") {
-			if e = strings.Trim(e, " \t"); e != "" {
-				out = append(out, e)
-			}
-		}
-	}
-	return out
-}
-
 func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if !isTokenChar(s[i]) {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -230,17 +231,25 @@ func clip(b []byte) string {
 	return fmt.Sprintf("%q", b)
 }
 
-// hasToken reports whether the comma-separated lists in values contain
-// token, compared ignoring ASCII case (RFC 9110, section 5.6.1).
-func hasToken(values []string, token string) bool {
+// tokens returns the elements of the comma-separated lists in values,
+// without the whitespace around them, empty ones dropped (RFC 9110,
+// section 5.6.1).
+func tokens(values []string) []string {
+	var out []string
 	for _, v := range values {
-		for _, t := range strings.Split(v, ",") {
-			if asciiEqualFold(strings.Trim(t, " \t"), token) {
-				return true
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.Trim(e, " \t"); e != "" {
+				out = append(out, e)
 			}
 		}
 	}
-	return false
+	return out
+}
+
+// hasToken reports whether the comma-separated lists in values contain
+// token, compared ignoring ASCII case (RFC 9110, section 5.6.1).
+func hasToken(values []string, token string) bool {
+	return slices.ContainsFunc(tokens(values), func(t string) bool { return asciiEqualFold(t, token) })
 }
 
 // asciiEqualFold compares ignoring ASCII case only.
