@@ -20,7 +20,7 @@ func (h headerFlags) String() string { return "" }
 func (h headerFlags) Set(s string) error {
 	name, value, ok := strings.Cut(s, ":")
 	name = strings.TrimSpace(name)
-	if !ok || name == "" || strings.IndexFunc(name, func(r rune) bool { return r > 0x7f || !isTokenChar(byte(r)) }) >= 0 {
+	if !ok || !isToken(name) {
 		return fmt.Errorf("%q is not Name: value", s)
 	}
 	if strings.ContainsAny(value, "\r\n") {

@@ -95,6 +95,9 @@ func TestCLIExitStatus(t *testing.T) {
 		{"http://127.0.0.1:1/"},
 		{"-run", "(", "ws://127.0.0.1:1/"},
 		{"-header", "no colon", "ws://127.0.0.1:1/"},
+		{"-header", "Two Words: x", "ws://127.0.0.1:1/"},
+		{"-header", "N\u00e4me: x", "ws://127.0.0.1:1/"},
+		{"-header", ": x", "ws://127.0.0.1:1/"},
 		{"-nosuchflag", "ws://127.0.0.1:1/"},
 	} {
 		if _, stderr, code := runMain(args...); code != 2 || stderr == "" {

@@ -106,6 +106,17 @@ func parseExtensions(lines []string) (exts []extension, ok bool) {
 	}
 }
 
+// isToken reports whether s is a token: one or more tchars (RFC 9110,
+// section 5.6.2).
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // isTokenChar reports whether c is a tchar (RFC 9110, section 5.6.2).
 func isTokenChar(c byte) bool {
 	switch {
