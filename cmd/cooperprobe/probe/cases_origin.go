@@ -44,10 +44,7 @@ func originCase(id, title string, crossOrigin bool, origin func(p *prober) strin
 
 // otherPort returns the endpoint's origin with another port.
 func (p *prober) otherPort() string {
-	host, port, err := net.SplitHostPort(p.addr)
-	if err != nil {
-		return "http://cooperprobe.invalid"
-	}
+	host, port, _ := net.SplitHostPort(p.addr) // hostPort joined them
 	n, _ := strconv.Atoi(port)
 	scheme := "http://"
 	if p.tls {
