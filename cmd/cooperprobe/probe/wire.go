@@ -143,11 +143,10 @@ func (p *prober) dial() (net.Conn, error) {
 	return tc, nil
 }
 
+// hostOnly returns the host of addr, a host and port that hostPort joined,
+// for TLS's server name.
 func hostOnly(addr string) string {
-	h, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
+	h, _, _ := net.SplitHostPort(addr)
 	return h
 }
 
