@@ -70,11 +70,12 @@ func (s *server) outcome(t testing.TB) outcome {
 	return testkit.RecvWithin(t, s.outcomes, 10*time.Second, "connection ending on the server")
 }
 
-// dialGorilla connects gorilla/websocket's client to s, with 10 s to read;
+// dialGorilla connects gorilla/websocket's client to s, offering
+// compression if compress, with 10 s for the handshake and 10 s to read;
 // the connection is closed when the test ends.
-func (s *server) dialGorilla(t testing.TB) *gorilla.Conn {
+func (s *server) dialGorilla(t testing.TB, compress bool) *gorilla.Conn {
 	t.Helper()
-	g, _, err := gorilla.DefaultDialer.Dial(s.url, nil)
+	g, _, err := (&gorilla.Dialer{HandshakeTimeout: 10 * time.Second, EnableCompression: compress}).Dial(s.url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -730,7 +731,7 @@ func TestClose(t *testing.T) {
 			_, _, err := c.ReadMessage()
 			return err
 		})
-		g := s.dialGorilla(t)
+		g := s.dialGorilla(t, false)
 		_, _, err := g.ReadMessage() // gorilla answers the close frame with the same code
 		if ce := (*gorilla.CloseError)(nil); !errors.As(err, &ce) || ce.Code != 4002 || ce.Text != "done here" {
 			t.Errorf("gorilla read %v, want a close frame of 4002 \"done here\"", err)
@@ -750,7 +751,7 @@ func TestClose(t *testing.T) {
 			_, _, err := c.ReadMessage()
 			return err
 		})
-		g := s.dialGorilla(t)
+		g := s.dialGorilla(t, false)
 		if _, _, err := g.ReadMessage(); !gorilla.IsCloseError(err, 1001) {
 			t.Errorf("gorilla read %v, want a close frame of 1001", err)
 		}
@@ -798,7 +799,7 @@ func TestWriteMessage(t *testing.T) {
 		_, _, err := c.ReadMessage()
 		return err
 	})
-	g := s.dialGorilla(t)
+	g := s.dialGorilla(t, false)
 	pinged := make(chan string, 1)
 	g.SetPingHandler(func(p string) error {
 		pinged <- p
@@ -891,11 +892,7 @@ func TestConcurrentWrites(t *testing.T) {
 		}
 		return err
 	})
-	g, _, err := (&gorilla.Dialer{EnableCompression: true}).Dial(s.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := s.dialGorilla(t, true)
 	g.SetReadDeadline(time.Now().Add(20 * time.Second))
 	pongs := 0
 	g.SetPongHandler(func(string) error { pongs++; return nil })
