@@ -73,7 +73,7 @@ func launchChromium(t *testing.T, url string, extra ...string) page {
 	p := start(t, chromium, args...)
 	// Chromium writes the port it chose to the profile.
 	var port int
-	for deadline := time.Now().Add(20 * time.Second); port == 0; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); port == 0; time.Sleep(50 * time.Millisecond) {
 		if b, err := os.ReadFile(filepath.Join(profile, "DevToolsActivePort")); err == nil {
 			line, _, _ := strings.Cut(string(b), "\n")
 			port, _ = strconv.Atoi(line)
@@ -84,7 +84,7 @@ func launchChromium(t *testing.T, url string, extra ...string) page {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("chromium did not open its DevTools port within 20 s:\n%s", p.output)
+			t.Fatalf("chromium did not open its DevTools port within 60 s:\n%s", p.output)
 		}
 	}
 	devtools := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
