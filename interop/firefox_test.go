@@ -50,7 +50,8 @@ func startFirefox(t *testing.T, url string) *firefox {
 	// said which it is, the cleanup ends it too.
 	killed := false
 	var fx *firefox
-	for deadline := time.Now().Add(60 * time.Second); fx == nil; time.Sleep(50 * time.Millisecond) {
+	// The driver's own bounds: 60 s to start Firefox, 30 s to load url.
+	for deadline := time.Now().Add(90 * time.Second); fx == nil; time.Sleep(50 * time.Millisecond) {
 		for line := range strings.Lines(p.output.String()) {
 			var msg struct {
 				Version, Driver, Error string
@@ -82,7 +83,7 @@ func startFirefox(t *testing.T, url string) *firefox {
 		default:
 		}
 		if fx == nil && time.Now().After(deadline) {
-			t.Fatalf("Firefox did not load %s within 60 s:\n%s", url, p.output)
+			t.Fatalf("Firefox did not load %s within 90 s:\n%s", url, p.output)
 		}
 	}
 	return fx

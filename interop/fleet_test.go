@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -54,7 +53,7 @@ type deployResult struct {
 func TestFleet(t *testing.T) {
 	haproxy := program(t, "haproxy", "install it with: apt-get install -y haproxy")
 	nginx := program(t, "nginx", "install it with: apt-get install -y nginx")
-	bin := buildFleet(t)
+	bin := buildExample(t, "fleet")
 
 	const drain = 6 * time.Second
 	cases := []fleetCase{
@@ -89,23 +88,6 @@ func fleetTable(results []deployResult) string {
 			r.after[0], r.after[1], r.after[2])
 	}
 	return b.String()
-}
-
-// buildFleet builds examples/fleet, without the race detector, into a
-// temporary folder and returns the program's path.
-func buildFleet(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "fleet")
-	cmd := exec.Command(goTool, "build", "-o", bin, "./fleet")
-	cmd.Dir = filepath.Join("..", "examples")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./examples/fleet: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // A fleetServer is one place in the fleet: an address, and the processes

@@ -342,14 +342,3 @@ func (fc *fleetClients) waitAllAcked(since time.Time, timeout time.Duration) (mi
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
-// connectedCount returns how many clients are connected.
-func (fc *fleetClients) connectedCount() int {
-	n := 0
-	for _, c := range fc.all {
-		if c.connected.Load() {
-			n++
-		}
-	}
-	return n
-}

@@ -2,12 +2,15 @@ package interop
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -137,4 +140,43 @@ func listening(t *testing.T, name string, run func(port int) *process) (addr str
 	}
 	t.Fatalf("%s %s", name, why)
 	return "", nil
+}
+
+// buildExample builds the example program examples/name, without the race
+// detector, into a temporary folder and returns the program's path.
+func buildExample(t *testing.T, name string) string {
+	t.Helper()
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), name)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, goCmd, "build", "-o", bin, "lowbit.dev/cooper/examples/"+name).CombinedOutput(); err != nil {
+		t.Fatalf("building examples/%s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+// startExample builds the example program examples/name, runs it on a free
+// loopback port and returns the URL it prints, with the process. The
+// test's cleanup stops it.
+func startExample(t *testing.T, name string, args ...string) (string, *process) {
+	t.Helper()
+	p := start(t, buildExample(t, name), append([]string{"-addr", "127.0.0.1:0"}, args...)...)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, url, ok := strings.Cut(p.output.String(), "listening on "); ok {
+			url, _, _ = strings.Cut(url, "\n")
+			return strings.TrimSpace(url), p
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("examples/%s exited (%v):\n%s", name, p.err, p.output)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("examples/%s did not say where it listens within 10 s:\n%s", name, p.output)
+		}
+	}
 }

@@ -50,7 +50,8 @@ try {
     // The test servers' certificates are made up: the BiDi session's
     // capability makes Firefox accept them, for the page and its WebSocket.
     acceptInsecureCerts: true,
-    timeout: 30000,
+    // A first start with a fresh profile on a loaded machine is slow.
+    timeout: 60000,
     protocolTimeout: 60000,
   });
   browser.on('disconnected', () => quit(1));
