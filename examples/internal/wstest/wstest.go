@@ -246,6 +246,34 @@ func CheckClients(t *testing.T, e *Example, rooms bool) {
 	}
 }
 
+// OnlyListening matches the output of an example that wrote nothing but
+// its "listening on" line, for [CheckEchoExample].
+const OnlyListening = `\Alistening on http://\S+\n\z`
+
+// CheckEchoExample runs the checks every example that serves the echo at
+// /ws passes, each as a subtest on an example of its own started with
+// Start: "echo", CheckClients at /ws, after which what run wrote must match
+// the regular expression out; with rooms set, "rooms", CheckClients at
+// /rooms/ROOM/ws; and "shutdown", CheckShutdown, at /rooms/lobby/ws with
+// rooms set and /ws without.
+func CheckEchoExample(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error, rooms bool, out string) {
+	t.Helper()
+	t.Run("echo", func(t *testing.T) {
+		e := Start(t, run)
+		CheckClients(t, e, false)
+		e.Out.WaitFor(t, out)
+	})
+	path := "/ws"
+	if rooms {
+		t.Run("rooms", func(t *testing.T) { CheckClients(t, Start(t, run), true) })
+		path = "/rooms/lobby/ws"
+	}
+	t.Run("shutdown", func(t *testing.T) {
+		e := Start(t, run)
+		CheckShutdown(t, e, e.WS(path))
+	})
+}
+
 // CheckPage gets / from e and checks that it is an HTML page that holds
 // every string in want.
 func CheckPage(t *testing.T, e *Example, want ...string) {
