@@ -23,9 +23,8 @@ import (
 
 func main() { serve.Main(run) }
 
-// run serves the room on addr, printing "listening on http://ADDR" to out
-// once it listens, until ctx is done. Then it stops taking requests, says
-// goodbye to everyone in the room, and waits for them, 10 s at most.
+// run serves the page and the room on addr until ctx is done, as
+// serve.Run says: at the end everyone in the room is told goodbye.
 func run(ctx context.Context, addr string, out io.Writer) error {
 	u := cooper.New(
 		cooper.Protocols("websocket"),

@@ -25,10 +25,8 @@ import (
 
 func main() { serve.Main(run) }
 
-// run serves on addr, printing "listening on http://ADDR" to out once it
-// listens, and then a log line per request, until ctx is done. Then it
-// stops taking requests, says goodbye to every WebSocket, and waits for
-// them, 10 s at most.
+// run serves the echo behind chi's middleware on addr until ctx is done,
+// as serve.Run says, and writes a log line per request to out.
 func run(ctx context.Context, addr string, out io.Writer) error {
 	u := cooper.New(wsecho.Options()...) // as in examples/echo
 	r := chi.NewRouter()

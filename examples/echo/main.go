@@ -22,9 +22,8 @@ import (
 
 func main() { serve.Main(run) }
 
-// run serves on addr, printing "listening on http://ADDR" to out once it
-// listens, until ctx is done. Then it stops taking requests, says goodbye
-// to every WebSocket, and waits for them, 10 s at most.
+// run serves the page and the echo on addr until ctx is done; serve.Run
+// says what it prints and how it stops.
 func run(ctx context.Context, addr string, out io.Writer) error {
 	u := cooper.New(
 		cooper.Protocols("websocket"),

@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 
 	"lowbit.dev/cooper/examples/internal/wstest"
@@ -10,13 +9,9 @@ import (
 
 func TestMain(m *testing.M) { wstest.Main(m) }
 
-func TestEcho(t *testing.T) {
-	e := wstest.Start(t, run)
-	wstest.CheckClients(t, e, false)
-	if strings.Count(e.Out.String(), "\n") != 1 {
-		t.Errorf("output %q, want the one listening line", e.Out.String())
-	}
-}
+// TestEcho runs the echo examples' checks, and checks that the example
+// writes nothing but its listening line.
+func TestEcho(t *testing.T) { wstest.CheckEchoExample(t, run, false, wstest.OnlyListening) }
 
 // TestPage checks that / serves the page, which opens its WebSocket on the
 // same origin and shows what a browser test reads.
@@ -58,9 +53,4 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestShutdown(t *testing.T) {
-	e := wstest.Start(t, run)
-	wstest.CheckShutdown(t, e, e.WS("/ws"))
 }

@@ -71,10 +71,10 @@ type options struct {
 // Subprotocol is the protocol of numbered messages, agreed at the upgrade.
 const Subprotocol = "fleet.v1"
 
-// run serves on addr, printing "listening on http://ADDR" to out once it
-// listens, until ctx is done. Then it reports itself not ready, drains its
-// WebSockets over o.drain, and stops serving HTTP once they have all
-// closed, o.grace after the drain at the latest.
+// run serves on addr until ctx is done, as serve.Run says, but stops in
+// its own way: it reports itself not ready, drains its WebSockets over
+// o.drain, and stops serving HTTP once they have all closed, o.grace after
+// the drain at the latest.
 func (o *options) run(ctx context.Context, addr string, out io.Writer) error {
 	lw := &lineWriter{w: out}
 	opts := []cooper.Option{

@@ -74,9 +74,8 @@ func connect(ctx context.Context, url string, in io.Reader, out io.Writer) error
 	return lines.Err()
 }
 
-// run serves on addr, printing "listening on http://ADDR" to out once it
-// listens, until ctx is done. Then it stops taking requests, ends every
-// lines/1 connection, and waits for them, 10 s at most.
+// run serves lines/1 at /lines on addr until ctx is done, as serve.Run
+// says: at the end every lines/1 connection is ended.
 func run(ctx context.Context, addr string, out io.Writer) error {
 	u := cooper.New(
 		cooper.Protocols("lines/1"),

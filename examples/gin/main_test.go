@@ -8,16 +8,8 @@ import (
 
 func TestMain(m *testing.M) { wstest.Main(m) }
 
+// TestEcho runs the echo examples' checks, in rooms too, and checks that
+// gin.Logger logs each upgrade as 101.
 func TestEcho(t *testing.T) {
-	e := wstest.Start(t, run)
-	wstest.CheckClients(t, e, false)
-	// gin.Logger logs each upgrade as 101.
-	e.Out.WaitFor(t, `\| 101 \|.*\| +127\.0\.0\.1 \| GET +"/ws"`)
-}
-
-func TestRooms(t *testing.T) { wstest.CheckClients(t, wstest.Start(t, run), true) }
-
-func TestShutdown(t *testing.T) {
-	e := wstest.Start(t, run)
-	wstest.CheckShutdown(t, e, e.WS("/rooms/lobby/ws"))
+	wstest.CheckEchoExample(t, run, true, `\| 101 \|.*\| +127\.0\.0\.1 \| GET +"/ws"`)
 }

@@ -30,10 +30,8 @@ import (
 
 func main() { tlsserve.Main("cooper h2 example", run) }
 
-// run serves on addr with TLS and cert, printing "listening on
-// https://ADDR" to out once it listens and a line for every WebSocket,
-// until ctx is done. Then it stops taking requests, says goodbye to every
-// WebSocket, and waits for them, 10 s at most.
+// run serves the page and the echo on addr until ctx is done, as
+// tlsserve.Run says, and writes a line for every WebSocket to out.
 func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error {
 	u := cooper.New(wsecho.Options()...) // as in examples/echo
 	mux := http.NewServeMux()

@@ -47,12 +47,11 @@ func main() {
 	tlsserve.Main("cooper h3 example", run)
 }
 
-// run serves on addr with TLS and cert, over TCP and over UDP on the same
-// port, until ctx is done. Once it listens it prints the certificate's
-// public key pin, a Chromium command line and "listening on https://ADDR"
-// to out, then a line for every WebSocket. When ctx is done it stops
-// taking requests, says goodbye to every WebSocket, waits for them, 10 s
-// at most, and closes the HTTP/3 connections.
+// run serves the page and the echo on addr until ctx is done, over TCP
+// and over UDP on the same port, as tlsserve.Run says. Before its
+// listening line it prints the certificate's public key pin and a
+// Chromium command line, and after it a line for every WebSocket; when it
+// stops, it also closes the HTTP/3 connections.
 func run(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error {
 	u := cooper.New(wsecho.Options()...) // as in examples/echo
 	mux := http.NewServeMux()

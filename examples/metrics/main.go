@@ -50,10 +50,9 @@ func run(ctx context.Context, addr string, out io.Writer) error {
 	return (&config{drain: 2 * time.Second}).run(ctx, addr, out)
 }
 
-// run serves on addr, printing "listening on http://ADDR" to out once it
-// listens, until ctx is done. Then it stops taking requests, says goodbye
-// to every WebSocket, spread over c.drain, and waits for them, c.drain and
-// 3 s more at most.
+// run serves the echo and /metrics on addr until ctx is done, as
+// serve.Run says, but spreads the goodbyes over c.drain and waits for
+// them c.drain and 3 s more at most.
 func (c *config) run(ctx context.Context, addr string, out io.Writer) error {
 	opts := wsecho.Options(cooper.DrainTime(c.drain)) // examples/echo's, and a drain
 	if c.rate > 0 {

@@ -140,9 +140,7 @@ cooper_draining %d
 	return b.String()
 }
 
-// TestShutdown checks that a stopped server says goodbye with 1001 to
-// every WebSocket and returns nil.
-func TestShutdown(t *testing.T) {
-	e := wstest.Start(t, run)
-	wstest.CheckShutdown(t, e, e.WS("/ws"))
-}
+// TestEcho runs the echo examples' checks: the echo of examples/echo, and
+// a stopped server says goodbye with 1001 to every WebSocket and returns
+// nil.
+func TestEcho(t *testing.T) { wstest.CheckEchoExample(t, run, false, wstest.OnlyListening) }

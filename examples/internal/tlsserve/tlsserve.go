@@ -19,11 +19,15 @@ import (
 	"lowbit.dev/cooper/examples/internal/serve"
 )
 
+// A Run is a [serve.Run] for an example served over HTTPS, with cert, the
+// certificate it serves.
+type Run func(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error
+
 // Main is serve.Main for an example served over HTTPS. It first makes
 // sure the process runs with extended CONNECT on (see ExtendedConnect),
 // then defines -cert and -key and passes run the certificate they name,
 // or, without them, a self-signed one (see SelfSigned) named name.
-func Main(name string, run func(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error) {
+func Main(name string, run Run) {
 	ExtendedConnect()
 	certFile := flag.String("cert", "", "PEM `file` of the certificate chain; a self-signed one without it")
 	keyFile := flag.String("key", "", "PEM `file` of the certificate's key")

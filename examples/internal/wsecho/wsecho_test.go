@@ -6,7 +6,7 @@ import (
 	"context"
 	"io"
 	"net"
-	"net/http/httptest"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -29,25 +29,18 @@ type endpoint struct {
 	served chan error // what Serve returned, once per connection
 }
 
-// serve starts Serve on a loopback server whose Upgrader negotiates
-// permessage-deflate under policy; the server and the Upgrader are shut
-// down when the test ends.
+// serve starts Serve on a loopback server with testkit.Serve, whose
+// Upgrader negotiates permessage-deflate under policy; the server and the
+// Upgrader are shut down when the test ends.
 func serve(t *testing.T, policy cooper.DeflateParams, prefix string) *endpoint {
 	t.Helper()
 	e := &endpoint{served: make(chan error, 8)}
-	e.u = cooper.New(cooper.Protocols("websocket"), cooper.Deflate(policy))
-	srv := httptest.NewServer(e.u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-		e.served <- wsecho.Serve(conn, hs, prefix)
-	}))
-	e.url = "ws" + strings.TrimPrefix(srv.URL, "http")
-	t.Cleanup(func() {
-		srv.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := e.u.Shutdown(ctx); err != nil {
-			t.Errorf("Upgrader.Shutdown: %v", err)
-		}
+	srv := testkit.Serve(t, []cooper.Option{cooper.Deflate(policy)}, func(u *cooper.Upgrader) http.Handler {
+		return u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+			e.served <- wsecho.Serve(conn, hs, prefix)
+		})
 	})
+	e.url, e.u = "ws"+strings.TrimPrefix(srv.URL, "http"), srv.U
 	return e
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/gobwas/ws/wsflate"
 	"github.com/gorilla/websocket"
 	"golang.org/x/net/http2"
+	"lowbit.dev/cooper/examples/internal/serve"
 	"lowbit.dev/cooper/examples/internal/tlsserve"
 	"lowbit.dev/cooper/internal/testkit"
 )
@@ -56,7 +57,7 @@ type Example struct {
 // Start calls run as the example's main does, but on a free loopback port,
 // and waits for the line it prints first, when ready, "listening on
 // http://ADDR". The example is stopped when the test ends.
-func Start(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error) *Example {
+func Start(t *testing.T, run serve.Run) *Example {
 	t.Helper()
 	return start(t, run, "http", true)
 }
@@ -64,7 +65,7 @@ func Start(t *testing.T, run func(ctx context.Context, addr string, out io.Write
 // StartTLS is Start for an example served over HTTPS, which main passes a
 // certificate: run gets a self-signed one, which e.Roots trusts, and may
 // print other lines before "listening on https://ADDR".
-func StartTLS(t *testing.T, run func(ctx context.Context, addr string, cert tls.Certificate, out io.Writer) error) *Example {
+func StartTLS(t *testing.T, run tlsserve.Run) *Example {
 	t.Helper()
 	cert, err := tlsserve.SelfSigned("cooper example under test")
 	if err != nil {
@@ -84,7 +85,7 @@ func StartTLS(t *testing.T, run func(ctx context.Context, addr string, cert tls.
 
 // start runs the example and waits up to 5 s for its line "listening on
 // SCHEME://ADDR", the first line it prints if first is set.
-func start(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error, scheme string, first bool) *Example {
+func start(t *testing.T, run serve.Run, scheme string, first bool) *Example {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Example{Out: &Output{}}
@@ -244,6 +245,34 @@ func CheckClients(t *testing.T, e *Example, rooms bool) {
 		}
 		t.Run(c.name, func(t *testing.T) { c.check(t, url, prefix) })
 	}
+}
+
+// OnlyListening matches the output of an example that wrote nothing but
+// its "listening on" line, for [CheckEchoExample].
+const OnlyListening = `\Alistening on http://\S+\n\z`
+
+// CheckEchoExample runs the checks every example that serves the echo at
+// /ws passes, each as a subtest on an example of its own started with
+// Start: "echo", CheckClients at /ws, after which what run wrote must match
+// the regular expression out; with rooms set, "rooms", CheckClients at
+// /rooms/ROOM/ws; and "shutdown", CheckShutdown, at /rooms/lobby/ws with
+// rooms set and /ws without.
+func CheckEchoExample(t *testing.T, run serve.Run, rooms bool, out string) {
+	t.Helper()
+	t.Run("echo", func(t *testing.T) {
+		e := Start(t, run)
+		CheckClients(t, e, false)
+		e.Out.WaitFor(t, out)
+	})
+	path := "/ws"
+	if rooms {
+		t.Run("rooms", func(t *testing.T) { CheckClients(t, Start(t, run), true) })
+		path = "/rooms/lobby/ws"
+	}
+	t.Run("shutdown", func(t *testing.T) {
+		e := Start(t, run)
+		CheckShutdown(t, e, e.WS(path))
+	})
 }
 
 // CheckPage gets / from e and checks that it is an HTML page that holds
