@@ -19,10 +19,6 @@ import (
 	"lowbit.dev/cooper/internal/idlemem"
 )
 
-// idleServerEnv names the kind of server the test binary runs, instead of
-// its tests, when BenchmarkIdleMemory re-executes it.
-const idleServerEnv = "COOPER_IDLE_SERVER"
-
 // BenchmarkIdleMemory measures what an idle upgraded connection costs the
 // server process: heap plus goroutine stacks after GC, per connection, with
 // 10,000 connections open (1,000 with -short), each waiting in Read. The
@@ -35,18 +31,9 @@ func BenchmarkIdleMemory(b *testing.B) {
 	if testing.Short() {
 		n = 1000
 	}
-	for _, kind := range []string{"bare", "cooper", "inside"} {
-		b.Run(kind, func(b *testing.B) {
-			b.ReportAllocs()
-			var perConn float64
-			rounds := 0
-			for b.Loop() {
-				perConn += idleRound(b, kind, n)
-				rounds++
-			}
-			b.ReportMetric(perConn/float64(rounds), "B/conn")
-		})
-	}
+	idlemem.Run(b, []string{"bare", "cooper", "inside"}, func(b *testing.B, kind string) float64 {
+		return idleRound(b, kind, n)
+	})
 }
 
 // idleRound starts a server of kind, opens n idle connections to it and
@@ -54,7 +41,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 func idleRound(b *testing.B, kind string, n int) float64 {
 	b.StopTimer()
 	defer b.StartTimer()
-	srv := idlemem.Start(b, idleServerEnv, kind)
+	srv := idlemem.Start(b, kind)
 	defer srv.Close()
 	addr := srv.Hello
 	base, g0 := srv.Stats(b)

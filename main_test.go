@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"lowbit.dev/cooper/internal/idlemem"
 	"lowbit.dev/cooper/internal/leakcheck"
 )
 
@@ -28,7 +29,7 @@ import (
 // net/http's behind. Started by BenchmarkIdleMemory, it is that
 // benchmark's server instead.
 func TestMain(m *testing.M) {
-	if kind := os.Getenv(idleServerEnv); kind != "" {
+	if kind := idlemem.Kind(); kind != "" {
 		runIdleServer(kind)
 		return
 	}

@@ -1,8 +1,8 @@
 // Package idlemem measures what idle connections cost a server process,
 // for the BenchmarkIdleMemory of the root package and of the adapters. The
 // benchmark runs its own test binary again as the server, so that the
-// clients' memory is not counted: [Start] on the benchmark's side, [Serve]
-// in the server process. It imports only the standard library, so that the
+// clients' memory is not counted: [Run] and [Start] on the benchmark's
+// side, [Kind] and [Serve] in the server process. It imports only the standard library, so that the
 // root module's tests can use it.
 package idlemem
 
@@ -19,6 +19,32 @@ import (
 	"time"
 )
 
+// serverEnv names the kind of server a process started by Start serves
+// instead of running its tests.
+const serverEnv = "COOPER_IDLEMEM_SERVER"
+
+// Kind returns the kind of server this process must serve, with Serve,
+// instead of running its tests; "" when it was not started by Start.
+func Kind() string { return os.Getenv(serverEnv) }
+
+// Run runs a sub-benchmark for each kind of server; each calls round, which
+// measures a fresh server of that kind and returns its memory growth per
+// idle connection, once per iteration and reports the mean as B/conn.
+func Run(b *testing.B, kinds []string, round func(b *testing.B, kind string) float64) {
+	for _, kind := range kinds {
+		b.Run(kind, func(b *testing.B) {
+			b.ReportAllocs()
+			var perConn float64
+			rounds := 0
+			for b.Loop() {
+				perConn += round(b, kind)
+				rounds++
+			}
+			b.ReportMetric(perConn/float64(rounds), "B/conn")
+		})
+	}
+}
+
 // A Server is a server process started by [Start].
 type Server struct {
 	// Hello is the line the server printed first (see [Serve]), without
@@ -30,15 +56,15 @@ type Server struct {
 	out   *bufio.Reader
 }
 
-// Start runs the test binary again, without its tests, with the
-// environment variable env set to kind, and returns once the server
-// printed its hello line. The binary's TestMain must see env and call
-// [Serve] instead of running the tests. Start fails tb if the process does
-// not start or prints no hello line. The caller must call Close.
-func Start(tb testing.TB, env, kind string) *Server {
+// Start runs the test binary again, as a server of kind, and returns once
+// the server printed its hello line. The binary's TestMain must, when
+// [Kind] is not "", call [Serve] instead of running the tests. Start fails
+// tb if the process does not start or prints no hello line. The caller
+// must call Close.
+func Start(tb testing.TB, kind string) *Server {
 	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env+"="+kind)
+	cmd.Env = append(os.Environ(), serverEnv+"="+kind)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()

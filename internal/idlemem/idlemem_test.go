@@ -8,10 +8,8 @@ import (
 	"testing"
 )
 
-const serverEnv = "IDLEMEM_TEST_SERVER"
-
 func TestMain(m *testing.M) {
-	if kind := os.Getenv(serverEnv); kind != "" {
+	if kind := Kind(); kind != "" {
 		Serve("hello "+kind, func() int { return 7 })
 		return
 	}
@@ -22,7 +20,7 @@ func TestMain(m *testing.M) {
 // each side of the protocol sees: the hello line with the kind, memory
 // figures and the active count, and a clean exit on Close.
 func TestStartAndServe(t *testing.T) {
-	s := Start(t, serverEnv, "tester")
+	s := Start(t, "tester")
 	if s.Hello != "hello tester" {
 		t.Errorf("Hello = %q, want %q", s.Hello, "hello tester")
 	}
