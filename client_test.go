@@ -392,6 +392,73 @@ func (c *writeCounter) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// A loopback is a TCP listener on 127.0.0.1 that serves every connection
+// it accepts on a goroutine of its own; the client's tests build their
+// hand-written servers on it. The test's cleanup closes the listener and
+// every connection tracked, and waits for those goroutines.
+type loopback struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// newLoopback listens on a loopback port; serve starts accepting.
+func newLoopback(t *testing.T) *loopback {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &loopback{ln: ln}
+	t.Cleanup(func() {
+		ln.Close()
+		l.mu.Lock()
+		for _, c := range l.conns {
+			c.Close()
+		}
+		l.mu.Unlock()
+		l.wg.Wait()
+	})
+	return l
+}
+
+// addr is the listener's host:port.
+func (l *loopback) addr() string { return l.ln.Addr().String() }
+
+// serve starts accepting connections and serves each with fn on a
+// goroutine of its own, closing it when fn returns.
+func (l *loopback) serve(fn func(c net.Conn)) {
+	l.wg.Add(1)
+	go l.accept(fn)
+}
+
+// accept serves connections with fn until the listener is closed.
+func (l *loopback) accept(fn func(c net.Conn)) {
+	defer l.wg.Done()
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		l.track(c)
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			defer c.Close()
+			fn(c)
+		}()
+	}
+}
+
+// track adds c, accepted or dialled by a server, to the connections the
+// cleanup closes.
+func (l *loopback) track(c net.Conn) {
+	l.mu.Lock()
+	l.conns = append(l.conns, c)
+	l.mu.Unlock()
+}
+
 // A rawRequest is a request head as a rawServer read it.
 type rawRequest struct {
 	head string
@@ -403,61 +470,22 @@ type rawRequest struct {
 // the answer in one write and closes, or, when the answer is "", holds the
 // connection until the client closes it.
 type rawServer struct {
-	ln     net.Listener
+	*loopback
 	answer string
 	reqs   chan rawRequest
-
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
 }
 
 // newRawServer starts a rawServer; the test's cleanup stops it and waits
 // for its goroutines.
 func newRawServer(t *testing.T, answer string) *rawServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{ln: ln, answer: answer, reqs: make(chan rawRequest, 16)}
-	s.wg.Add(1)
-	go s.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		s.mu.Lock()
-		for _, c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
-	})
+	s := &rawServer{loopback: newLoopback(t), answer: answer, reqs: make(chan rawRequest, 16)}
+	s.serve(s.answerConn)
 	return s
-}
-
-// addr is the server's host:port.
-func (s *rawServer) addr() string { return s.ln.Addr().String() }
-
-// serve accepts connections until the listener is closed.
-func (s *rawServer) serve() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.conns = append(s.conns, c)
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go s.answerConn(c)
-	}
 }
 
 // answerConn reads one request head on c and answers it.
 func (s *rawServer) answerConn(c net.Conn) {
-	defer s.wg.Done()
-	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	var head strings.Builder
@@ -1123,69 +1151,23 @@ func TestClientTLS(t *testing.T) {
 // right Proxy-Authorization it tunnels to upstream, whatever authority was
 // asked for, and records that authority; otherwise it answers 407.
 type connectProxy struct {
-	ln        net.Listener
+	*loopback
 	upstream  string
 	auth      string // the Proxy-Authorization it wants
 	requested chan string
-
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
 }
 
 // newConnectProxy starts a connectProxy; the test's cleanup stops it and
 // waits for its goroutines.
 func newConnectProxy(t *testing.T, upstream, auth string) *connectProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &connectProxy{ln: ln, upstream: upstream, auth: auth, requested: make(chan string, 16)}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.closeAll()
-		p.wg.Wait()
-	})
+	p := &connectProxy{loopback: newLoopback(t), upstream: upstream, auth: auth, requested: make(chan string, 16)}
+	p.serve(p.tunnel)
 	return p
-}
-
-// track adds c to the connections closed at the end.
-func (p *connectProxy) track(c net.Conn) {
-	p.mu.Lock()
-	p.conns = append(p.conns, c)
-	p.mu.Unlock()
-}
-
-// closeAll closes every connection the proxy has.
-func (p *connectProxy) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-}
-
-// serve accepts connections until the listener is closed.
-func (p *connectProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.track(c)
-		p.wg.Add(1)
-		go p.tunnel(c)
-	}
 }
 
 // tunnel serves one CONNECT on c.
 func (p *connectProxy) tunnel(c net.Conn) {
-	defer p.wg.Done()
-	defer c.Close()
 	br := bufio.NewReader(c)
 	r, err := http.ReadRequest(br)
 	if err != nil || r.Method != "CONNECT" {
@@ -1223,7 +1205,7 @@ func TestDialThroughProxy(t *testing.T) {
 	const user, password = "alice", "s3cret:x"
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 	proxyURL := func(p *connectProxy, userinfo *url.Userinfo) func(*http.Request) (*url.URL, error) {
-		return http.ProxyURL(&url.URL{Scheme: "http", User: userinfo, Host: p.ln.Addr().String()})
+		return http.ProxyURL(&url.URL{Scheme: "http", User: userinfo, Host: p.addr()})
 	}
 	run(t, func(t *testing.T, m mode) {
 		f := newFixture(t, m, Protocols("websocket"))

@@ -47,7 +47,8 @@ func ExampleHijack() {
 	// hi
 }
 
-// A handler that needs the subprotocol and the request gets the Handshake.
+// A handler that needs the subprotocol and the request gets the Handshake;
+// the client learns the same subprotocol from its own.
 func ExampleUpgrader_Handler() {
 	u := cooper.New(cooper.Protocols("websocket"), cooper.Subprotocols("v2.chat", "v1.chat"))
 	done := make(chan struct{})
@@ -58,19 +59,18 @@ func ExampleUpgrader_Handler() {
 	}))
 	defer srv.Close()
 
-	req, _ := http.NewRequest("GET", srv.URL+"/rooms/1", nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	req.Header.Set("Sec-WebSocket-Protocol", "v1.chat, v2.chat") // the client prefers v1
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http")+"/rooms/1", nil)
+	var hs cooper.Handshake
+	conn, err := cooper.Dial(req, cooper.WithUpgradeOptions(
+		cooper.WithSubprotocols("v1.chat", "v2.chat"), // the client prefers v1
+		cooper.WithHandshake(&hs),
+	))
 	if err != nil {
 		panic(err)
 	}
-	defer resp.Body.Close()
+	defer conn.Close()
 	<-done
-	fmt.Println(resp.Header.Get("Sec-WebSocket-Protocol"))
+	fmt.Println(hs.Subprotocol)
 	// Output:
 	// websocket v1.chat /rooms/1
 	// v1.chat
@@ -106,9 +106,9 @@ func ExampleUpgrader_Accept() {
 	// 426 Upgrade Required websocket
 }
 
-// permessage-deflate: the framing layer sets its compressor and
-// decompressor from Handshake.Deflate, which holds exactly what the 101
-// announced.
+// permessage-deflate: the framing layer on each side sets its compressor
+// and decompressor from Handshake.Deflate, which holds exactly what the 101
+// announced, so both sides hold the same parameters.
 func ExampleDeflate() {
 	u := cooper.New(cooper.Protocols("websocket"), cooper.Deflate(cooper.DeflateParams{ServerNoContextTakeover: true}))
 	agreed := make(chan *cooper.DeflateParams, 1)
@@ -118,22 +118,21 @@ func ExampleDeflate() {
 	}))
 	defer srv.Close()
 
-	req, _ := http.NewRequest("GET", srv.URL, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	req.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits=10")
-	resp, err := http.DefaultClient.Do(req)
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	var hs cooper.Handshake
+	conn, err := cooper.Dial(req, cooper.WithUpgradeOptions(
+		cooper.WithDeflate(cooper.DeflateParams{ClientMaxWindowBits: 10}),
+		cooper.WithHandshake(&hs),
+	))
 	if err != nil {
 		panic(err)
 	}
-	defer resp.Body.Close()
-	fmt.Println(resp.Header.Get("Sec-WebSocket-Extensions"))
-	fmt.Printf("%+v\n", *<-agreed)
+	defer conn.Close()
+	fmt.Printf("server: %+v\n", *<-agreed)
+	fmt.Printf("client: %+v\n", *hs.Deflate)
 	// Output:
-	// permessage-deflate; server_no_context_takeover; client_max_window_bits=10
-	// {ServerNoContextTakeover:true ClientNoContextTakeover:false ServerMaxWindowBits:15 ClientMaxWindowBits:10}
+	// server: {ServerNoContextTakeover:true ClientNoContextTakeover:false ServerMaxWindowBits:15 ClientMaxWindowBits:10}
+	// client: {ServerNoContextTakeover:true ClientNoContextTakeover:false ServerMaxWindowBits:15 ClientMaxWindowBits:10}
 }
 
 // The Sec-WebSocket-Accept value for the sample key of RFC 6455, section 1.3.

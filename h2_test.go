@@ -315,22 +315,6 @@ func TestStreamConn(t *testing.T) {
 		io.Copy(io.Discard, resp.Body) // until the handler returns
 		waitDone(t, done)
 	})
-	t.Run("Close ends a Write blocked on the flow control of a client that does not read", func(t *testing.T) {
-		s, done := streamServer(t, func(c *streamConn) {
-			errs, written, ok := stallWrite(t, c)
-			if !ok {
-				return
-			}
-			c.Close()
-			err, took := waitErr(t, errs, "Write after Close")
-			t.Logf("a Write blocked after %d bytes returned %v after Close", written.Load(), took)
-			if !errors.Is(err, net.ErrClosed) {
-				t.Errorf("Write ended by Close = %v, want net.ErrClosed", err)
-			}
-		})
-		openStream(t, s) // and never read
-		waitDone(t, done)
-	})
 	t.Run("a read deadline that passes ends a Read with os.ErrDeadlineExceeded", func(t *testing.T) {
 		s, done := streamServer(t, func(c *streamConn) {
 			if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
@@ -344,20 +328,39 @@ func TestStreamConn(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		waitDone(t, done)
 	})
-	t.Run("a write deadline that passes ends a blocked Write", func(t *testing.T) {
-		s, done := streamServer(t, func(c *streamConn) {
-			errs, _, ok := stallWrite(t, c)
-			if !ok {
-				return
-			}
-			if err := c.SetWriteDeadline(time.Now()); err != nil {
-				t.Errorf("SetWriteDeadline: %v", err)
-			}
-			if err, _ := waitErr(t, errs, "Write past its deadline"); err == nil {
-				t.Error("Write past its deadline returned no error")
-			}
+	// A Write held by the flow control of a client that does not read ends
+	// when the stream is closed or when its write deadline passes.
+	for _, tc := range []struct {
+		name string
+		what string                    // what ends the Write, for messages
+		end  func(c *streamConn) error // ends the Write
+		want error                     // what the Write returns; nil: any error
+	}{
+		{name: "Close ends a Write blocked on the flow control of a client that does not read",
+			what: "Close", end: (*streamConn).Close, want: net.ErrClosed},
+		{name: "a write deadline that passes ends a blocked Write",
+			what: "SetWriteDeadline", end: func(c *streamConn) error { return c.SetWriteDeadline(time.Now()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, done := streamServer(t, func(c *streamConn) {
+				errs, written, ok := stallWrite(t, c)
+				if !ok {
+					return
+				}
+				if err := tc.end(c); err != nil {
+					t.Errorf("%s = %v, want nil", tc.what, err)
+				}
+				err, took := waitErr(t, errs, "Write after "+tc.what)
+				t.Logf("a Write blocked after %d bytes returned %v after %s", written.Load(), took, tc.what)
+				switch {
+				case tc.want != nil && !errors.Is(err, tc.want):
+					t.Errorf("Write ended by %s = %v, want %v", tc.what, err, tc.want)
+				case err == nil:
+					t.Errorf("Write ended by %s returned no error", tc.what)
+				}
+			})
+			openStream(t, s) // and never read
+			waitDone(t, done)
 		})
-		openStream(t, s)
-		waitDone(t, done)
-	})
+	}
 }

@@ -11,17 +11,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
-)
 
-// idleServerEnv names the kind of server the test binary runs, instead of
-// its tests, when BenchmarkIdleMemory re-executes it.
-const idleServerEnv = "COOPER_IDLE_SERVER"
+	"lowbit.dev/cooper/internal/idlemem"
+)
 
 // BenchmarkIdleMemory measures what an idle upgraded connection costs the
 // server process: heap plus goroutine stacks after GC, per connection, with
@@ -35,18 +31,9 @@ func BenchmarkIdleMemory(b *testing.B) {
 	if testing.Short() {
 		n = 1000
 	}
-	for _, kind := range []string{"bare", "cooper", "inside"} {
-		b.Run(kind, func(b *testing.B) {
-			b.ReportAllocs()
-			var perConn float64
-			rounds := 0
-			for b.Loop() {
-				perConn += idleRound(b, kind, n)
-				rounds++
-			}
-			b.ReportMetric(perConn/float64(rounds), "B/conn")
-		})
-	}
+	idlemem.Run(b, []string{"bare", "cooper", "inside"}, func(b *testing.B, kind string) float64 {
+		return idleRound(b, kind, n)
+	})
 }
 
 // idleRound starts a server of kind, opens n idle connections to it and
@@ -54,32 +41,10 @@ func BenchmarkIdleMemory(b *testing.B) {
 func idleRound(b *testing.B, kind string, n int) float64 {
 	b.StopTimer()
 	defer b.StartTimer()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleServerEnv+"="+kind)
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	out := bufio.NewReader(stdout)
-	addr, err := out.ReadString('\n')
-	if err != nil {
-		b.Fatalf("server did not start: %v", err)
-	}
-	addr = strings.TrimSpace(addr)
-	stats := func() (mem uint64, goroutines int) {
-		fmt.Fprintln(stdin, "stats")
-		line, err := out.ReadString('\n')
-		if err != nil {
-			b.Fatalf("server stats: %v", err)
-		}
-		fmt.Sscan(line, &mem, &goroutines)
-		return mem, goroutines
-	}
-	base, g0 := stats()
+	srv := idlemem.Start(b, kind)
+	defer srv.Close()
+	addr := srv.Hello
+	base, g0 := srv.Stats(b)
 	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " + testKey + "\r\n\r\n"
 	conns := make([]net.Conn, 0, n)
@@ -104,30 +69,16 @@ func idleRound(b *testing.B, kind string, n int) float64 {
 			b.Fatalf("upgrade %d: %q, %v", len(conns), buf[:m], err)
 		}
 	}
-	var mem uint64
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var g int
-		mem, g = stats()
-		if g == g0+n || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	mem := srv.Settle(b, func(goroutines int) bool { return goroutines == g0+n })
 	return float64(mem-base) / float64(n)
 }
 
-// runIdleServer is the server side of BenchmarkIdleMemory: it prints its
-// address, serves kind, and answers each "stats" line on stdin with heap
-// plus stack bytes in use after GC and the number of goroutines.
+// runIdleServer is the server side of BenchmarkIdleMemory: it serves kind
+// and reports its memory and number of goroutines (see [idlemem.Serve]).
 func runIdleServer(kind string) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
-	}
-	wait := func(c net.Conn) {
-		var b [1]byte
-		c.Read(b[:])
-		c.Close()
 	}
 	switch kind {
 	case "bare":
@@ -137,28 +88,20 @@ func runIdleServer(kind string) {
 				if err != nil {
 					return
 				}
-				go wait(c)
+				go idlemem.Hold(c)
 			}
 		}()
 	case "cooper":
-		go http.Serve(ln, Hijack(func(c net.Conn, _ string) { wait(c) }, Protocols("websocket")))
+		go http.Serve(ln, Hijack(func(c net.Conn, _ string) { idlemem.Hold(c) }, Protocols("websocket")))
 	case "inside":
 		u := New(Protocols("websocket"))
 		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if c, _, err := u.Accept(w, r); err == nil {
-				wait(c)
+				idlemem.Hold(c)
 			}
 		}))
 	}
-	fmt.Println(ln.Addr())
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		fmt.Println(ms.HeapAlloc+ms.StackInuse, runtime.NumGoroutine())
-	}
+	idlemem.Serve(ln.Addr().String(), runtime.NumGoroutine)
 }
 
 // A fakeWriter is a ResponseWriter whose Hijack hands over a connection

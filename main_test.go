@@ -15,55 +15,29 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"lowbit.dev/cooper/internal/idlemem"
+	"lowbit.dev/cooper/internal/leakcheck"
 )
 
 // TestMain fails the run when a test leaves a goroutine of cooper's or of
 // net/http's behind. Started by BenchmarkIdleMemory, it is that
 // benchmark's server instead.
 func TestMain(m *testing.M) {
-	if kind := os.Getenv(idleServerEnv); kind != "" {
+	if kind := idlemem.Kind(); kind != "" {
 		runIdleServer(kind)
 		return
 	}
 	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines waits up to d for goroutines that run cooper's or
-// net/http's code to end, and returns the stacks of those that did not.
-func leakedGoroutines(d time.Duration) string {
+	// Connections idle in the pool of net/http's default client are the
+	// pool's, not left behind by a test.
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "leakedGoroutines") || strings.Contains(g, "testing.(*M).") {
-				continue
-			}
-			if strings.Contains(g, "lowbit.dev/cooper") || strings.Contains(g, "net/http") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	os.Exit(leakcheck.ExitCode(code, "lowbit.dev/cooper", "net/http"))
 }
 
 // A mode is a transport an end-to-end test runs over.

@@ -7,31 +7,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"lowbit.dev/cooper"
 )
 
 func TestMain(m *testing.M) { Main(m) }
-
-// TestLeakedGoroutines checks that a goroutine running cooper's code (this
-// package is under lowbit.dev/cooper) is reported until it ends.
-func TestLeakedGoroutines(t *testing.T) {
-	release := make(chan struct{})
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		<-release
-	}()
-	if leaked := leakedGoroutines(50*time.Millisecond, nil); !strings.Contains(leaked, "TestLeakedGoroutines.func1") {
-		t.Errorf("leakedGoroutines = %q, want the goroutine still waiting", leaked)
-	}
-	close(release)
-	<-ended
-	if leaked := leakedGoroutines(5*time.Second, nil); leaked != "" {
-		t.Errorf("leakedGoroutines after it ended = %q, want none", leaked)
-	}
-}
 
 // TestServeAndDial upgrades and echoes through Serve and Dial, and checks
 // what a refusal leaves in the Client and for NextErr.
