@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,11 +46,11 @@ func echo(conn net.Conn, hs *cooper.Handshake) {
 // room.
 func TestURLParamsOutliveTheRequest(t *testing.T) {
 	const rooms = 40
-	release := make(chan struct{})
+	gate := testkit.NewGate()
 	s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 		r.Get("/rooms/{room}/ws", cooperchi.Handler(u, func(conn net.Conn, hs *cooper.Handshake) {
 			defer conn.Close()
-			<-release
+			gate.Wait()
 			rctx := chi.RouteContext(hs.Request.Context())
 			fmt.Fprintf(conn, "%s %s\n", chi.URLParam(hs.Request, "room"), rctx.RoutePattern())
 		}))
@@ -60,10 +59,8 @@ func TestURLParamsOutliveTheRequest(t *testing.T) {
 		})
 	})
 
-	releaseAll := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(releaseAll)
-
-	testkit.CheckRequestStateOutlives(t, s.URL, rooms, releaseAll, func(i int) string {
+	t.Cleanup(gate.Open)
+	testkit.CheckRequestStateOutlives(t, s.URL, rooms, gate.Open, func(i int) string {
 		return fmt.Sprintf("r%d /rooms/{room}/ws\n", i)
 	})
 }
