@@ -20,7 +20,6 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"lowbit.dev/cooper"
-	"lowbit.dev/cooper/adapters/cooperh3"
 	"lowbit.dev/cooper/internal/testkit"
 )
 
@@ -159,14 +158,6 @@ func idleRound(b *testing.B, kind string, n int) float64 {
 // on stdin with heap plus stack bytes in use after GC and the number of
 // connections the Upgrader holds.
 func runIdleServer(kind string) {
-	cert, leaf, err := makeCertificate()
-	if err != nil {
-		panic(err)
-	}
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		panic(err)
-	}
 	u := cooper.New(cooper.Protocols("websocket"))
 	wait := func(c net.Conn) {
 		var b [1]byte
@@ -181,13 +172,11 @@ func runIdleServer(kind string) {
 			}
 		})
 	}
-	srv := &http3.Server{
-		Handler:    cooperh3.Handler(h),
-		TLSConfig:  http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}),
-		QUICConfig: &quic.Config{MaxIdleTimeout: idleTimeout, MaxIncomingStreams: 10},
+	s, err := startServer(h, &quic.Config{MaxIdleTimeout: idleTimeout, MaxIncomingStreams: 10})
+	if err != nil {
+		panic(err)
 	}
-	go srv.Serve(udp)
-	fmt.Println(udp.LocalAddr(), base64.StdEncoding.EncodeToString(leaf.Raw))
+	fmt.Println(s.addr, base64.StdEncoding.EncodeToString(s.leaf.Raw))
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		runtime.GC()
