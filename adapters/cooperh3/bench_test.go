@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -129,15 +128,7 @@ func idleRound(b *testing.B, kind string, n int) float64 {
 		if kind == "quic" {
 			continue
 		}
-		str, err := cc.OpenRequestStream(ctx)
-		if err == nil {
-			err = str.SendRequestHeader(&http.Request{Method: http.MethodConnect, Proto: "websocket", Host: addr,
-				URL: &url.URL{Scheme: "https", Host: addr, Path: "/ws"}, Header: http.Header{"Sec-Websocket-Version": {"13"}}})
-		}
-		var resp *http.Response
-		if err == nil {
-			resp, err = str.ReadResponse()
-		}
+		_, resp, err := openWebSocket(ctx, cc, addr, "/ws")
 		if err != nil || resp.StatusCode != http.StatusOK {
 			b.Fatalf("WebSocket %d: %v, %v", i, resp, err)
 		}
