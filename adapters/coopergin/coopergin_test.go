@@ -50,11 +50,8 @@ func serve(t *testing.T, build func(e *gin.Engine, u *cooper.Upgrader), wrap fun
 	return &server{Server: s, logs: logs}
 }
 
-// echo is an upgraded handler that sends back what it reads.
-func echo(c *gin.Context, conn net.Conn, hs *cooper.Handshake) {
-	defer conn.Close()
-	io.Copy(conn, conn)
-}
+// echo is testkit.Echo as a coopergin handler.
+func echo(c *gin.Context, conn net.Conn, hs *cooper.Handshake) { testkit.Echo(conn, hs) }
 
 // TestParamsAndKeysOutliveTheRequest upgrades many rooms at once and, while
 // their handlers wait, serves enough other requests for gin to reuse every

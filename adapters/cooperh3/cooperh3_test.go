@@ -506,10 +506,7 @@ func TestPeerGoesAway(t *testing.T) {
 		} {
 			t.Run("a client that "+how.name+" "+when, func(t *testing.T) {
 				u := cooper.New(cooper.Protocols("websocket"))
-				handler := u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-					defer conn.Close()
-					io.Copy(conn, conn)
-				})
+				handler := u.Handler(testkit.Echo)
 				inHandshake := make(chan int, 1) // Stats().Active there
 				served := make(chan struct{})
 				s := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -618,10 +615,7 @@ func (w *holdingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // stream is never handed over unanswered.
 func TestMiddlewareHoldingTheAnswer(t *testing.T) {
 	u := cooper.New(cooper.Protocols("websocket"))
-	handler := u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-		defer conn.Close()
-		io.Copy(conn, conn)
-	})
+	handler := u.Handler(testkit.Echo)
 	s := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handler.ServeHTTP(&holdingWriter{ResponseWriter: w}, r)
 	}), nil)
