@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,23 +34,17 @@ func serve(t *testing.T, build func(r chi.Router, u *cooper.Upgrader), opts ...c
 	})
 }
 
-// echo is an upgraded handler that sends back what it reads.
-func echo(conn net.Conn, hs *cooper.Handshake) {
-	defer conn.Close()
-	io.Copy(conn, conn)
-}
-
 // TestURLParamsOutliveTheRequest upgrades many rooms at once and, while
 // their handlers wait, serves enough other requests for chi to reuse every
 // routing context it had pooled; each handler must still read its own
 // room.
 func TestURLParamsOutliveTheRequest(t *testing.T) {
 	const rooms = 40
-	release := make(chan struct{})
+	gate := testkit.NewGate()
 	s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 		r.Get("/rooms/{room}/ws", cooperchi.Handler(u, func(conn net.Conn, hs *cooper.Handshake) {
 			defer conn.Close()
-			<-release
+			gate.Wait()
 			rctx := chi.RouteContext(hs.Request.Context())
 			fmt.Fprintf(conn, "%s %s\n", chi.URLParam(hs.Request, "room"), rctx.RoutePattern())
 		}))
@@ -60,10 +53,8 @@ func TestURLParamsOutliveTheRequest(t *testing.T) {
 		})
 	})
 
-	releaseAll := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(releaseAll)
-
-	testkit.CheckRequestStateOutlives(t, s.URL, rooms, releaseAll, func(i int) string {
+	t.Cleanup(gate.Open)
+	testkit.CheckRequestStateOutlives(t, s.URL, rooms, gate.Open, func(i int) string {
 		return fmt.Sprintf("r%d /rooms/{room}/ws\n", i)
 	})
 }
@@ -167,7 +158,7 @@ func TestMiddleware(t *testing.T) {
 				r.Use(tt.use(logs)...)
 				r.Get("/ws", cooperchi.Handler(u, func(conn net.Conn, hs *cooper.Handshake) {
 					handshakes <- hs
-					echo(conn, hs)
+					testkit.Echo(conn, hs)
 				}))
 			})
 			c := testkit.Dial(t, s.URL+"/ws", tt.header)
@@ -195,7 +186,7 @@ func TestRefusal(t *testing.T) {
 	logs := &testkit.LockedBuffer{}
 	s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 		r.Use(logger(logs), middleware.Recoverer)
-		r.Get("/ws", cooperchi.Handler(u, echo))
+		r.Get("/ws", cooperchi.Handler(u, testkit.Echo))
 	})
 	c := testkit.Dial(t, s.URL+"/ws", http.Header{"Sec-Websocket-Version": {"8"}})
 	if c.Resp.StatusCode != http.StatusUpgradeRequired {
@@ -222,7 +213,7 @@ func TestHandlerPanic(t *testing.T) {
 		r.Get("/panic", cooperchi.Handler(u, func(conn net.Conn, hs *cooper.Handshake) {
 			panic("upgraded handler failed")
 		}))
-		r.Get("/ws", cooperchi.Handler(u, echo))
+		r.Get("/ws", cooperchi.Handler(u, testkit.Echo))
 	})
 	s.CheckHandlerPanic(t)
 }
@@ -232,7 +223,7 @@ func TestHandlerPanic(t *testing.T) {
 func TestThrottleCountsHandshakes(t *testing.T) {
 	s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 		r.Use(middleware.ThrottleBacklog(1, 0, time.Millisecond))
-		r.Get("/ws", cooperchi.Handler(u, echo))
+		r.Get("/ws", cooperchi.Handler(u, testkit.Echo))
 	})
 	var clients []*testkit.Client
 	for i := range 5 {
@@ -265,7 +256,7 @@ func TestTimeout(t *testing.T) {
 				r.Get("/ws", cooperchi.Handler(u, func(conn net.Conn, hs *cooper.Handshake) {
 					time.Sleep(5 * timeout)
 					contexts <- hs.Request.Context()
-					echo(conn, hs)
+					testkit.Echo(conn, hs)
 				}))
 			})
 			c := testkit.Dial(t, s.URL+"/ws", nil)
@@ -289,14 +280,14 @@ func TestTimeoutShorterThanTheHandshake(t *testing.T) {
 	t.Run("inside Logger", func(t *testing.T) {
 		s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 			r.Use(logger(&testkit.LockedBuffer{}), middleware.Timeout(time.Nanosecond))
-			r.Get("/ws", cooperchi.Handler(u, echo))
+			r.Get("/ws", cooperchi.Handler(u, testkit.Echo))
 		})
 		testkit.Dial(t, s.URL+"/ws", nil).Echoes(t, "the 504 went nowhere")
 	})
 	t.Run("alone", func(t *testing.T) {
 		s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
 			r.Use(middleware.Timeout(time.Nanosecond))
-			r.Get("/ws", cooperchi.Handler(u, echo))
+			r.Get("/ws", cooperchi.Handler(u, testkit.Echo))
 		})
 		testkit.Dial(t, s.URL+"/ws", nil).Echoes(t, "the 504 went nowhere")
 		s.ErrorLog.WaitFor(t, "http: response.WriteHeader on hijacked connection")
@@ -305,6 +296,6 @@ func TestTimeoutShorterThanTheHandshake(t *testing.T) {
 }
 
 func TestHandlerPanicsOnNil(t *testing.T) {
-	testkit.MustPanic(t, "Handler(nil, echo)", func() { cooperchi.Handler(nil, echo) })
+	testkit.MustPanic(t, "Handler(nil, testkit.Echo)", func() { cooperchi.Handler(nil, testkit.Echo) })
 	testkit.MustPanic(t, "Handler(cooper.New(), nil)", func() { cooperchi.Handler(cooper.New(), nil) })
 }

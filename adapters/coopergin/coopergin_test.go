@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,11 +50,8 @@ func serve(t *testing.T, build func(e *gin.Engine, u *cooper.Upgrader), wrap fun
 	return &server{Server: s, logs: logs}
 }
 
-// echo is an upgraded handler that sends back what it reads.
-func echo(c *gin.Context, conn net.Conn, hs *cooper.Handshake) {
-	defer conn.Close()
-	io.Copy(conn, conn)
-}
+// echo is testkit.Echo as a coopergin handler.
+func echo(c *gin.Context, conn net.Conn, hs *cooper.Handshake) { testkit.Echo(conn, hs) }
 
 // TestParamsAndKeysOutliveTheRequest upgrades many rooms at once and, while
 // their handlers wait, serves enough other requests for gin to reuse every
@@ -63,21 +59,19 @@ func echo(c *gin.Context, conn net.Conn, hs *cooper.Handshake) {
 // and keys.
 func TestParamsAndKeysOutliveTheRequest(t *testing.T) {
 	const rooms = 40
-	release := make(chan struct{})
+	gate := testkit.NewGate()
 	s := serve(t, func(e *gin.Engine, u *cooper.Upgrader) {
 		e.Use(func(c *gin.Context) { c.Set("room", "key-"+c.Param("room")) })
 		e.GET("/rooms/:room/ws", coopergin.Handler(u, func(c *gin.Context, conn net.Conn, hs *cooper.Handshake) {
 			defer conn.Close()
-			<-release
+			gate.Wait()
 			fmt.Fprintf(conn, "%s %s %s\n", c.Param("room"), c.GetString("room"), c.FullPath())
 		}))
 		e.GET("/rooms/:room/info", func(c *gin.Context) { c.String(http.StatusOK, c.Param("room")) })
 	}, nil)
 
-	releaseAll := sync.OnceFunc(func() { close(release) })
-	t.Cleanup(releaseAll)
-
-	testkit.CheckRequestStateOutlives(t, s.URL, rooms, releaseAll, func(i int) string {
+	t.Cleanup(gate.Open)
+	testkit.CheckRequestStateOutlives(t, s.URL, rooms, gate.Open, func(i int) string {
 		return fmt.Sprintf("r%d key-r%d /rooms/:room/ws\n", i, i)
 	})
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -20,7 +19,6 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"lowbit.dev/cooper"
-	"lowbit.dev/cooper/adapters/cooperh3"
 	"lowbit.dev/cooper/internal/testkit"
 )
 
@@ -130,15 +128,7 @@ func idleRound(b *testing.B, kind string, n int) float64 {
 		if kind == "quic" {
 			continue
 		}
-		str, err := cc.OpenRequestStream(ctx)
-		if err == nil {
-			err = str.SendRequestHeader(&http.Request{Method: http.MethodConnect, Proto: "websocket", Host: addr,
-				URL: &url.URL{Scheme: "https", Host: addr, Path: "/ws"}, Header: http.Header{"Sec-Websocket-Version": {"13"}}})
-		}
-		var resp *http.Response
-		if err == nil {
-			resp, err = str.ReadResponse()
-		}
+		_, resp, err := openWebSocket(ctx, cc, addr, "/ws")
 		if err != nil || resp.StatusCode != http.StatusOK {
 			b.Fatalf("WebSocket %d: %v, %v", i, resp, err)
 		}
@@ -159,14 +149,6 @@ func idleRound(b *testing.B, kind string, n int) float64 {
 // on stdin with heap plus stack bytes in use after GC and the number of
 // connections the Upgrader holds.
 func runIdleServer(kind string) {
-	cert, leaf, err := makeCertificate()
-	if err != nil {
-		panic(err)
-	}
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		panic(err)
-	}
 	u := cooper.New(cooper.Protocols("websocket"))
 	wait := func(c net.Conn) {
 		var b [1]byte
@@ -181,13 +163,11 @@ func runIdleServer(kind string) {
 			}
 		})
 	}
-	srv := &http3.Server{
-		Handler:    cooperh3.Handler(h),
-		TLSConfig:  http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}),
-		QUICConfig: &quic.Config{MaxIdleTimeout: idleTimeout, MaxIncomingStreams: 10},
+	s, err := startServer(h, &quic.Config{MaxIdleTimeout: idleTimeout, MaxIncomingStreams: 10})
+	if err != nil {
+		panic(err)
 	}
-	go srv.Serve(udp)
-	fmt.Println(udp.LocalAddr(), base64.StdEncoding.EncodeToString(leaf.Raw))
+	fmt.Println(s.addr, base64.StdEncoding.EncodeToString(s.leaf.Raw))
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		runtime.GC()

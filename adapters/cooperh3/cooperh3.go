@@ -119,25 +119,23 @@ type conn struct {
 }
 
 // Read reads what the peer sent on the stream, without the HTTP/3 framing.
-func (c *conn) Read(p []byte) (int, error) {
-	if c.closed.Load() {
-		return 0, net.ErrClosed
-	}
-	n, err := c.s.Read(p)
-	if err != nil && c.closed.Load() {
-		err = net.ErrClosed
-	}
-	return n, err
-}
+func (c *conn) Read(p []byte) (int, error) { return c.use(c.s.Read, p) }
 
 // Write sends p on the stream, in an HTTP/3 DATA frame.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.use(c.s.Write, p)
+}
+
+// use calls op, the stream's Read or Write, with p, unless c is closed.
+// After Close, as net.Conn asks, both fail with net.ErrClosed, a call that
+// Close ended included.
+func (c *conn) use(op func([]byte) (int, error), p []byte) (int, error) {
 	if c.closed.Load() {
 		return 0, net.ErrClosed
 	}
-	n, err := c.s.Write(p)
+	n, err := op(p)
 	if err != nil && c.closed.Load() {
 		err = net.ErrClosed
 	}

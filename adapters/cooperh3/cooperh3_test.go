@@ -32,18 +32,22 @@ import (
 // cooperh3.Handler(h), with a certificate made for it.
 type server struct {
 	addr  *net.UDPAddr
-	roots *x509.CertPool
+	leaf  *x509.Certificate // the server's certificate
+	roots *x509.CertPool    // trusts leaf
+	stop  func() error      // closes the server; the error is Serve's, if not that it was closed
 }
 
-// newServer starts h behind cooperh3.Handler on a loopback UDP port, with
-// quicConf for its QUIC connections if not nil; the test's cleanup stops
-// it.
-func newServer(t testing.TB, h http.Handler, quicConf *quic.Config) *server {
-	t.Helper()
-	cert, leaf := certificate(t)
+// startServer starts h behind cooperh3.Handler on a loopback UDP port, with
+// a certificate made for it and quicConf for its QUIC connections if not
+// nil. The server serves on a goroutine of its own until stop is called.
+func startServer(h http.Handler, quicConf *quic.Config) (*server, error) {
+	cert, leaf, err := makeCertificate()
+	if err != nil {
+		return nil, err
+	}
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	srv := &http3.Server{
 		Handler:    cooperh3.Handler(h),
@@ -52,26 +56,33 @@ func newServer(t testing.TB, h http.Handler, quicConf *quic.Config) *server {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(udp) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-		udp.Close()
-	})
-	s := &server{addr: udp.LocalAddr().(*net.UDPAddr), roots: x509.NewCertPool()}
+	s := &server{addr: udp.LocalAddr().(*net.UDPAddr), leaf: leaf, roots: x509.NewCertPool()}
 	s.roots.AddCert(leaf)
-	return s
+	s.stop = func() error {
+		srv.Close()
+		err := <-served
+		udp.Close()
+		if errors.Is(err, http.ErrServerClosed) || errors.Is(err, quic.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+	return s, nil
 }
 
-// certificate makes a self-signed certificate for 127.0.0.1.
-func certificate(t testing.TB) (tls.Certificate, *x509.Certificate) {
+// newServer starts h as startServer does; the test's cleanup stops it.
+func newServer(t testing.TB, h http.Handler, quicConf *quic.Config) *server {
 	t.Helper()
-	cert, leaf, err := makeCertificate()
+	s, err := startServer(h, quicConf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cert, leaf
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s
 }
 
 // makeCertificate makes a self-signed certificate for 127.0.0.1, valid for
@@ -186,6 +197,23 @@ func (s *server) webSocketRequest(path string, edit func(*http.Request)) *http.R
 		edit(req)
 	}
 	return req
+}
+
+// openWebSocket opens a WebSocket to path on cc's server, at addr, with the
+// least extended CONNECT that cooper takes (RFC 9220), and returns the
+// stream and the server's answer. The server's SETTINGS must have come.
+func openWebSocket(ctx context.Context, cc *http3.ClientConn, addr, path string) (*http3.RequestStream, *http.Response, error) {
+	str, err := cc.OpenRequestStream(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = str.SendRequestHeader(&http.Request{Method: http.MethodConnect, Proto: "websocket", Host: addr,
+		URL: &url.URL{Scheme: "https", Host: addr, Path: path}, Header: http.Header{"Sec-Websocket-Version": {"13"}}})
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := str.ReadResponse()
+	return str, resp, err
 }
 
 // waitIdle waits up to 10 s for u to hold no connection.
@@ -478,10 +506,7 @@ func TestPeerGoesAway(t *testing.T) {
 		} {
 			t.Run("a client that "+how.name+" "+when, func(t *testing.T) {
 				u := cooper.New(cooper.Protocols("websocket"))
-				handler := u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-					defer conn.Close()
-					io.Copy(conn, conn)
-				})
+				handler := u.Handler(testkit.Echo)
 				inHandshake := make(chan int, 1) // Stats().Active there
 				served := make(chan struct{})
 				s := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -590,10 +615,7 @@ func (w *holdingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // stream is never handed over unanswered.
 func TestMiddlewareHoldingTheAnswer(t *testing.T) {
 	u := cooper.New(cooper.Protocols("websocket"))
-	handler := u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
-		defer conn.Close()
-		io.Copy(conn, conn)
-	})
+	handler := u.Handler(testkit.Echo)
 	s := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handler.ServeHTTP(&holdingWriter{ResponseWriter: w}, r)
 	}), nil)

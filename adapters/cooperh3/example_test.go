@@ -9,7 +9,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -36,22 +35,9 @@ func ExampleHandler() {
 	go srv.Serve(udp)
 	defer srv.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	qc, err := quic.DialAddr(ctx, udp.LocalAddr().String(), &tls.Config{RootCAs: roots, NextProtos: []string{http3.NextProtoH3}}, nil)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer qc.CloseWithError(0, "")
-	cc := (&http3.Transport{}).NewClientConn(qc)
-	<-cc.ReceivedSettings() // extended CONNECT waits for the server's SETTINGS
-	str, _ := cc.OpenRequestStream(ctx)
-	str.SendRequestHeader(&http.Request{Method: http.MethodConnect, Proto: "websocket", Host: udp.LocalAddr().String(),
-		URL: &url.URL{Scheme: "https", Host: udp.LocalAddr().String(), Path: "/ws"}, Header: http.Header{"Sec-Websocket-Version": {"13"}}})
-	resp, err := str.ReadResponse()
-	if err != nil {
-		log.Fatal(err)
-	}
+	// A client opens the WebSocket with an extended CONNECT (RFC 9220).
+	str, resp, done := exampleWebSocket(udp.LocalAddr().String(), roots)
+	defer done()
 	fmt.Println(resp.Status)
 	str.Write([]byte("frames go here"))
 	str.Close()
@@ -72,4 +58,25 @@ func exampleCertificate() (tls.Certificate, *x509.CertPool) {
 	roots := x509.NewCertPool()
 	roots.AddCert(leaf)
 	return cert, roots
+}
+
+// exampleWebSocket opens a WebSocket to /ws on the HTTP/3 server at addr,
+// whose certificate roots trusts, over a QUIC connection of its own, which
+// done closes.
+func exampleWebSocket(addr string, roots *x509.CertPool) (str *http3.RequestStream, resp *http.Response, done func()) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	qc, err := quic.DialAddr(ctx, addr, &tls.Config{RootCAs: roots, NextProtos: []string{http3.NextProtoH3}}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cc := (&http3.Transport{}).NewClientConn(qc)
+	<-cc.ReceivedSettings() // extended CONNECT waits for the server's SETTINGS
+	str, resp, err = openWebSocket(ctx, cc, addr, "/ws")
+	if err != nil {
+		log.Fatal(err)
+	}
+	return str, resp, func() {
+		qc.CloseWithError(0, "")
+		cancel()
+	}
 }
