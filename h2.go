@@ -48,7 +48,10 @@ func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 // and Write carry the stream's data, Close ends the stream and any Read or
 // Write blocked on it, deadlines work as net.Conn documents, and LocalAddr
 // and RemoteAddr are those of the connection that carries the stream. The
-// write deadline set through the ResponseWriter to bound the answer
+// rest of net.Conn's rule on Close is the Upgrader's to keep: it calls the
+// stream's Close at most once, and after it fails every Read and Write
+// with net.ErrClosed itself, one that Close ended included. The write
+// deadline set through the ResponseWriter to bound the answer
 // ([HandshakeTimeout]) may still be set on it; the Upgrader clears it. On
 // error the stream is not handed over and stays the server's to end; the
 // upgrade fails, as a failed 101 write does, and is reported to [OnError].
@@ -155,5 +158,7 @@ func takeStream(take StreamTakeover) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cooper: write 200: %w", err)
 	}
-	return conn, nil
+	// One allocation, so that no adapter has to keep net.Conn's rule on
+	// Close itself.
+	return &takenStream{Conn: conn}, nil
 }

@@ -142,6 +142,80 @@ func TestWithStreamTakeoverPanicsOnNil(t *testing.T) {
 	WithStreamTakeover(&http.Request{}, nil)
 }
 
+// TestStreamTakeover upgrades through a StreamTakeover, as a transport's
+// adapter does: a middleware on a real server shapes the request as an
+// extended CONNECT over HTTP/3 and hands over one end of a pipe as its
+// stream. The handler gets that stream, bytes pass both ways, and the
+// Upgrader keeps net.Conn's rule on Close, which a pipe does not: the
+// stream is closed once however often Close is called, and a Read that
+// Close ended, and every call after it, fail with net.ErrClosed.
+func TestStreamTakeover(t *testing.T) {
+	peer, stream := net.Pipe()
+	defer peer.Close()
+	counted := &closeCounter{Conn: stream}
+	results := make(chan []error, 1)
+	u := New(Protocols("websocket"))
+	h := u.Handler(func(conn net.Conn, hs *Handshake) {
+		buf := make([]byte, 4)
+		_, err := io.ReadFull(conn, buf)
+		if err == nil {
+			_, err = conn.Write(buf)
+		}
+		blocked := make(chan error, 1)
+		go func() { _, err := conn.Read(buf); blocked <- err }()
+		time.Sleep(10 * time.Millisecond) // let the Read block; Close ends it either way
+		errs := []error{err, conn.Close(), <-blocked, conn.Close()}
+		_, err = conn.Read(buf)
+		errs = append(errs, err)
+		_, err = conn.Write(buf)
+		results <- append(errs, err)
+	})
+	s := newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		take := func() (net.Conn, error) { return counted, nil }
+		r = WithStreamTakeover(r, take)
+		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
+		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
+		h.ServeHTTP(w, r)
+	}))
+	go func() {
+		if resp, err := http.Get(s.URL + "/ws"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	if _, err := peer.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(peer, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("echo over the stream: %q, %v", buf, err)
+	}
+	errs := wait(t, results, "the handler's calls")
+	want := []error{nil, nil, net.ErrClosed, net.ErrClosed, net.ErrClosed, net.ErrClosed}
+	names := []string{"echo", "Close", "Read that Close ended", "second Close", "Read after Close", "Write after Close"}
+	for i, err := range errs {
+		if !errors.Is(err, want[i]) || (want[i] == nil) != (err == nil) {
+			t.Errorf("%s: %v, want %v", names[i], err, want[i])
+		}
+	}
+	if n := counted.closes.Load(); n != 1 {
+		t.Errorf("the stream was closed %d times, want once", n)
+	}
+	if st := u.Stats(); st.Upgrades != 1 {
+		t.Errorf("Stats().Upgrades = %d, want 1", st.Upgrades)
+	}
+}
+
+// A closeCounter counts its Close calls.
+type closeCounter struct {
+	net.Conn
+	closes atomic.Int32
+}
+
+func (c *closeCounter) Close() error {
+	c.closes.Add(1)
+	return c.Conn.Close()
+}
+
 // streamServer starts an HTTP/2 server whose handler answers a request
 // with 200, makes its stream a streamConn as switchStream does, and runs fn
 // with it; ServeHTTP returns when fn does, and then done is closed.

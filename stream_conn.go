@@ -49,16 +49,7 @@ func newStreamConn(w http.ResponseWriter, r *http.Request, rc *http.ResponseCont
 
 // Read reads what the client sent on the stream. After Close it fails with
 // net.ErrClosed, a Read that Close ended included.
-func (c *streamConn) Read(p []byte) (int, error) {
-	if c.closed.Load() {
-		return 0, net.ErrClosed
-	}
-	n, err := c.body.Read(p)
-	if err != nil && c.closed.Load() {
-		err = net.ErrClosed
-	}
-	return n, err
-}
+func (c *streamConn) Read(p []byte) (int, error) { return useOpen(&c.closed, c.body.Read, p) }
 
 // Write sends p on the stream and flushes it. After Close it fails with
 // net.ErrClosed, a Write that Close ended included.
@@ -69,15 +60,17 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	defer c.mu.RUnlock()
 	c.writing.Add(1)
 	defer c.writing.Add(-1)
-	if c.ended || c.closed.Load() {
+	if c.ended {
 		return 0, net.ErrClosed
 	}
+	return useOpen(&c.closed, c.writeFlush, p)
+}
+
+// writeFlush writes p to the response and flushes it.
+func (c *streamConn) writeFlush(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	if err == nil {
 		err = c.rc.Flush()
-	}
-	if err != nil && c.closed.Load() {
-		err = net.ErrClosed
 	}
 	return n, err
 }
@@ -158,6 +151,41 @@ func (c *streamConn) setDeadline(set func(time.Time) error, t time.Time) error {
 }
 
 var _ net.Conn = (*streamConn)(nil)
+
+// useOpen calls op, the Read or Write of a stream connection, with p unless
+// closed is set, and keeps net.Conn's rule on Close for it: once closed is
+// set, the call fails with net.ErrClosed, a call that Close ended included.
+func useOpen(closed *atomic.Bool, op func([]byte) (int, error), p []byte) (int, error) {
+	if closed.Load() {
+		return 0, net.ErrClosed
+	}
+	n, err := op(p)
+	if err != nil && closed.Load() {
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
+// A takenStream is a connection that a StreamTakeover handed over, with
+// net.Conn's rule on Close kept here for every transport's adapter: once
+// Close is called, Read and Write fail with net.ErrClosed, a call that
+// Close ended included, and Close again fails with net.ErrClosed without
+// reaching the stream.
+type takenStream struct {
+	net.Conn
+	closed atomic.Bool
+}
+
+func (c *takenStream) Read(p []byte) (int, error)  { return useOpen(&c.closed, c.Conn.Read, p) }
+func (c *takenStream) Write(p []byte) (int, error) { return useOpen(&c.closed, c.Conn.Write, p) }
+
+// Close closes the stream the first time it is called.
+func (c *takenStream) Close() error {
+	if c.closed.Swap(true) {
+		return net.ErrClosed
+	}
+	return c.Conn.Close()
+}
 
 // A stringAddr is a network address known only as a string.
 type stringAddr string

@@ -24,7 +24,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -108,47 +107,30 @@ const (
 // Write, so writes and the end of the stream are serialised by wmu, and a
 // Close that finds a Write under way resets the stream instead, which ends
 // the Write (RFC 9220, section 4: an abnormal close is
-// H3_REQUEST_CANCELLED).
+// H3_REQUEST_CANCELLED). cooper keeps the rest of net.Conn's rule on Close
+// (see [cooper.StreamTakeover]).
 type conn struct {
 	s      *http3.Stream
 	local  net.Addr
 	remote net.Addr
 
-	closed atomic.Bool
-	wmu    sync.Mutex // held by Write, and by Close while it ends the stream
+	wmu sync.Mutex // held by Write, and by Close while it ends the stream
 }
 
 // Read reads what the peer sent on the stream, without the HTTP/3 framing.
-func (c *conn) Read(p []byte) (int, error) { return c.use(c.s.Read, p) }
+func (c *conn) Read(p []byte) (int, error) { return c.s.Read(p) }
 
 // Write sends p on the stream, in an HTTP/3 DATA frame.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.use(c.s.Write, p)
-}
-
-// use calls op, the stream's Read or Write, with p, unless c is closed.
-// After Close, as net.Conn asks, both fail with net.ErrClosed, a call that
-// Close ended included.
-func (c *conn) use(op func([]byte) (int, error), p []byte) (int, error) {
-	if c.closed.Load() {
-		return 0, net.ErrClosed
-	}
-	n, err := op(p)
-	if err != nil && c.closed.Load() {
-		err = net.ErrClosed
-	}
-	return n, err
+	return c.s.Write(p)
 }
 
 // Close ends the stream: it stops reading, and sends the end of the stream
 // after what was written, or, while a Write is blocked, resets the stream,
 // which ends that Write.
 func (c *conn) Close() error {
-	if c.closed.Swap(true) {
-		return net.ErrClosed
-	}
 	c.s.CancelRead(codeNoError)
 	if c.wmu.TryLock() {
 		defer c.wmu.Unlock()
