@@ -3,7 +3,7 @@ package probe
 import (
 	"bytes"
 	"encoding/binary"
-	"net/http"
+	"fmt"
 )
 
 const rfcEarly = "RFC 6455, section 4.2.2"
@@ -18,20 +18,15 @@ func earlyCase(id, title, rfc string, frames func() ([]byte, []byte), judge func
 		r := p.request()
 		early, later := frames()
 		r.after = early
-		resp, err := p.send(r)
-		if err != nil {
-			return fail("the request with %d bytes of frames in one write: %v", len(early), err)
-		}
-		defer resp.close()
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			return fail("the request with %d bytes of frames in one write: refused with %s", len(early), resp.Status)
-		}
-		if len(later) > 0 {
-			if _, err := resp.conn.Write(later); err != nil {
-				return fail("writing the rest of the frame after the 101: %v", err)
+		what := fmt.Sprintf("the request with %d bytes of frames in one write", len(early))
+		return p.upgraded(r, what, nil, func(resp *response) verdict {
+			if len(later) > 0 {
+				if _, err := resp.conn.Write(later); err != nil {
+					return fail("writing the rest of the frame after the 101: %v", err)
+				}
 			}
-		}
-		return judge(resp)
+			return judge(resp)
+		})
 	}}
 }
 
