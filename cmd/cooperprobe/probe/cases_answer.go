@@ -12,17 +12,11 @@ import (
 
 // answerCase makes a case that sends a valid request and judges the 101.
 func answerCase(id, title, rfc string, judge func(p *prober, resp *response) verdict) Case {
+	refusal := func(resp *response) verdict {
+		return skip("a valid request was refused with %s (req-valid fails)", resp.Status)
+	}
 	return Case{ID: id, Group: GroupAnswer, Title: title, RFC: rfc, run: func(p *prober) verdict {
-		r := p.request()
-		resp, err := p.send(r)
-		if err != nil {
-			return fail("a valid request: %v", err)
-		}
-		defer resp.close()
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			return skip("a valid request was refused with %s (req-valid fails)", resp.Status)
-		}
-		return judge(p, resp)
+		return p.upgraded(p.request(), "a valid request", refusal, func(resp *response) verdict { return judge(p, resp) })
 	}}
 }
 

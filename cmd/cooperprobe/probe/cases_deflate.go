@@ -32,37 +32,43 @@ func (c offerCase) Case() Case {
 		r := p.request()
 		r.set("Sec-WebSocket-Extensions", c.lines...)
 		offer := strings.Join(c.lines, " / ")
-		resp, err := p.send(r)
-		if err != nil {
-			return fail("offering %q: %v", offer, err)
-		}
-		defer resp.close()
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			if c.expect == expectDecline {
-				return warn("offering %q: the handshake was refused with %s; RFC 7692 section 7 asks to decline the offer and go on", offer, resp.Status)
-			}
-			return fail("offering %q, a valid offer: refused with %s", offer, resp.Status)
-		}
-		a, why := judgeDeflate(c.lines, resp.lines("Sec-WebSocket-Extensions"))
-		switch {
-		case why != "":
-			return fail("offering %q: %s", offer, why)
-		case a == nil && c.expect == expectAccept && p.doesDeflate():
-			return warn("offering %q: declined, though the server accepts a plain offer", offer)
-		case a == nil && c.honour != nil:
-			return skip("offering %q: declined, so nothing to honour", offer)
-		case a == nil:
-			return pass("offering %q: declined", offer)
-		case c.honour == nil:
-			return pass("offering %q: %q", offer, a.answer)
-		}
-		if v, ok := p.needEcho(); !ok {
-			return skip("offering %q: %q; honouring it %s", offer, a.answer, v.detail)
-		}
-		v := c.honour(p, &session{resp: resp, a: a})
-		v.detail = fmt.Sprintf("offering %q: %q; %s", offer, a.answer, v.detail)
-		return v
+		return p.upgraded(r, fmt.Sprintf("offering %q", offer),
+			func(resp *response) verdict { return c.refusal(offer, resp) },
+			func(resp *response) verdict { return c.judge(p, offer, resp) })
 	}}
+}
+
+// refusal judges a refusal of the whole handshake: a server must decline
+// an offer, not the handshake.
+func (c offerCase) refusal(offer string, resp *response) verdict {
+	if c.expect == expectDecline {
+		return warn("offering %q: the handshake was refused with %s; RFC 7692 section 7 asks to decline the offer and go on", offer, resp.Status)
+	}
+	return fail("offering %q, a valid offer: refused with %s", offer, resp.Status)
+}
+
+// judge judges the 101's answer to the offer and, when it agrees to one,
+// honours it.
+func (c offerCase) judge(p *prober, offer string, resp *response) verdict {
+	a, why := judgeDeflate(c.lines, resp.lines("Sec-WebSocket-Extensions"))
+	switch {
+	case why != "":
+		return fail("offering %q: %s", offer, why)
+	case a == nil && c.expect == expectAccept && p.doesDeflate():
+		return warn("offering %q: declined, though the server accepts a plain offer", offer)
+	case a == nil && c.honour != nil:
+		return skip("offering %q: declined, so nothing to honour", offer)
+	case a == nil:
+		return pass("offering %q: declined", offer)
+	case c.honour == nil:
+		return pass("offering %q: %q", offer, a.answer)
+	}
+	if v, ok := p.needEcho(); !ok {
+		return skip("offering %q: %q; honouring it %s", offer, a.answer, v.detail)
+	}
+	v := c.honour(p, &session{resp: resp, a: a})
+	v.detail = fmt.Sprintf("offering %q: %q; %s", offer, a.answer, v.detail)
+	return v
 }
 
 // doesDeflate finds out once whether the server accepts a plain
@@ -254,39 +260,35 @@ func honourServerWindow(p *prober, s *session) verdict {
 	return pass("the echo of %d random bytes compressed to %d, within a %d-byte window", len(m), e.size, 1<<bits)
 }
 
-// honourDeclined checks the server sends no compressed frame after
+// declinedNoRSV1 checks the server sends no compressed frame after
 // declining (RFC 6455, section 5.2: RSV1 only with an extension agreed).
 func (p *prober) declinedNoRSV1() verdict {
 	if v, ok := p.needEcho(); !ok {
 		return v
 	}
+	const offer = "permessage-deflate; cooperprobe=1"
 	r := p.request()
-	r.set("Sec-WebSocket-Extensions", "permessage-deflate; cooperprobe=1")
-	resp, err := p.send(r)
-	if err != nil {
-		return fail("%v", err)
-	}
-	defer resp.close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return skip("the offer was refused with %s", resp.Status)
-	}
-	if len(resp.lines("Sec-WebSocket-Extensions")) > 0 {
-		return skip("the invalid offer was accepted (pmd-unknown-param fails)")
-	}
-	msg := bytes.Repeat([]byte("cooperprobe "), 100)
-	if err := resp.sendMessage(opText, false, msg); err != nil {
-		return fail("%v", err)
-	}
-	m, err := resp.readMessage()
-	switch {
-	case err != nil:
-		return fail("the echo: %v", err)
-	case m.compressed:
-		return fail("the echo has RSV1 set: compressed though permessage-deflate was declined")
-	case !bytes.Equal(m.payload, msg):
-		return fail("the echo differs from the message")
-	}
-	return pass("a compressible message echoed uncompressed")
+	r.set("Sec-WebSocket-Extensions", offer)
+	refusal := func(resp *response) verdict { return skip("the offer was refused with %s", resp.Status) }
+	return p.upgraded(r, fmt.Sprintf("offering %q", offer), refusal, func(resp *response) verdict {
+		if len(resp.lines("Sec-WebSocket-Extensions")) > 0 {
+			return skip("the invalid offer was accepted (pmd-unknown-param fails)")
+		}
+		msg := bytes.Repeat([]byte("cooperprobe "), 100)
+		if err := resp.sendMessage(opText, false, msg); err != nil {
+			return fail("%v", err)
+		}
+		m, err := resp.readMessage()
+		switch {
+		case err != nil:
+			return fail("the echo: %v", err)
+		case m.compressed:
+			return fail("the echo has RSV1 set: compressed though permessage-deflate was declined")
+		case !bytes.Equal(m.payload, msg):
+			return fail("the echo differs from the message")
+		}
+		return pass("a compressible message echoed uncompressed")
+	})
 }
 
 func deflateCases() []Case {

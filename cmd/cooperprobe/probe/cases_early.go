@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"net/http"
 )
 
 const rfcEarly = "RFC 6455, section 4.2.2"
@@ -19,20 +18,15 @@ func earlyCase(id, title, rfc string, frames func() ([]byte, []byte), judge func
 		r := p.request()
 		early, later := frames()
 		r.after = early
-		resp, err := p.send(r)
-		if err != nil {
-			return fail("the request with %d bytes of frames in one write: %v", len(early), err)
-		}
-		defer resp.close()
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			return fail("the request with %d bytes of frames in one write: refused with %s", len(early), resp.Status)
-		}
-		if len(later) > 0 {
-			if _, err := resp.conn.Write(later); err != nil {
-				return fail("writing the rest of the frame after the 101: %v", err)
+		what := fmt.Sprintf("the request with %d bytes of frames in one write", len(early))
+		return p.upgraded(r, what, nil, func(resp *response) verdict {
+			if len(later) > 0 {
+				if _, err := resp.conn.Write(later); err != nil {
+					return fail("writing the rest of the frame after the 101: %v", err)
+				}
 			}
-		}
-		return judge(resp)
+			return judge(resp)
+		})
 	}}
 }
 
@@ -70,36 +64,27 @@ func earlyCases() []Case {
 		earlyCase("early-ping", "a ping sent with the request is answered with a pong", "RFC 6455, section 5.5.2",
 			func() ([]byte, []byte) { return frameBytes(true, false, opPing, []byte("cooperprobe")), nil },
 			func(resp *response) verdict {
-				for {
-					f, err := readFrame(resp.br)
-					if err != nil {
-						return fail("waiting for the pong: %v", err)
-					}
-					if f.op == opPong {
-						if string(f.payload) != "cooperprobe" {
-							return fail("pong with %q, want the ping's cooperprobe", f.payload)
-						}
-						return pass("pong")
-					}
-					if f.op == opClose {
-						return fail("closed with %x instead of a pong", f.payload)
-					}
+				f, err := readFrameOf(resp.br, opPong, opClose)
+				switch {
+				case err != nil:
+					return fail("waiting for the pong: %v", err)
+				case f.op == opClose:
+					return fail("closed with %x instead of a pong", f.payload)
+				case string(f.payload) != "cooperprobe":
+					return fail("pong with %q, want the ping's cooperprobe", f.payload)
 				}
+				return pass("pong")
 			}),
 		earlyCase("early-close", "a close frame sent with the request is answered with a close frame", "RFC 6455, section 5.5.1",
 			func() ([]byte, []byte) {
 				return frameBytes(true, false, opClose, binary.BigEndian.AppendUint16(nil, 1000)), nil
 			},
 			func(resp *response) verdict {
-				for {
-					f, err := readFrame(resp.br)
-					if err != nil {
-						return fail("waiting for the close frame: %v", err)
-					}
-					if f.op == opClose {
-						return pass("close frame %s", fmt.Sprintf("%x", f.payload))
-					}
+				f, err := readFrameOf(resp.br, opClose)
+				if err != nil {
+					return fail("waiting for the close frame: %v", err)
 				}
+				return pass("close frame %x", f.payload)
 			}),
 	}
 }

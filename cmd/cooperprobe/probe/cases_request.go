@@ -34,21 +34,35 @@ func (p *prober) refused(r *request, what string) verdict {
 // accepted sends r, a valid request, and judges the answer: a 101 with the
 // right Sec-WebSocket-Accept passes.
 func (p *prober) accepted(r *request, what string) verdict {
+	return p.upgraded(r, what, nil, func(resp *response) verdict {
+		if got := resp.lines("Sec-WebSocket-Accept"); len(got) != 1 || got[0] != acceptKey(strings.Trim(r.key, " \t")) {
+			return fail("%s: 101 with Sec-WebSocket-Accept %q, want %q", what, got, acceptKey(strings.Trim(r.key, " \t")))
+		}
+		return pass("%s: 101", what)
+	})
+}
+
+// upgraded sends r, a request the server should upgrade, and returns
+// judge's verdict on the 101; the connection is closed after it. A request
+// that gets no answer fails, what then the error; any other answer gets
+// refusal's verdict or, when refusal is nil, fails as refused.
+func (p *prober) upgraded(r *request, what string, refusal, judge func(resp *response) verdict) verdict {
 	resp, err := p.send(r)
 	if err != nil {
 		return fail("%s: %v", what, err)
 	}
 	defer resp.close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return fail("%s: refused with %s", what, resp.Status)
+	switch {
+	case resp.StatusCode == http.StatusSwitchingProtocols:
+		return judge(resp)
+	case refusal != nil:
+		return refusal(resp)
 	}
-	if got := resp.lines("Sec-WebSocket-Accept"); len(got) != 1 || got[0] != acceptKey(strings.Trim(r.key, " \t")) {
-		return fail("%s: 101 with Sec-WebSocket-Accept %q, want %q", what, got, acceptKey(strings.Trim(r.key, " \t")))
-	}
-	return pass("%s: 101", what)
+	return fail("%s: refused with %s", what, resp.Status)
 }
 
-// mustRefuse and mustAccept make cases of the two shapes above.
+// mustRefuse and mustAccept make cases that edit a valid request and judge
+// the answer with refused and accepted.
 func mustRefuse(id, title, rfc string, edit func(p *prober, r *request), what string) Case {
 	return Case{ID: id, Group: GroupRequest, Title: title, RFC: rfc, run: func(p *prober) verdict {
 		r := p.request()
@@ -214,17 +228,14 @@ func (p *prober) upgradeList(lines []string) verdict {
 	r := p.request()
 	r.set("Upgrade", lines...)
 	what := fmt.Sprintf("Upgrade: %s", strings.Join(lines, " / "))
-	resp, err := p.send(r)
-	if err != nil {
-		return fail("%s: %v", what, err)
-	}
-	defer resp.close()
-	if resp.StatusCode != http.StatusSwitchingProtocols {
+	refusal := func(resp *response) verdict {
 		return warn("%s: %s; websocket was among the protocols offered", what, resp.Status)
 	}
-	up := resp.lines("Upgrade")
-	if len(up) != 1 || !asciiEqualFold(up[0], "websocket") {
-		return fail("%s: 101 with Upgrade %q, want websocket alone", what, up)
-	}
-	return pass("%s: 101 with Upgrade: %s", what, up[0])
+	return p.upgraded(r, what, refusal, func(resp *response) verdict {
+		up := resp.lines("Upgrade")
+		if len(up) != 1 || !asciiEqualFold(up[0], "websocket") {
+			return fail("%s: 101 with Upgrade %q, want websocket alone", what, up)
+		}
+		return pass("%s: 101 with Upgrade: %s", what, up[0])
+	})
 }

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -28,30 +29,25 @@ func subprotocolCase(id, title, rfc string, needSpoken bool, offer func(p *probe
 		r := p.request()
 		lines := offer(p)
 		r.set("Sec-WebSocket-Protocol", lines...)
-		resp, err := p.send(r)
-		if err != nil {
-			return fail("offering %q: %v", lines, err)
-		}
-		defer resp.close()
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			return judge(p, resp, "")
-		}
-		answer := resp.lines("Sec-WebSocket-Protocol")
-		if len(answer) > 1 {
-			return fail("%d Sec-WebSocket-Protocol lines in the 101 (RFC 6455, section 11.3.4)", len(answer))
-		}
-		offered := tokens(lines)
-		chosen := ""
-		if len(answer) == 1 {
-			chosen = answer[0]
-			if !slices.Contains(offered, chosen) {
-				return fail("the 101 names subprotocol %q; offered %q (RFC 6455, section 4.1)", chosen, offered)
+		refusal := func(resp *response) verdict { return judge(p, resp, "") }
+		return p.upgraded(r, fmt.Sprintf("offering %q", lines), refusal, func(resp *response) verdict {
+			answer := resp.lines("Sec-WebSocket-Protocol")
+			if len(answer) > 1 {
+				return fail("%d Sec-WebSocket-Protocol lines in the 101 (RFC 6455, section 11.3.4)", len(answer))
 			}
-			if strings.ContainsAny(chosen, ", \t") {
-				return fail("the 101 names %q, not one subprotocol", chosen)
+			offered := tokens(lines)
+			chosen := ""
+			if len(answer) == 1 {
+				chosen = answer[0]
+				if !slices.Contains(offered, chosen) {
+					return fail("the 101 names subprotocol %q; offered %q (RFC 6455, section 4.1)", chosen, offered)
+				}
+				if strings.ContainsAny(chosen, ", \t") {
+					return fail("the 101 names %q, not one subprotocol", chosen)
+				}
 			}
-		}
-		return judge(p, resp, chosen)
+			return judge(p, resp, chosen)
+		})
 	}}
 }
 

@@ -369,6 +369,17 @@ func readFrame(r io.Reader) (frame, error) {
 	return f, nil
 }
 
+// readFrameOf reads frames until one whose opcode is one of ops, skipping
+// the others, and returns it.
+func readFrameOf(r io.Reader, ops ...byte) (frame, error) {
+	for {
+		f, err := readFrame(r)
+		if err != nil || slices.Contains(ops, f.op) {
+			return f, err
+		}
+	}
+}
+
 // A message is a data message as received: its opcode, whether its first
 // frame had RSV1 set, and its payload as sent (still compressed, if it
 // was).
