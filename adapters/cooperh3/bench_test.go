@@ -1,17 +1,13 @@
 package cooperh3_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,18 +15,15 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/idlemem"
 	"lowbit.dev/cooper/internal/testkit"
 )
-
-// idleServerEnv names the kind of server a test process started by
-// BenchmarkIdleMemory runs instead of the tests.
-const idleServerEnv = "COOPERH3_IDLE_SERVER"
 
 // TestMain runs the server a process started by BenchmarkIdleMemory asks
 // for, or else the tests, and fails the run when one leaves a goroutine of
 // cooper's, quic-go's or net/http's behind.
 func TestMain(m *testing.M) {
-	if kind := os.Getenv(idleServerEnv); kind != "" {
+	if kind := idlemem.Kind(); kind != "" {
 		runIdleServer(kind)
 		return
 	}
@@ -56,17 +49,9 @@ func BenchmarkIdleMemory(b *testing.B) {
 	if testing.Short() {
 		n = 100
 	}
-	for _, kind := range []string{"quic", "cooper", "inside"} {
-		b.Run(kind, func(b *testing.B) {
-			var perConn float64
-			rounds := 0
-			for b.Loop() {
-				perConn += idleRound(b, kind, n)
-				rounds++
-			}
-			b.ReportMetric(perConn/float64(rounds), "B/conn")
-		})
-	}
+	idlemem.Run(b, []string{"quic", "cooper", "inside"}, func(b *testing.B, kind string) float64 {
+		return idleRound(b, kind, n)
+	})
 }
 
 // idleRound starts a server of kind in a process of its own, opens n idle
@@ -75,21 +60,9 @@ func BenchmarkIdleMemory(b *testing.B) {
 func idleRound(b *testing.B, kind string, n int) float64 {
 	b.StopTimer()
 	defer b.StartTimer()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), idleServerEnv+"="+kind)
-	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	out := bufio.NewReader(stdout)
-	var addr, certB64 string
-	if _, err := fmt.Fscanln(out, &addr, &certB64); err != nil {
-		b.Fatalf("server did not start: %v", err)
-	}
+	srv := idlemem.Start(b, kind)
+	defer srv.Close()
+	addr, certB64, _ := strings.Cut(srv.Hello, " ")
 	der, _ := base64.StdEncoding.DecodeString(certB64)
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -97,14 +70,7 @@ func idleRound(b *testing.B, kind string, n int) float64 {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(leaf)
-	stats := func() (mem uint64, active int) {
-		fmt.Fprintln(stdin, "stats")
-		if _, err := fmt.Fscanln(out, &mem, &active); err != nil {
-			b.Fatalf("server stats: %v", err)
-		}
-		return mem, active
-	}
-	base, _ := stats()
+	base, _ := srv.Stats(b)
 
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -133,33 +99,21 @@ func idleRound(b *testing.B, kind string, n int) float64 {
 			b.Fatalf("WebSocket %d: %v, %v", i, resp, err)
 		}
 	}
-	var mem uint64
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var active int
-		mem, active = stats()
-		if kind == "quic" || active == n || time.Now().After(deadline) {
-			break
-		}
-	}
+	mem := srv.Settle(b, func(active int) bool { return kind == "quic" || active == n })
 	return float64(mem-base) / float64(n)
 }
 
-// runIdleServer is the server side of BenchmarkIdleMemory: it prints its
-// address and its certificate, serves kind, and answers each "stats" line
-// on stdin with heap plus stack bytes in use after GC and the number of
-// connections the Upgrader holds.
+// runIdleServer is the server side of BenchmarkIdleMemory: it serves kind
+// and reports its memory and the number of connections the Upgrader holds
+// (see [idlemem.Serve]), after a hello line with its address and its
+// certificate.
 func runIdleServer(kind string) {
 	u := cooper.New(cooper.Protocols("websocket"))
-	wait := func(c net.Conn) {
-		var b [1]byte
-		c.Read(b[:])
-		c.Close()
-	}
-	h := u.Handler(func(c net.Conn, _ *cooper.Handshake) { wait(c) })
+	h := u.Handler(func(c net.Conn, _ *cooper.Handshake) { idlemem.Hold(c) })
 	if kind == "inside" {
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if c, _, err := u.Accept(w, r); err == nil {
-				wait(c)
+				idlemem.Hold(c)
 			}
 		})
 	}
@@ -167,13 +121,6 @@ func runIdleServer(kind string) {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(s.addr, base64.StdEncoding.EncodeToString(s.leaf.Raw))
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		fmt.Println(ms.HeapAlloc+ms.StackInuse, u.Stats().Active)
-	}
+	hello := s.addr.String() + " " + base64.StdEncoding.EncodeToString(s.leaf.Raw)
+	idlemem.Serve(hello, func() int { return u.Stats().Active })
 }
