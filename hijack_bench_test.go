@@ -27,22 +27,12 @@ import (
 // floor; "cooper" is Hijack; "inside" upgrades with Accept and stays inside
 // ServeHTTP, as a handler that blocks there does.
 func BenchmarkIdleMemory(b *testing.B) {
-	n := 10000
-	if testing.Short() {
-		n = 1000
-	}
-	idlemem.Run(b, []string{"bare", "cooper", "inside"}, func(b *testing.B, kind string) float64 {
-		return idleRound(b, kind, n)
-	})
+	idlemem.Run(b, []string{"bare", "cooper", "inside"}, 10000, idleRound)
 }
 
-// idleRound starts a server of kind, opens n idle connections to it and
-// returns the server's heap and stack growth per connection.
-func idleRound(b *testing.B, kind string, n int) float64 {
-	b.StopTimer()
-	defer b.StartTimer()
-	srv := idlemem.Start(b, kind)
-	defer srv.Close()
+// idleRound opens n idle connections to srv, a server of kind, and returns
+// the server's heap and stack growth per connection.
+func idleRound(b *testing.B, srv *idlemem.Server, kind string, n int) float64 {
 	addr := srv.Hello
 	base, g0 := srv.Stats(b)
 	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +

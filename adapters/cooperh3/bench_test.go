@@ -45,23 +45,12 @@ const idleTimeout = 5 * time.Minute
 //
 //	go test -run='^$' -bench=IdleMemory -benchtime=1x ./adapters/cooperh3
 func BenchmarkIdleMemory(b *testing.B) {
-	n := 1000
-	if testing.Short() {
-		n = 100
-	}
-	idlemem.Run(b, []string{"quic", "cooper", "inside"}, func(b *testing.B, kind string) float64 {
-		return idleRound(b, kind, n)
-	})
+	idlemem.Run(b, []string{"quic", "cooper", "inside"}, 1000, idleRound)
 }
 
-// idleRound starts a server of kind in a process of its own, opens n idle
-// connections to it and returns the server's heap and stack growth per
-// connection.
-func idleRound(b *testing.B, kind string, n int) float64 {
-	b.StopTimer()
-	defer b.StartTimer()
-	srv := idlemem.Start(b, kind)
-	defer srv.Close()
+// idleRound opens n idle connections to srv, a server of kind, and returns
+// the server's heap and stack growth per connection.
+func idleRound(b *testing.B, srv *idlemem.Server, kind string, n int) float64 {
 	addr, certB64, _ := strings.Cut(srv.Hello, " ")
 	der, _ := base64.StdEncoding.DecodeString(certB64)
 	leaf, err := x509.ParseCertificate(der)

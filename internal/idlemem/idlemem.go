@@ -27,22 +27,37 @@ const serverEnv = "COOPER_IDLEMEM_SERVER"
 // instead of running its tests; "" when it was not started by Start.
 func Kind() string { return os.Getenv(serverEnv) }
 
-// Run runs a sub-benchmark for each kind of server; each calls round, which
-// measures a fresh server of that kind and returns its memory growth per
-// idle connection, once per iteration and reports the mean as B/conn.
-func Run(b *testing.B, kinds []string, round func(b *testing.B, kind string) float64) {
+// Run runs a sub-benchmark for each kind of server. Each iteration, with
+// the timer stopped, starts a fresh server of that kind ([Start]), calls
+// round to open n idle connections to it (n/10 under -short) and return the
+// server's memory growth per connection, and closes the server. Run
+// reports the mean as B/conn.
+func Run(b *testing.B, kinds []string, n int, round func(b *testing.B, srv *Server, kind string, n int) float64) {
+	if testing.Short() {
+		n /= 10
+	}
 	for _, kind := range kinds {
 		b.Run(kind, func(b *testing.B) {
 			b.ReportAllocs()
 			var perConn float64
 			rounds := 0
 			for b.Loop() {
-				perConn += round(b, kind)
+				perConn += measure(b, kind, n, round)
 				rounds++
 			}
 			b.ReportMetric(perConn/float64(rounds), "B/conn")
 		})
 	}
+}
+
+// measure is one iteration of Run's: round on a fresh server of kind,
+// untimed.
+func measure(b *testing.B, kind string, n int, round func(b *testing.B, srv *Server, kind string, n int) float64) float64 {
+	b.StopTimer()
+	defer b.StartTimer()
+	srv := Start(b, kind)
+	defer srv.Close()
+	return round(b, srv, kind, n)
 }
 
 // A Server is a server process started by [Start].
