@@ -135,14 +135,7 @@ func runAgainst(t *testing.T, server foreignServer, offer, agreed *cooper.Deflat
 	if c.hs.Protocol != "websocket" || c.hs.Subprotocol != server.picks {
 		t.Errorf("Handshake: protocol %q, subprotocol %q; want websocket, %s", c.hs.Protocol, c.hs.Subprotocol, server.picks)
 	}
-	switch {
-	case agreed == nil && c.hs.Deflate != nil:
-		t.Errorf("Handshake.Deflate = %+v, want none", *c.hs.Deflate)
-	case agreed != nil && c.hs.Deflate == nil:
-		t.Errorf("Handshake.Deflate = nil, want %+v", *agreed)
-	case agreed != nil && *c.hs.Deflate != *agreed:
-		t.Errorf("Handshake.Deflate = %+v, want %+v", *c.hs.Deflate, *agreed)
-	}
+	checkDeflate(t, c.hs.Deflate, agreed)
 	if c.ext != extensions {
 		t.Errorf("Sec-WebSocket-Extensions = %q, want %q", c.ext, extensions)
 	}
