@@ -311,21 +311,13 @@ func nodeServer(options map[string]any) foreignServer {
 			t.Fatal(err)
 		}
 		p := start(t, node, script, string(opts))
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			var ready struct{ Port int }
-			if out := p.output.Bytes(); json.Unmarshal(firstLine(out), &ready) == nil && ready.Port != 0 {
-				return "ws://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ready.Port)) + "/echo"
-			}
-			select {
-			case <-p.exited:
-				t.Fatalf("server.mjs exited (%v):\n%s", p.err, p.output)
-			case <-time.After(20 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("server.mjs did not say its port within 10 s:\n%s", p.output)
-			}
+		var ready struct{ Port int }
+		if err := p.await(10*time.Second, func() bool {
+			return json.Unmarshal(firstLine(p.output.Bytes()), &ready) == nil && ready.Port != 0
+		}); err != nil {
+			t.Fatalf("server.mjs did not say its port: %v", err)
 		}
+		return "ws://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ready.Port)) + "/echo"
 	}}
 }
 
