@@ -111,22 +111,16 @@ func gobwasServer(ln net.Listener, st *serverState) error {
 // gobwas/ws's Upgrader, which reads the request off the connection without
 // net/http: an outside reference for what net/http costs.
 func gobwasRawServer(ln net.Listener, st *serverState) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
+	return serveConns(ln, func(c net.Conn) {
+		ext := wsflate.Extension{Parameters: wsflate.DefaultParameters}
+		up := ws.Upgrader{Protocol: func(p []byte) bool { return string(p) == "chat" }, Negotiate: ext.Negotiate}
+		if _, err := up.Upgrade(c); err != nil {
+			c.Close()
+			st.fail(err)
+			return
 		}
-		go func() {
-			ext := wsflate.Extension{Parameters: wsflate.DefaultParameters}
-			up := ws.Upgrader{Protocol: func(p []byte) bool { return string(p) == "chat" }, Negotiate: ext.Negotiate}
-			if _, err := up.Upgrade(c); err != nil {
-				c.Close()
-				st.fail(err)
-				return
-			}
-			gobwasEcho(c, st)
-		}()
-	}
+		gobwasEcho(c, st)
+	})
 }
 
 // isChat reports whether a subprotocol is "chat", the one the servers speak.
@@ -199,21 +193,15 @@ func (e gwsEcho) OnMessage(c *gws.Conn, m *gws.Message) {
 // byte, so that a client knows it was accepted and does not outrun the
 // listen queue.
 func bareServer(ln net.Listener, st *serverState) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
+	return serveConns(ln, func(c net.Conn) {
+		defer c.Close()
+		if _, err := c.Write(bareGreeting); err != nil {
+			st.fail(err)
+			return
 		}
-		go func() {
-			defer c.Close()
-			if _, err := c.Write(bareGreeting); err != nil {
-				st.fail(err)
-				return
-			}
-			st.echoes.Add(1)
-			waitClose(c)
-		}()
-	}
+		st.echoes.Add(1)
+		waitClose(c)
+	})
 }
 
 // bareGreeting is what bareServer writes on each connection it accepts.
