@@ -152,17 +152,25 @@ func runUnknownSubprotocol(t *testing.T, dial dialer) {
 	}
 }
 
+// noContextTakeoverCases are the cases of a client that compresses or not,
+// as dial's argument says, and when it does offers no context takeover
+// both ways only (gorilla, and gobwas with wsflate's defaults): off, on
+// against a server that could keep its context, which must still answer
+// no context takeover both ways, and on against a server without Deflate.
+func noContextTakeoverCases(dial func(compress bool) dialer) []clientCase {
+	return []clientCase{
+		{name: "compression off", dial: dial(false), policy: &contextTakeover},
+		{name: "compression on, against a server that could keep context", dial: dial(true), policy: &contextTakeover,
+			extensions: bothNoContext, deflate: agreedBoth},
+		{name: "compression offered to a server without Deflate", dial: dial(true)},
+	}
+}
+
 // TestGorillaClient runs gorilla/websocket's client against cooper with
 // compression off and on. gorilla offers only no context takeover both
-// ways and refuses an answer without both, so even a server that could
-// keep its context answers both.
+// ways and refuses an answer without both.
 func TestGorillaClient(t *testing.T) {
-	runClients(t, dialGorilla(false), []clientCase{
-		{name: "compression off", dial: dialGorilla(false), policy: &contextTakeover},
-		{name: "compression on, against a server that could keep context", dial: dialGorilla(true), policy: &contextTakeover,
-			extensions: bothNoContext, deflate: agreedBoth},
-		{name: "compression offered to a server without Deflate", dial: dialGorilla(true)},
-	})
+	runClients(t, dialGorilla(false), noContextTakeoverCases(dialGorilla))
 }
 
 // TestCoderClient runs coder/websocket's client against cooper in each of
@@ -184,12 +192,7 @@ func TestCoderClient(t *testing.T) {
 // compression off and with wsflate's default parameters (no context
 // takeover both ways).
 func TestGobwasClient(t *testing.T) {
-	runClients(t, dialGobwas(false), []clientCase{
-		{name: "compression off", dial: dialGobwas(false), policy: &contextTakeover},
-		{name: "compression on", dial: dialGobwas(true), policy: &contextTakeover,
-			extensions: bothNoContext, deflate: agreedBoth},
-		{name: "compression offered to a server without Deflate", dial: dialGobwas(true)},
-	})
+	runClients(t, dialGobwas(false), noContextTakeoverCases(dialGobwas))
 }
 
 // gorilla/websocket
