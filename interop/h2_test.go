@@ -19,7 +19,6 @@ import (
 	"golang.org/x/net/http2"
 
 	"lowbit.dev/cooper"
-	"lowbit.dev/cooper/adapters/coopergobwas"
 	"lowbit.dev/cooper/internal/testkit"
 )
 
@@ -81,20 +80,6 @@ func connect(t *testing.T, s *httptest.Server, path string, edit func(h http.Hea
 	return st
 }
 
-// wsEcho is a WebSocket echo handler framed by coopergobwas, compressing
-// with permessage-deflate when it was agreed.
-func wsEcho(conn net.Conn, hs *cooper.Handshake) {
-	c := coopergobwas.NewConn(conn, hs)
-	defer c.Close()
-	c.SetReadLimit(maxMessage)
-	for {
-		op, p, err := c.ReadMessage()
-		if err != nil || c.WriteMessage(op, p) != nil {
-			return
-		}
-	}
-}
-
 // roundTripMessage sends one masked message on rw, compressed when
 // compress, and returns the server's answer, decompressed, with whether it
 // came compressed.
@@ -143,7 +128,7 @@ func TestH2(t *testing.T) {
 		s := newH2Server(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 			handled <- hs
 			conns <- conn
-			wsEcho(conn, hs)
+			echo(conn, hs)
 		}), nil)
 		st := connect(t, s, "/ws", func(h http.Header) {
 			h.Set("Sec-WebSocket-Protocol", "mqtt, chat")
@@ -296,7 +281,7 @@ func TestH2(t *testing.T) {
 			if hs.Request.URL.Path == "/panic" {
 				panic("boom")
 			}
-			wsEcho(conn, hs)
+			echo(conn, hs)
 		}), nil)
 		st := connect(t, s, "/panic", nil)
 		if _, err := io.ReadAll(st); err != nil {
