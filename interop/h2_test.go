@@ -53,8 +53,19 @@ func (s *stream) Close() error {
 // connect opens an extended CONNECT (RFC 8441) to path on s with
 // golang.org/x/net/http2's Transport and the headers Chromium sends,
 // changed by edit. A refusal comes back as a stream whose StatusCode is not
-// 200.
+// 200; a reset stream fails the test.
 func connect(t *testing.T, s *httptest.Server, path string, edit func(h http.Header)) *stream {
+	t.Helper()
+	st, err := tryConnect(t, s, path, edit)
+	if err != nil {
+		t.Fatalf("extended CONNECT: %v", err)
+	}
+	return st
+}
+
+// tryConnect is connect for a test that expects the stream to be reset: it
+// returns the Transport's error instead of failing the test.
+func tryConnect(t *testing.T, s *httptest.Server, path string, edit func(h http.Header)) (*stream, error) {
 	t.Helper()
 	tr := &http2.Transport{TLSClientConfig: s.Client().Transport.(*http.Transport).TLSClientConfig}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -73,11 +84,12 @@ func connect(t *testing.T, s *httptest.Server, path string, edit func(h http.Hea
 	}
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
-		t.Fatalf("extended CONNECT: %v", err)
+		pw.Close()
+		return nil, err
 	}
 	st := &stream{Response: resp, w: pw}
 	t.Cleanup(func() { st.Close() })
-	return st
+	return st, nil
 }
 
 // roundTripMessage sends one masked message on rw, compressed when
