@@ -57,16 +57,7 @@ func gorillaServer(ln net.Listener, st *serverState) error {
 		c.EnableWriteCompression(false)
 		go func() {
 			defer c.Close()
-			typ, p, err := c.ReadMessage()
-			if err == nil {
-				err = c.WriteMessage(typ, p)
-			}
-			if err != nil {
-				st.fail(err)
-				return
-			}
-			st.echoes.Add(1)
-			c.ReadMessage()
+			echoOnce(st, c.ReadMessage, c.WriteMessage)
 		}()
 	}))
 }
@@ -88,16 +79,9 @@ func coderServer(ln net.Listener, st *serverState) error {
 			defer c.CloseNow()
 			// r's context ends with ServeHTTP; the connection outlives it.
 			ctx := context.Background()
-			typ, p, err := c.Read(ctx)
-			if err == nil {
-				err = c.Write(ctx, typ, p)
-			}
-			if err != nil {
-				st.fail(err)
-				return
-			}
-			st.echoes.Add(1)
-			c.Read(ctx)
+			echoOnce(st,
+				func() (websocket.MessageType, []byte, error) { return c.Read(ctx) },
+				func(typ websocket.MessageType, p []byte) error { return c.Write(ctx, typ, p) })
 		}()
 	}))
 }
@@ -127,22 +111,16 @@ func gobwasServer(ln net.Listener, st *serverState) error {
 // gobwas/ws's Upgrader, which reads the request off the connection without
 // net/http: an outside reference for what net/http costs.
 func gobwasRawServer(ln net.Listener, st *serverState) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
+	return serveConns(ln, func(c net.Conn) {
+		ext := wsflate.Extension{Parameters: wsflate.DefaultParameters}
+		up := ws.Upgrader{Protocol: func(p []byte) bool { return string(p) == "chat" }, Negotiate: ext.Negotiate}
+		if _, err := up.Upgrade(c); err != nil {
+			c.Close()
+			st.fail(err)
+			return
 		}
-		go func() {
-			ext := wsflate.Extension{Parameters: wsflate.DefaultParameters}
-			up := ws.Upgrader{Protocol: func(p []byte) bool { return string(p) == "chat" }, Negotiate: ext.Negotiate}
-			if _, err := up.Upgrade(c); err != nil {
-				c.Close()
-				st.fail(err)
-				return
-			}
-			gobwasEcho(c, st)
-		}()
-	}
+		gobwasEcho(c, st)
+	})
 }
 
 // isChat reports whether a subprotocol is "chat", the one the servers speak.
@@ -152,16 +130,29 @@ func isChat(p string) bool { return p == "chat" }
 // to go away.
 func gobwasEcho(c net.Conn, st *serverState) {
 	defer c.Close()
-	p, op, err := wsutil.ReadClientData(c)
+	echoOnce(st,
+		func() (ws.OpCode, []byte, error) {
+			p, op, err := wsutil.ReadClientData(c)
+			return op, p, err
+		},
+		func(op ws.OpCode, p []byte) error { return wsutil.WriteServerMessage(c, op, p) })
+}
+
+// echoOnce is the echo of the servers built on a library's message API:
+// it reads one message with read and sends it back with write, counts the
+// echo, or the error, in st, then reads again, which returns when the
+// client goes away. T is the library's message type.
+func echoOnce[T any](st *serverState, read func() (T, []byte, error), write func(T, []byte) error) {
+	typ, p, err := read()
 	if err == nil {
-		err = wsutil.WriteServerMessage(c, op, p)
+		err = write(typ, p)
 	}
 	if err != nil {
 		st.fail(err)
 		return
 	}
 	st.echoes.Add(1)
-	wsutil.ReadClientData(c)
+	read()
 }
 
 // gwsServer serves gws's Upgrader with permessage-deflate on (no context
@@ -202,21 +193,15 @@ func (e gwsEcho) OnMessage(c *gws.Conn, m *gws.Message) {
 // byte, so that a client knows it was accepted and does not outrun the
 // listen queue.
 func bareServer(ln net.Listener, st *serverState) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return err
+	return serveConns(ln, func(c net.Conn) {
+		defer c.Close()
+		if _, err := c.Write(bareGreeting); err != nil {
+			st.fail(err)
+			return
 		}
-		go func() {
-			defer c.Close()
-			if _, err := c.Write(bareGreeting); err != nil {
-				st.fail(err)
-				return
-			}
-			st.echoes.Add(1)
-			waitClose(c)
-		}()
-	}
+		st.echoes.Add(1)
+		waitClose(c)
+	})
 }
 
 // bareGreeting is what bareServer writes on each connection it accepts.

@@ -64,7 +64,9 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*results, error) {
 				}
 			}
 			if cfg.idle > 0 {
-				s, err := idleRound(ctx, ps, k, cfg.idle)
+				s, err := inFreshProcess(ps, k, func(p *proc) (idleSample, error) {
+					return measureIdle(ctx, p, k.websocket, cfg.idle)
+				})
 				if err != nil {
 					return nil, err
 				}
@@ -77,7 +79,9 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*results, error) {
 	if cfg.ramp {
 		for _, name := range cfg.rampServers {
 			k, _ := kindByName(name)
-			s, err := rampRound(ctx, ps, k, cfg.rampMax)
+			s, err := inFreshProcess(ps, k, func(p *proc) (rampSample, error) {
+				return measureRamp(ctx, p, k.websocket, cfg.rampMax)
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -141,32 +145,19 @@ func handshakeRound(ctx context.Context, ps *procSet, cfg config, res *results, 
 	return p.stop()
 }
 
-// idleRound starts server k in a fresh process and measures n idle
-// connections to it.
-func idleRound(ctx context.Context, ps *procSet, k serverKind, n int) (idleSample, error) {
+// inFreshProcess starts server k in a fresh process, measures it with
+// measure and stops it: measureIdle and measureRamp each want a server
+// that nothing has run on before.
+func inFreshProcess[S any](ps *procSet, k serverKind, measure func(p *proc) (S, error)) (S, error) {
+	var none S
 	p, err := ps.start(k.name)
 	if err != nil {
-		return idleSample{}, err
+		return none, err
 	}
 	defer p.kill()
-	s, err := measureIdle(ctx, p, k.websocket, n)
+	s, err := measure(p)
 	if err != nil {
-		return idleSample{}, err
-	}
-	return s, p.stop()
-}
-
-// rampRound starts server k in a fresh process and ramps it to the
-// open-file limit.
-func rampRound(ctx context.Context, ps *procSet, k serverKind, max int) (rampSample, error) {
-	p, err := ps.start(k.name)
-	if err != nil {
-		return rampSample{}, err
-	}
-	defer p.kill()
-	s, err := measureRamp(ctx, p, k.websocket, max)
-	if err != nil {
-		return rampSample{}, err
+		return none, err
 	}
 	return s, p.stop()
 }

@@ -111,6 +111,19 @@ func serveHTTP(ln net.Listener, h http.Handler) error {
 	return srv.Serve(ln)
 }
 
+// serveConns accepts connections on ln and runs serve on each in a
+// goroutine of its own, as the servers that do without net/http do, until
+// Accept fails; it returns Accept's error.
+func serveConns(ln net.Listener, serve func(c net.Conn)) error {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go serve(c)
+	}
+}
+
 // runServer is the main function of a server process running kind.
 func runServer(kind string) error {
 	k, ok := kindByName(kind)

@@ -73,19 +73,14 @@ func launchChromium(t *testing.T, url string, extra ...string) page {
 	p := start(t, chromium, args...)
 	// Chromium writes the port it chose to the profile.
 	var port int
-	for deadline := time.Now().Add(60 * time.Second); port == 0; time.Sleep(50 * time.Millisecond) {
+	if err := p.await(60*time.Second, func() bool {
 		if b, err := os.ReadFile(filepath.Join(profile, "DevToolsActivePort")); err == nil {
 			line, _, _ := strings.Cut(string(b), "\n")
 			port, _ = strconv.Atoi(line)
 		}
-		select {
-		case <-p.exited:
-			t.Fatalf("chromium exited (%v):\n%s", p.err, p.output)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chromium did not open its DevTools port within 60 s:\n%s", p.output)
-		}
+		return port != 0
+	}); err != nil {
+		t.Fatalf("chromium did not open its DevTools port: %v", err)
 	}
 	devtools := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var b *browser

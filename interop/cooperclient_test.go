@@ -135,14 +135,7 @@ func runAgainst(t *testing.T, server foreignServer, offer, agreed *cooper.Deflat
 	if c.hs.Protocol != "websocket" || c.hs.Subprotocol != server.picks {
 		t.Errorf("Handshake: protocol %q, subprotocol %q; want websocket, %s", c.hs.Protocol, c.hs.Subprotocol, server.picks)
 	}
-	switch {
-	case agreed == nil && c.hs.Deflate != nil:
-		t.Errorf("Handshake.Deflate = %+v, want none", *c.hs.Deflate)
-	case agreed != nil && c.hs.Deflate == nil:
-		t.Errorf("Handshake.Deflate = nil, want %+v", *agreed)
-	case agreed != nil && *c.hs.Deflate != *agreed:
-		t.Errorf("Handshake.Deflate = %+v, want %+v", *c.hs.Deflate, *agreed)
-	}
+	checkDeflate(t, c.hs.Deflate, agreed)
 	if c.ext != extensions {
 		t.Errorf("Sec-WebSocket-Extensions = %q, want %q", c.ext, extensions)
 	}
@@ -318,21 +311,13 @@ func nodeServer(options map[string]any) foreignServer {
 			t.Fatal(err)
 		}
 		p := start(t, node, script, string(opts))
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			var ready struct{ Port int }
-			if out := p.output.Bytes(); json.Unmarshal(firstLine(out), &ready) == nil && ready.Port != 0 {
-				return "ws://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ready.Port)) + "/echo"
-			}
-			select {
-			case <-p.exited:
-				t.Fatalf("server.mjs exited (%v):\n%s", p.err, p.output)
-			case <-time.After(20 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("server.mjs did not say its port within 10 s:\n%s", p.output)
-			}
+		var ready struct{ Port int }
+		if err := p.await(10*time.Second, func() bool {
+			return json.Unmarshal(firstLine(p.output.Bytes()), &ready) == nil && ready.Port != 0
+		}); err != nil {
+			t.Fatalf("server.mjs did not say its port: %v", err)
 		}
+		return "ws://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ready.Port)) + "/echo"
 	}}
 }
 

@@ -452,19 +452,27 @@ func checkReport(t *testing.T, r *echoReport, subprotocol string, deflate *coope
 	if r.hs.Subprotocol != subprotocol {
 		t.Errorf("Handshake.Subprotocol = %q, want %q", r.hs.Subprotocol, subprotocol)
 	}
-	switch {
-	case deflate == nil && r.hs.Deflate != nil:
-		t.Errorf("Handshake.Deflate = %+v, want none", *r.hs.Deflate)
-	case deflate != nil && r.hs.Deflate == nil:
-		t.Errorf("Handshake.Deflate = nil, want %+v", *deflate)
-	case deflate != nil && *r.hs.Deflate != *deflate:
-		t.Errorf("Handshake.Deflate = %+v, want %+v", *r.hs.Deflate, *deflate)
-	}
+	checkDeflate(t, r.hs.Deflate, deflate)
 	if deflate == nil && r.compressed != 0 {
 		t.Errorf("the client sent %d messages compressed, without permessage-deflate", r.compressed)
 	}
 	// The echo compresses every message when compression was agreed.
 	if want := map[bool]int{false: 0, true: r.messages}[deflate != nil]; r.sentCompressed != want {
 		t.Errorf("the server sent %d of %d messages compressed, want %d", r.sentCompressed, r.messages, want)
+	}
+}
+
+// checkDeflate checks that got, a Handshake's Deflate, holds the
+// permessage-deflate parameters want, or is nil, no compression, when want
+// is.
+func checkDeflate(t *testing.T, got, want *cooper.DeflateParams) {
+	t.Helper()
+	switch {
+	case want == nil && got != nil:
+		t.Errorf("Handshake.Deflate = %+v, want none", *got)
+	case want != nil && got == nil:
+		t.Errorf("Handshake.Deflate = nil, want %+v", *want)
+	case want != nil && *got != *want:
+		t.Errorf("Handshake.Deflate = %+v, want %+v", *got, *want)
 	}
 }

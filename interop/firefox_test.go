@@ -51,7 +51,7 @@ func startFirefox(t *testing.T, url string) *firefox {
 	killed := false
 	var fx *firefox
 	// The driver's own bounds: 60 s to start Firefox, 30 s to load url.
-	for deadline := time.Now().Add(90 * time.Second); fx == nil; time.Sleep(50 * time.Millisecond) {
+	if err := p.await(90*time.Second, func() bool {
 		for line := range strings.Lines(p.output.String()) {
 			var msg struct {
 				Version, Driver, Error string
@@ -75,16 +75,9 @@ func startFirefox(t *testing.T, url string) *firefox {
 				fx = &firefox{driver: msg.Driver}
 			}
 		}
-		select {
-		case <-p.exited:
-			if fx == nil {
-				t.Fatalf("the Firefox driver exited (%v):\n%s", p.err, p.output)
-			}
-		default:
-		}
-		if fx == nil && time.Now().After(deadline) {
-			t.Fatalf("Firefox did not load %s within 90 s:\n%s", url, p.output)
-		}
+		return fx != nil
+	}); err != nil {
+		t.Fatalf("Firefox did not load %s (the driver: %v)", url, err)
 	}
 	return fx
 }

@@ -60,6 +60,19 @@ const bothNoContext = "permessage-deflate; server_no_context_takeover; client_no
 // agreedBoth is what an offer of no context takeover both ways agrees on.
 var agreedBoth = &cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
 
+// runClients runs each case as a subtest, then checks with plain, a
+// dialer that does not compress, that a subprotocol the server does not
+// speak is not agreed: every Go client's test.
+func runClients(t *testing.T, plain dialer, cases []clientCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
+	}
+	t.Run("a subprotocol the server does not speak is not agreed", func(t *testing.T) {
+		runUnknownSubprotocol(t, plain)
+	})
+}
+
 // runClient dials a fresh echo server as c says and runs runClientAt.
 func runClient(t *testing.T, c clientCase) {
 	t.Helper()
@@ -139,28 +152,31 @@ func runUnknownSubprotocol(t *testing.T, dial dialer) {
 	}
 }
 
+// noContextTakeoverCases are the cases of a client that compresses or not,
+// as dial's argument says, and when it does offers no context takeover
+// both ways only (gorilla, and gobwas with wsflate's defaults): off, on
+// against a server that could keep its context, which must still answer
+// no context takeover both ways, and on against a server without Deflate.
+func noContextTakeoverCases(dial func(compress bool) dialer) []clientCase {
+	return []clientCase{
+		{name: "compression off", dial: dial(false), policy: &contextTakeover},
+		{name: "compression on, against a server that could keep context", dial: dial(true), policy: &contextTakeover,
+			extensions: bothNoContext, deflate: agreedBoth},
+		{name: "compression offered to a server without Deflate", dial: dial(true)},
+	}
+}
+
 // TestGorillaClient runs gorilla/websocket's client against cooper with
 // compression off and on. gorilla offers only no context takeover both
-// ways and refuses an answer without both, so even a server that could
-// keep its context answers both.
+// ways and refuses an answer without both.
 func TestGorillaClient(t *testing.T) {
-	for _, c := range []clientCase{
-		{name: "compression off", dial: dialGorilla(false), policy: &contextTakeover},
-		{name: "compression on, against a server that could keep context", dial: dialGorilla(true), policy: &contextTakeover,
-			extensions: bothNoContext, deflate: agreedBoth},
-		{name: "compression offered to a server without Deflate", dial: dialGorilla(true)},
-	} {
-		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
-	}
-	t.Run("a subprotocol the server does not speak is not agreed", func(t *testing.T) {
-		runUnknownSubprotocol(t, dialGorilla(false))
-	})
+	runClients(t, dialGorilla(false), noContextTakeoverCases(dialGorilla))
 }
 
 // TestCoderClient runs coder/websocket's client against cooper in each of
 // its compression modes.
 func TestCoderClient(t *testing.T) {
-	for _, c := range []clientCase{
+	runClients(t, dialCoder(coder.CompressionDisabled), []clientCase{
 		{name: "compression disabled", dial: dialCoder(coder.CompressionDisabled), policy: &contextTakeover},
 		{name: "no context takeover", dial: dialCoder(coder.CompressionNoContextTakeover), policy: &contextTakeover,
 			extensions: bothNoContext, deflate: agreedBoth},
@@ -169,11 +185,6 @@ func TestCoderClient(t *testing.T) {
 		{name: "context takeover, against a server that refuses it both ways", dial: dialCoder(coder.CompressionContextTakeover), policy: &noContextTakeover,
 			extensions: bothNoContext, deflate: agreedBoth},
 		{name: "context takeover offered to a server without Deflate", dial: dialCoder(coder.CompressionContextTakeover)},
-	} {
-		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
-	}
-	t.Run("a subprotocol the server does not speak is not agreed", func(t *testing.T) {
-		runUnknownSubprotocol(t, dialCoder(coder.CompressionDisabled))
 	})
 }
 
@@ -181,17 +192,7 @@ func TestCoderClient(t *testing.T) {
 // compression off and with wsflate's default parameters (no context
 // takeover both ways).
 func TestGobwasClient(t *testing.T) {
-	for _, c := range []clientCase{
-		{name: "compression off", dial: dialGobwas(false), policy: &contextTakeover},
-		{name: "compression on", dial: dialGobwas(true), policy: &contextTakeover,
-			extensions: bothNoContext, deflate: agreedBoth},
-		{name: "compression offered to a server without Deflate", dial: dialGobwas(true)},
-	} {
-		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
-	}
-	t.Run("a subprotocol the server does not speak is not agreed", func(t *testing.T) {
-		runUnknownSubprotocol(t, dialGobwas(false))
-	})
+	runClients(t, dialGobwas(false), noContextTakeoverCases(dialGobwas))
 }
 
 // gorilla/websocket

@@ -3,14 +3,11 @@ package interop
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/internal/testkit"
@@ -155,23 +152,8 @@ func TestH2ShutdownDuringAnswer(t *testing.T) {
 			}
 		}}, r)
 	}), nil)
-	tr := &http2.Transport{TLSClientConfig: s.Client().Transport.(*http.Transport).TLSClientConfig}
-	defer tr.CloseIdleConnections()
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodConnect, s.URL+"/ws", pr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set(":protocol", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	req.Header.Set("Origin", s.URL)
-	resp, err := tr.RoundTrip(req)
-	if err == nil {
-		resp.Body.Close()
-		t.Errorf("extended CONNECT answered %d, want the stream reset", resp.StatusCode)
+	if st, err := tryConnect(t, s, "/ws", nil); err == nil {
+		t.Errorf("extended CONNECT answered %d, want the stream reset", st.StatusCode)
 	}
 	select {
 	case <-started:

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/net/http2"
 
 	"lowbit.dev/cooper"
-	"lowbit.dev/cooper/adapters/coopergobwas"
 	"lowbit.dev/cooper/internal/testkit"
 )
 
@@ -54,8 +53,19 @@ func (s *stream) Close() error {
 // connect opens an extended CONNECT (RFC 8441) to path on s with
 // golang.org/x/net/http2's Transport and the headers Chromium sends,
 // changed by edit. A refusal comes back as a stream whose StatusCode is not
-// 200.
+// 200; a reset stream fails the test.
 func connect(t *testing.T, s *httptest.Server, path string, edit func(h http.Header)) *stream {
+	t.Helper()
+	st, err := tryConnect(t, s, path, edit)
+	if err != nil {
+		t.Fatalf("extended CONNECT: %v", err)
+	}
+	return st
+}
+
+// tryConnect is connect for a test that expects the stream to be reset: it
+// returns the Transport's error instead of failing the test.
+func tryConnect(t *testing.T, s *httptest.Server, path string, edit func(h http.Header)) (*stream, error) {
 	t.Helper()
 	tr := &http2.Transport{TLSClientConfig: s.Client().Transport.(*http.Transport).TLSClientConfig}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -74,25 +84,12 @@ func connect(t *testing.T, s *httptest.Server, path string, edit func(h http.Hea
 	}
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
-		t.Fatalf("extended CONNECT: %v", err)
+		pw.Close()
+		return nil, err
 	}
 	st := &stream{Response: resp, w: pw}
 	t.Cleanup(func() { st.Close() })
-	return st
-}
-
-// wsEcho is a WebSocket echo handler framed by coopergobwas, compressing
-// with permessage-deflate when it was agreed.
-func wsEcho(conn net.Conn, hs *cooper.Handshake) {
-	c := coopergobwas.NewConn(conn, hs)
-	defer c.Close()
-	c.SetReadLimit(maxMessage)
-	for {
-		op, p, err := c.ReadMessage()
-		if err != nil || c.WriteMessage(op, p) != nil {
-			return
-		}
-	}
+	return st, nil
 }
 
 // roundTripMessage sends one masked message on rw, compressed when
@@ -143,7 +140,7 @@ func TestH2(t *testing.T) {
 		s := newH2Server(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 			handled <- hs
 			conns <- conn
-			wsEcho(conn, hs)
+			echo(conn, hs)
 		}), nil)
 		st := connect(t, s, "/ws", func(h http.Header) {
 			h.Set("Sec-WebSocket-Protocol", "mqtt, chat")
@@ -296,7 +293,7 @@ func TestH2(t *testing.T) {
 			if hs.Request.URL.Path == "/panic" {
 				panic("boom")
 			}
-			wsEcho(conn, hs)
+			echo(conn, hs)
 		}), nil)
 		st := connect(t, s, "/panic", nil)
 		if _, err := io.ReadAll(st); err != nil {

@@ -55,19 +55,9 @@ func TestReadmeShutdown(t *testing.T) {
 
 	t.Setenv(readmeServerEnv, "1") // for the child: this test binary, run again
 	p := start(t, os.Args[0], "-test.run=^TestReadmeShutdown$")
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if _, rest, ok := strings.Cut(p.output.String(), "listening on "); ok {
-			addr, _, _ = strings.Cut(rest, "\n")
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("the README's server exited (%v):\n%s", p.err, p.output)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the README's server did not listen within 10 s:\n%s", p.output)
-		}
+	addr, err := p.listenAddr()
+	if err != nil {
+		t.Fatalf("the README's server did not say where it listens: %v", err)
 	}
 
 	d := websocket.Dialer{Subprotocols: []string{"v1.chat"}, HandshakeTimeout: 5 * time.Second}

@@ -96,26 +96,53 @@ func (p *process) stop() {
 	syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
-// waitListening waits until something accepts connections on addr, while
-// the process runs. It reports false, with the process's output, if the
-// process exits first or 10 s pass.
-func (p *process) waitListening(addr string) (ok bool, why string) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+// await calls done every 20 ms, while the process runs, until done
+// reports true. It returns an error, with the process's output, if the
+// process exits first or within passes: the wait of every test for a
+// program it started to get ready.
+func (p *process) await(within time.Duration, done func() bool) error {
+	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-p.exited:
-			return false, fmt.Sprintf("exited (%v) before listening on %s:\n%s", p.err, addr, p.output)
+			return fmt.Errorf("exited (%v):\n%s", p.err, p.output)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return true, ""
+		if done() {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return false, fmt.Sprintf("not listening on %s after 10 s:\n%s", addr, p.output)
+			return fmt.Errorf("still waiting after %v:\n%s", within, p.output)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// listenAddr waits up to 10 s, as await does, for the process to print
+// "listening on " and returns the rest of that line: where a server
+// program the tests run says it listens.
+func (p *process) listenAddr() (string, error) {
+	var addr string
+	err := p.await(10*time.Second, func() bool {
+		_, rest, ok := strings.Cut(p.output.String(), "listening on ")
+		addr, _, _ = strings.Cut(rest, "\n")
+		return ok
+	})
+	return strings.TrimSpace(addr), err
+}
+
+// waitListening waits up to 10 s, as await does, until something accepts
+// connections on addr. It reports false, saying why, if not.
+func (p *process) waitListening(addr string) (ok bool, why string) {
+	err := p.await(10*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	if err != nil {
+		return false, fmt.Sprintf("not listening on %s: %v", addr, err)
+	}
+	return true, ""
 }
 
 // listening starts a server program on a free loopback port, retrying
@@ -165,18 +192,9 @@ func buildExample(t *testing.T, name string) string {
 func startExample(t *testing.T, name string, args ...string) (string, *process) {
 	t.Helper()
 	p := start(t, buildExample(t, name), append([]string{"-addr", "127.0.0.1:0"}, args...)...)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, url, ok := strings.Cut(p.output.String(), "listening on "); ok {
-			url, _, _ = strings.Cut(url, "\n")
-			return strings.TrimSpace(url), p
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("examples/%s exited (%v):\n%s", name, p.err, p.output)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("examples/%s did not say where it listens within 10 s:\n%s", name, p.output)
-		}
+	url, err := p.listenAddr()
+	if err != nil {
+		t.Fatalf("examples/%s did not say where it listens: %v", name, err)
 	}
+	return url, p
 }
