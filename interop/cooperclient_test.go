@@ -22,6 +22,7 @@ import (
 	gorilla "github.com/gorilla/websocket"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
 // cooperClient is cooper's client (Dial) with a gobwas/ws framing layer
@@ -34,8 +35,8 @@ type cooperClient struct {
 
 // dialCooper dials with cooper.Dial, offering permessage-deflate as offer
 // says when it is not nil.
-func dialCooper(offer *cooper.DeflateParams) dialer {
-	return func(ctx context.Context, url string, subprotocols []string) (wsClient, error) {
+func dialCooper(offer *cooper.DeflateParams) wsclient.Dialer {
+	return func(ctx context.Context, url string, subprotocols ...string) (wsclient.Conn, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return nil, err
@@ -61,47 +62,52 @@ func dialCooper(offer *cooper.DeflateParams) dialer {
 	}
 }
 
-func (c *cooperClient) send(ctx context.Context, m message) error {
+func (c *cooperClient) Send(ctx context.Context, m wsclient.Message) error {
 	c.p.conn.SetWriteDeadline(deadline(ctx))
 	op := ws.OpText
-	if m.binary {
+	if m.Binary {
 		op = ws.OpBinary
 	}
-	return c.p.write(op, m.data)
+	return c.p.write(op, m.Data)
 }
 
-func (c *cooperClient) receive(ctx context.Context) (message, error) {
+func (c *cooperClient) Receive(ctx context.Context) (wsclient.Message, error) {
 	c.p.conn.SetReadDeadline(deadline(ctx))
 	op, data, _, err := c.p.read()
 	if err == nil && op == ws.OpClose {
 		code, reason := ws.ParseCloseFrameData(data)
 		err = fmt.Errorf("the server closed with %d %q", code, reason)
 	}
-	return message{binary: op == ws.OpBinary, data: data}, err
+	return wsclient.Message{Binary: op == ws.OpBinary, Data: data}, err
 }
 
-func (c *cooperClient) closeNormally(ctx context.Context) error {
+func (c *cooperClient) Close(ctx context.Context, code int, reason string) error {
 	defer c.p.conn.Close()
 	c.p.conn.SetDeadline(deadline(ctx))
-	if err := c.p.writeClose(ws.StatusNormalClosure); err != nil {
+	if err := c.p.writeClose(ws.StatusCode(code), reason); err != nil {
 		return err
 	}
-	for {
-		op, data, _, err := c.p.read()
-		if err != nil {
-			return err
-		}
-		if op == ws.OpClose {
-			if code, _ := ws.ParseCloseFrameData(data); code != ws.StatusNormalClosure {
-				return fmt.Errorf("the server's close code is %d, want 1000", code)
-			}
-			return nil
-		}
+	op, data, _, err := c.p.read() // answers pings on the way
+	switch {
+	case err != nil:
+		return fmt.Errorf("waiting for the server's close frame: %w", err)
+	case op != ws.OpClose:
+		return errors.New("a data message came before the server's close frame")
 	}
+	if got, _ := ws.ParseCloseFrameData(data); got != ws.StatusCode(code) {
+		return fmt.Errorf("the server's close code is %d, want %d", got, code)
+	}
+	return nil
 }
 
-func (c *cooperClient) subprotocol() string { return c.hs.Subprotocol }
-func (c *cooperClient) extensions() string  { return c.ext }
+func (c *cooperClient) Subprotocol() string { return c.hs.Subprotocol }
+func (c *cooperClient) Extensions() string  { return c.ext }
+
+// deadline returns ctx's deadline, which the tests always set.
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
 
 // Offers of cooper's client.
 var (
@@ -127,7 +133,7 @@ func runAgainst(t *testing.T, server foreignServer, offer, agreed *cooper.Deflat
 	url := server.start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := dialCooper(offer)(ctx, url, clientSubprotocols)
+	cl, err := dialCooper(offer)(ctx, url, clientSubprotocols...)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -139,19 +145,10 @@ func runAgainst(t *testing.T, server foreignServer, offer, agreed *cooper.Deflat
 	if c.ext != extensions {
 		t.Errorf("Sec-WebSocket-Extensions = %q, want %q", c.ext, extensions)
 	}
-	for _, m := range exchange() {
-		if err := cl.send(ctx, m); err != nil {
-			t.Fatalf("sending %s: %v", m.name, err)
-		}
-		got, err := cl.receive(ctx)
-		if err != nil {
-			t.Fatalf("receiving the echo of %s: %v", m.name, err)
-		}
-		if got.binary != m.binary || string(got.data) != string(m.data) {
-			t.Fatalf("echo of %s: binary %v, %d bytes; want binary %v, the %d bytes sent", m.name, got.binary, len(got.data), m.binary, len(m.data))
-		}
+	if err := wsclient.Exchange(ctx, cl, exchange()); err != nil {
+		t.Fatal(err)
 	}
-	if err := cl.closeNormally(ctx); err != nil {
+	if err := cl.Close(ctx, 1000, ""); err != nil {
 		t.Errorf("closing: %v", err)
 	}
 }
@@ -205,7 +202,7 @@ func TestCooperClient(t *testing.T) {
 		url := gorillaServer(true).start(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_, err := dialCooper(offerWindow10)(ctx, url, clientSubprotocols)
+		_, err := dialCooper(offerWindow10)(ctx, url, clientSubprotocols...)
 		if !errors.Is(err, cooper.ErrExtensionMismatch) {
 			t.Fatalf("dial = %v, want ErrExtensionMismatch", err)
 		}

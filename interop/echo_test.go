@@ -21,6 +21,7 @@ import (
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/coopergobwas"
+	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
 // Server policies for permessage-deflate: what the echo's framing layer,
@@ -306,9 +307,9 @@ func (p *peer) write(op ws.OpCode, data []byte) error {
 	return p.writeFrame(op, p.agreed, data)
 }
 
-// writeClose sends a close frame with code.
-func (p *peer) writeClose(code ws.StatusCode) error {
-	return p.writeFrame(ws.OpClose, false, ws.NewCloseFrameBody(code, ""))
+// writeClose sends a close frame with code and reason.
+func (p *peer) writeClose(code ws.StatusCode, reason string) error {
+	return p.writeFrame(ws.OpClose, false, ws.NewCloseFrameBody(code, reason))
 }
 
 // writeFrame writes one final frame, masked by a client, with RSV1 set
@@ -400,20 +401,13 @@ func (f *inflater) decompress(p []byte) ([]byte, error) {
 	return out, nil
 }
 
-// A message is one WebSocket data message of an exchange.
-type message struct {
-	name   string
-	binary bool
-	data   []byte
-}
-
 // exchange is what every client sends and expects back: text and binary,
 // small and large (1 MiB and more), compressible and not, so a compressed
 // connection sends some messages compressed whatever its threshold. The
 // last message repeats the one before it, so with context takeover its
 // compressed form refers back into that message, which a peer that reset
 // its window where it should not cannot decompress.
-func exchange() []message {
+func exchange() []wsclient.Message {
 	random := make([]byte, 1<<20+3)
 	var x uint32 = 2463534242 // xorshift: the same bytes every run, which deflate cannot shrink
 	for i := range random {
@@ -423,13 +417,13 @@ func exchange() []message {
 		random[i] = byte(x)
 	}
 	const phrase = "a large text message that compresses well. "
-	return []message{
-		{"small text", false, []byte("hello, cooper ✓")},
-		{"small binary", true, []byte{0, 1, 0xfe, 0xff}},
-		{"1 MiB of random binary", true, random},
-		{"1 MiB of text", false, []byte(strings.Repeat(phrase, 1<<20/len(phrase)+1))},
-		{"4300 bytes of the same text", false, []byte(strings.Repeat(phrase, 100))},
-		{"1290 bytes of it again", false, []byte(strings.Repeat(phrase, 30))},
+	return []wsclient.Message{
+		{Name: "small text", Data: []byte("hello, cooper ✓")},
+		{Name: "small binary", Binary: true, Data: []byte{0, 1, 0xfe, 0xff}},
+		{Name: "1 MiB of random binary", Binary: true, Data: random},
+		{Name: "1 MiB of text", Data: []byte(strings.Repeat(phrase, 1<<20/len(phrase)+1))},
+		{Name: "4300 bytes of the same text", Data: []byte(strings.Repeat(phrase, 100))},
+		{Name: "1290 bytes of it again", Data: []byte(strings.Repeat(phrase, 30))},
 	}
 }
 

@@ -1,48 +1,22 @@
 package interop
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
 	coder "github.com/coder/websocket"
-	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
-	gorilla "github.com/gorilla/websocket"
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
-// A wsClient is one WebSocket library's client connection, seen through
-// what the tests need.
-type wsClient interface {
-	send(ctx context.Context, m message) error
-	receive(ctx context.Context) (message, error)
-	// closeNormally sends a close frame with code 1000 and waits for the
-	// server's, which must carry 1000 too.
-	closeNormally(ctx context.Context) error
-	// subprotocol and extensions are the Sec-WebSocket-Protocol and
-	// Sec-WebSocket-Extensions the client agreed to.
-	subprotocol() string
-	extensions() string
-}
-
-// A dialer opens a client connection to url offering subprotocols.
-type dialer func(ctx context.Context, url string, subprotocols []string) (wsClient, error)
-
 // A clientCase is one client configuration against a server policy, with
 // what they must agree on.
 type clientCase struct {
 	name       string
-	dial       dialer
+	dial       wsclient.Dialer
 	policy     *cooper.DeflateParams // the server's Deflate option; nil: none
 	extensions string                // the answer the client must get
 	deflate    *cooper.DeflateParams // what Handshake.Deflate must be
@@ -63,7 +37,7 @@ var agreedBoth = &cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoCo
 // runClients runs each case as a subtest, then checks with plain, a
 // dialer that does not compress, that a subprotocol the server does not
 // speak is not agreed: every Go client's test.
-func runClients(t *testing.T, plain dialer, cases []clientCase) {
+func runClients(t *testing.T, plain wsclient.Dialer, cases []clientCase) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { runClient(t, c) })
@@ -91,29 +65,20 @@ func runClientAt(t *testing.T, e *echoServer, url string, c clientCase) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := c.dial(ctx, url, clientSubprotocols)
+	cl, err := c.dial(ctx, url, clientSubprotocols...)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	if got := cl.subprotocol(); got != "v1.echo" {
+	if got := cl.Subprotocol(); got != "v1.echo" {
 		t.Errorf("the client's subprotocol = %q, want v1.echo (its first choice)", got)
 	}
-	if got := cl.extensions(); got != c.extensions {
+	if got := cl.Extensions(); got != c.extensions {
 		t.Errorf("the client's Sec-WebSocket-Extensions = %q, want %q", got, c.extensions)
 	}
-	for _, m := range exchange() {
-		if err := cl.send(ctx, m); err != nil {
-			t.Fatalf("sending %s: %v", m.name, err)
-		}
-		got, err := cl.receive(ctx)
-		if err != nil {
-			t.Fatalf("receiving the echo of %s: %v", m.name, err)
-		}
-		if got.binary != m.binary || !bytes.Equal(got.data, m.data) {
-			t.Fatalf("echo of %s: binary %v, %d bytes; want binary %v, the %d bytes sent", m.name, got.binary, len(got.data), m.binary, len(m.data))
-		}
+	if err := wsclient.Exchange(ctx, cl, exchange()); err != nil {
+		t.Fatal(err)
 	}
-	if err := cl.closeNormally(ctx); err != nil {
+	if err := cl.Close(ctx, 1000, ""); err != nil {
 		t.Errorf("closing: %v", err)
 	}
 	r := e.report(t)
@@ -125,26 +90,22 @@ func runClientAt(t *testing.T, e *echoServer, url string, c clientCase) {
 
 // runUnknownSubprotocol checks that a client offering only a subprotocol
 // the server does not speak is upgraded without one, and can talk.
-func runUnknownSubprotocol(t *testing.T, dial dialer) {
+func runUnknownSubprotocol(t *testing.T, dial wsclient.Dialer) {
 	t.Helper()
 	e := startEcho(t, cooper.Subprotocols(serverSubprotocols...))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := dial(ctx, e.wsURL("/echo"), []string{"mqtt"})
+	cl, err := dial(ctx, e.wsURL("/echo"), "mqtt")
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	if got := cl.subprotocol(); got != "" {
+	if got := cl.Subprotocol(); got != "" {
 		t.Errorf("the client's subprotocol = %q, want none", got)
 	}
-	m := exchange()[0]
-	if err := cl.send(ctx, m); err != nil {
+	if err := wsclient.Exchange(ctx, cl, exchange()[:1]); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := cl.receive(ctx); err != nil || !bytes.Equal(got.data, m.data) {
-		t.Fatalf("echo = %q, %v; want %q", got.data, err, m.data)
-	}
-	if err := cl.closeNormally(ctx); err != nil {
+	if err := cl.Close(ctx, 1000, ""); err != nil {
 		t.Errorf("closing: %v", err)
 	}
 	if r := e.report(t); r.hs.Subprotocol != "" || r.closeCode != ws.StatusNormalClosure {
@@ -157,7 +118,7 @@ func runUnknownSubprotocol(t *testing.T, dial dialer) {
 // both ways only (gorilla, and gobwas with wsflate's defaults): off, on
 // against a server that could keep its context, which must still answer
 // no context takeover both ways, and on against a server without Deflate.
-func noContextTakeoverCases(dial func(compress bool) dialer) []clientCase {
+func noContextTakeoverCases(dial func(compress bool) wsclient.Dialer) []clientCase {
 	return []clientCase{
 		{name: "compression off", dial: dial(false), policy: &contextTakeover},
 		{name: "compression on, against a server that could keep context", dial: dial(true), policy: &contextTakeover,
@@ -170,21 +131,21 @@ func noContextTakeoverCases(dial func(compress bool) dialer) []clientCase {
 // compression off and on. gorilla offers only no context takeover both
 // ways and refuses an answer without both.
 func TestGorillaClient(t *testing.T) {
-	runClients(t, dialGorilla(false), noContextTakeoverCases(dialGorilla))
+	runClients(t, wsclient.Gorilla(false), noContextTakeoverCases(wsclient.Gorilla))
 }
 
 // TestCoderClient runs coder/websocket's client against cooper in each of
 // its compression modes.
 func TestCoderClient(t *testing.T) {
-	runClients(t, dialCoder(coder.CompressionDisabled), []clientCase{
-		{name: "compression disabled", dial: dialCoder(coder.CompressionDisabled), policy: &contextTakeover},
-		{name: "no context takeover", dial: dialCoder(coder.CompressionNoContextTakeover), policy: &contextTakeover,
+	runClients(t, wsclient.Coder(coder.CompressionDisabled), []clientCase{
+		{name: "compression disabled", dial: wsclient.Coder(coder.CompressionDisabled), policy: &contextTakeover},
+		{name: "no context takeover", dial: wsclient.Coder(coder.CompressionNoContextTakeover), policy: &contextTakeover,
 			extensions: bothNoContext, deflate: agreedBoth},
-		{name: "context takeover, agreed", dial: dialCoder(coder.CompressionContextTakeover), policy: &contextTakeover,
+		{name: "context takeover, agreed", dial: wsclient.Coder(coder.CompressionContextTakeover), policy: &contextTakeover,
 			extensions: "permessage-deflate", deflate: &cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}},
-		{name: "context takeover, against a server that refuses it both ways", dial: dialCoder(coder.CompressionContextTakeover), policy: &noContextTakeover,
+		{name: "context takeover, against a server that refuses it both ways", dial: wsclient.Coder(coder.CompressionContextTakeover), policy: &noContextTakeover,
 			extensions: bothNoContext, deflate: agreedBoth},
-		{name: "context takeover offered to a server without Deflate", dial: dialCoder(coder.CompressionContextTakeover)},
+		{name: "context takeover offered to a server without Deflate", dial: wsclient.Coder(coder.CompressionContextTakeover)},
 	})
 }
 
@@ -192,215 +153,9 @@ func TestCoderClient(t *testing.T) {
 // compression off and with wsflate's default parameters (no context
 // takeover both ways).
 func TestGobwasClient(t *testing.T) {
-	runClients(t, dialGobwas(false), noContextTakeoverCases(dialGobwas))
+	runClients(t, wsclient.Gobwas(false), noContextTakeoverCases(wsclient.Gobwas))
 }
 
-// gorilla/websocket
-
-type gorillaClient struct {
-	c   *gorilla.Conn
-	ext string
-}
-
-func dialGorilla(compress bool) dialer {
-	return func(ctx context.Context, url string, subprotocols []string) (wsClient, error) {
-		d := gorilla.Dialer{Subprotocols: subprotocols, EnableCompression: compress, HandshakeTimeout: 10 * time.Second}
-		c, resp, err := d.DialContext(ctx, url, nil)
-		if err != nil {
-			return nil, dialError(err, resp)
-		}
-		c.SetReadLimit(maxMessage)
-		return &gorillaClient{c: c, ext: resp.Header.Get("Sec-WebSocket-Extensions")}, nil
-	}
-}
-
-func (g *gorillaClient) send(ctx context.Context, m message) error {
-	g.c.SetWriteDeadline(deadline(ctx))
-	typ := gorilla.TextMessage
-	if m.binary {
-		typ = gorilla.BinaryMessage
-	}
-	return g.c.WriteMessage(typ, m.data)
-}
-
-func (g *gorillaClient) receive(ctx context.Context) (message, error) {
-	g.c.SetReadDeadline(deadline(ctx))
-	typ, p, err := g.c.ReadMessage()
-	return message{binary: typ == gorilla.BinaryMessage, data: p}, err
-}
-
-func (g *gorillaClient) closeNormally(ctx context.Context) error {
-	defer g.c.Close()
-	if err := g.c.WriteControl(gorilla.CloseMessage, gorilla.FormatCloseMessage(gorilla.CloseNormalClosure, ""), deadline(ctx)); err != nil {
-		return err
-	}
-	g.c.SetReadDeadline(deadline(ctx))
-	for {
-		_, _, err := g.c.ReadMessage()
-		var ce *gorilla.CloseError
-		switch {
-		case errors.As(err, &ce) && ce.Code == gorilla.CloseNormalClosure:
-			return nil
-		case err != nil:
-			return fmt.Errorf("waiting for the server's close frame: %w", err)
-		}
-	}
-}
-
-func (g *gorillaClient) subprotocol() string { return g.c.Subprotocol() }
-func (g *gorillaClient) extensions() string  { return g.ext }
-
-// coder/websocket
-
-type coderClient struct {
-	c   *coder.Conn
-	ext string
-}
-
-func dialCoder(mode coder.CompressionMode) dialer {
-	return func(ctx context.Context, url string, subprotocols []string) (wsClient, error) {
-		c, resp, err := coder.Dial(ctx, url, &coder.DialOptions{Subprotocols: subprotocols, CompressionMode: mode})
-		if err != nil {
-			return nil, dialError(err, resp)
-		}
-		c.SetReadLimit(maxMessage)
-		return &coderClient{c: c, ext: resp.Header.Get("Sec-WebSocket-Extensions")}, nil
-	}
-}
-
-func (c *coderClient) send(ctx context.Context, m message) error {
-	typ := coder.MessageText
-	if m.binary {
-		typ = coder.MessageBinary
-	}
-	return c.c.Write(ctx, typ, m.data)
-}
-
-func (c *coderClient) receive(ctx context.Context) (message, error) {
-	typ, p, err := c.c.Read(ctx)
-	return message{binary: typ == coder.MessageBinary, data: p}, err
-}
-
-// closeNormally relies on coder's Close, which sends the close frame and
-// waits for the server's.
-func (c *coderClient) closeNormally(ctx context.Context) error {
-	return c.c.Close(coder.StatusNormalClosure, "")
-}
-
-func (c *coderClient) subprotocol() string { return c.c.Subprotocol() }
-func (c *coderClient) extensions() string  { return c.ext }
-
-// gobwas/ws, whose client leaves framing and compression to the caller.
-
-type gobwasClient struct {
-	conn     net.Conn
-	r        io.Reader
-	protocol string
-	ext      string
-	compress bool
-}
-
-func dialGobwas(compress bool) dialer {
-	return func(ctx context.Context, url string, subprotocols []string) (wsClient, error) {
-		d := ws.Dialer{Protocols: subprotocols, Timeout: 10 * time.Second}
-		if compress {
-			d.Extensions = []httphead.Option{wsflate.DefaultParameters.Option()}
-		}
-		conn, br, hs, err := d.Dial(ctx, url)
-		if err != nil {
-			return nil, err
-		}
-		g := &gobwasClient{conn: conn, r: conn, protocol: hs.Protocol}
-		if br != nil {
-			g.r = io.MultiReader(br, conn)
-		}
-		for _, opt := range hs.Extensions {
-			var p wsflate.Parameters
-			g.compress = g.compress || p.Parse(opt) == nil
-		}
-		// gobwas hands over the answer parsed; it is put back together.
-		g.ext = wsclient.Extensions(hs.Extensions)
-		return g, nil
-	}
-}
-
-func (g *gobwasClient) send(ctx context.Context, m message) error {
-	g.conn.SetWriteDeadline(deadline(ctx))
-	op := ws.OpText
-	if m.binary {
-		op = ws.OpBinary
-	}
-	f := ws.NewFrame(op, true, bytes.Clone(m.data))
-	if g.compress {
-		var err error
-		if f, err = wsflate.CompressFrame(f); err != nil {
-			return err
-		}
-	}
-	return ws.WriteFrame(g.conn, ws.MaskFrameInPlace(f))
-}
-
-// readFrame reads the next frame, decompressed when it came compressed.
-func (g *gobwasClient) readFrame(ctx context.Context) (ws.Frame, error) {
-	g.conn.SetReadDeadline(deadline(ctx))
-	f, err := ws.ReadFrame(g.r)
-	if err != nil {
-		return f, err
-	}
-	if f.Header.Rsv1() {
-		if !g.compress {
-			return f, errors.New("a compressed frame without permessage-deflate")
-		}
-		return wsflate.DecompressFrame(f)
-	}
-	return f, nil
-}
-
-func (g *gobwasClient) receive(ctx context.Context) (message, error) {
-	f, err := g.readFrame(ctx)
-	if err != nil {
-		return message{}, err
-	}
-	if !f.Header.Fin || f.Header.OpCode != ws.OpText && f.Header.OpCode != ws.OpBinary {
-		return message{}, fmt.Errorf("frame %+v, want a whole data message", f.Header)
-	}
-	return message{binary: f.Header.OpCode == ws.OpBinary, data: f.Payload}, nil
-}
-
-func (g *gobwasClient) closeNormally(ctx context.Context) error {
-	defer g.conn.Close()
-	g.conn.SetWriteDeadline(deadline(ctx))
-	if err := ws.WriteFrame(g.conn, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))); err != nil {
-		return err
-	}
-	for {
-		f, err := g.readFrame(ctx)
-		if err != nil {
-			return fmt.Errorf("waiting for the server's close frame: %w", err)
-		}
-		if f.Header.OpCode == ws.OpClose {
-			if code, _ := ws.ParseCloseFrameData(f.Payload); code != ws.StatusNormalClosure {
-				return fmt.Errorf("the server's close code = %d, want 1000", code)
-			}
-			return nil
-		}
-	}
-}
-
-func (g *gobwasClient) subprotocol() string { return g.protocol }
-func (g *gobwasClient) extensions() string  { return g.ext }
-
-// deadline returns ctx's deadline, which the tests always set.
-func deadline(ctx context.Context) time.Time {
-	d, _ := ctx.Deadline()
-	return d
-}
-
-// dialError adds a refused handshake's status and body to err.
-func dialError(err error, resp *http.Response) error {
-	if resp == nil {
-		return err
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return fmt.Errorf("%w (status %d, body %q)", err, resp.StatusCode, body)
-}
+// dialCoder is wsclient's coder/websocket client, by the name
+// proxy_test.go knows it.
+var dialCoder = wsclient.Coder

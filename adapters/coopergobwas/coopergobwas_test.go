@@ -100,13 +100,6 @@ func echo(c *coopergobwas.Conn) error {
 
 var policy = coopergobwas.Deflate()
 
-// A message is one data message of an exchange.
-type message struct {
-	name   string
-	binary bool
-	data   []byte
-}
-
 // random returns n bytes deflate cannot shrink, the same every run.
 func random(n int) []byte {
 	p := make([]byte, n)
@@ -125,24 +118,16 @@ const phrase = "a text message that compresses well, ✓. "
 // exchange is what the clients send: text and binary, small and over
 // 1 MiB, compressible and not. The last repeats the one before, so a
 // compressor keeping its context refers back into it.
-func exchange() []message {
-	return []message{
-		{"small text", false, []byte("hello, cooper ✓")},
-		{"small binary", true, []byte{0, 1, 0xfe, 0xff}},
-		{"empty text", false, nil},
-		{"1 MiB and more of random binary", true, random(1<<20 + 3)},
-		{"1 MiB and more of text", false, []byte(strings.Repeat(phrase, 1<<20/len(phrase)+1))},
-		{"4 KiB of random text", false, []byte(fmt.Sprintf("%x", random(2048)))},
-		{"the same 4 KiB again", false, []byte(fmt.Sprintf("%x", random(2048)))},
+func exchange() []wsclient.Message {
+	return []wsclient.Message{
+		{Name: "small text", Data: []byte("hello, cooper ✓")},
+		{Name: "small binary", Binary: true, Data: []byte{0, 1, 0xfe, 0xff}},
+		{Name: "empty text"},
+		{Name: "1 MiB and more of random binary", Binary: true, Data: random(1<<20 + 3)},
+		{Name: "1 MiB and more of text", Data: []byte(strings.Repeat(phrase, 1<<20/len(phrase)+1))},
+		{Name: "4 KiB of random text", Data: []byte(fmt.Sprintf("%x", random(2048)))},
+		{Name: "the same 4 KiB again", Data: []byte(fmt.Sprintf("%x", random(2048)))},
 	}
-}
-
-// A wsClient is a client library's connection, as the echo tests use it.
-type wsClient interface {
-	write(m message) error
-	read() (message, error)
-	close(code int, reason string) error // sends a close frame and waits for the server's
-	extensions() string
 }
 
 // TestEcho has real clients exchange every message of exchange with an
@@ -152,18 +137,18 @@ func TestEcho(t *testing.T) {
 	agreedBoth := &cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
 	for _, c := range []struct {
 		name       string
-		dial       func(ctx context.Context, url string) (wsClient, error)
+		dial       wsclient.Dialer
 		extensions string
 		deflate    *cooper.DeflateParams // what Handshake.Deflate must be
 	}{
-		{"gorilla without compression", dialGorilla(false), "", nil},
-		{"gorilla with compression", dialGorilla(true), both, agreedBoth},
-		{"coder without compression", dialCoder(coder.CompressionDisabled), "", nil},
-		{"coder without context takeover", dialCoder(coder.CompressionNoContextTakeover), both, agreedBoth},
-		{"coder with context takeover both ways", dialCoder(coder.CompressionContextTakeover), "permessage-deflate",
+		{"gorilla without compression", wsclient.Gorilla(false), "", nil},
+		{"gorilla with compression", wsclient.Gorilla(true), both, agreedBoth},
+		{"coder without compression", wsclient.Coder(coder.CompressionDisabled), "", nil},
+		{"coder without context takeover", wsclient.Coder(coder.CompressionNoContextTakeover), both, agreedBoth},
+		{"coder with context takeover both ways", wsclient.Coder(coder.CompressionContextTakeover), "permessage-deflate",
 			&cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}},
-		{"gobwas without compression", dialGobwas(false), "", nil},
-		{"gobwas with compression", dialGobwas(true), both, agreedBoth},
+		{"gobwas without compression", wsclient.Gobwas(false), "", nil},
+		{"gobwas with compression", wsclient.Gobwas(true), both, agreedBoth},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := serve(t, &policy, echo)
@@ -173,22 +158,13 @@ func TestEcho(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := cl.extensions(); got != c.extensions {
+			if got := cl.Extensions(); got != c.extensions {
 				t.Errorf("Sec-WebSocket-Extensions = %q, want %q", got, c.extensions)
 			}
-			for _, m := range exchange() {
-				if err := cl.write(m); err != nil {
-					t.Fatalf("sending %s: %v", m.name, err)
-				}
-				got, err := cl.read()
-				if err != nil {
-					t.Fatalf("reading the echo of %s: %v", m.name, err)
-				}
-				if got.binary != m.binary || !bytes.Equal(got.data, m.data) {
-					t.Fatalf("echo of %s: binary %v, %d bytes; want binary %v, the %d bytes sent", m.name, got.binary, len(got.data), m.binary, len(m.data))
-				}
+			if err := wsclient.Exchange(ctx, cl, exchange()); err != nil {
+				t.Fatal(err)
 			}
-			if err := cl.close(1000, "done"); err != nil {
+			if err := cl.Close(ctx, 1000, "done"); err != nil {
 				t.Errorf("closing: %v", err)
 			}
 			o := s.outcome(t)
@@ -201,134 +177,6 @@ func TestEcho(t *testing.T) {
 			}
 		})
 	}
-}
-
-// gorilla/websocket
-
-type gorillaClient struct {
-	c   *gorilla.Conn
-	ext string
-}
-
-func dialGorilla(compress bool) func(context.Context, string) (wsClient, error) {
-	return func(ctx context.Context, url string) (wsClient, error) {
-		d := gorilla.Dialer{EnableCompression: compress}
-		c, resp, err := d.DialContext(ctx, url, nil)
-		if err != nil {
-			return nil, err
-		}
-		c.SetReadLimit(8 << 20)
-		dl, _ := ctx.Deadline()
-		c.SetReadDeadline(dl)
-		return &gorillaClient{c, resp.Header.Get("Sec-WebSocket-Extensions")}, nil
-	}
-}
-
-func (g *gorillaClient) write(m message) error {
-	return g.c.WriteMessage(map[bool]int{false: gorilla.TextMessage, true: gorilla.BinaryMessage}[m.binary], m.data)
-}
-
-func (g *gorillaClient) read() (message, error) {
-	typ, p, err := g.c.ReadMessage()
-	return message{binary: typ == gorilla.BinaryMessage, data: p}, err
-}
-
-func (g *gorillaClient) close(code int, reason string) error {
-	defer g.c.Close()
-	if err := g.c.WriteControl(gorilla.CloseMessage, gorilla.FormatCloseMessage(code, reason), time.Now().Add(5*time.Second)); err != nil {
-		return err
-	}
-	_, _, err := g.c.ReadMessage()
-	if ce := (*gorilla.CloseError)(nil); !errors.As(err, &ce) || ce.Code != code {
-		return fmt.Errorf("the server answered the close with %v, want code %d", err, code)
-	}
-	return nil
-}
-
-func (g *gorillaClient) extensions() string { return g.ext }
-
-// coder/websocket
-
-type coderClient struct {
-	c   *coder.Conn
-	ctx context.Context
-	ext string
-}
-
-func dialCoder(mode coder.CompressionMode) func(context.Context, string) (wsClient, error) {
-	return func(ctx context.Context, url string) (wsClient, error) {
-		c, resp, err := coder.Dial(ctx, url, &coder.DialOptions{CompressionMode: mode})
-		if err != nil {
-			return nil, err
-		}
-		c.SetReadLimit(8 << 20)
-		return &coderClient{c, ctx, resp.Header.Get("Sec-WebSocket-Extensions")}, nil
-	}
-}
-
-func (c *coderClient) write(m message) error {
-	return c.c.Write(c.ctx, map[bool]coder.MessageType{false: coder.MessageText, true: coder.MessageBinary}[m.binary], m.data)
-}
-
-func (c *coderClient) read() (message, error) {
-	typ, p, err := c.c.Read(c.ctx)
-	return message{binary: typ == coder.MessageBinary, data: p}, err
-}
-
-// close relies on coder's Close, which waits for the server's close frame
-// and fails unless it came.
-func (c *coderClient) close(code int, reason string) error {
-	return c.c.Close(coder.StatusCode(code), reason)
-}
-
-func (c *coderClient) extensions() string { return c.ext }
-
-// gobwas/ws's client, with wsflate's default parameters (no context
-// takeover either way) when compressing.
-
-type gobwasClient struct {
-	*raw
-	compress bool
-}
-
-func dialGobwas(compress bool) func(context.Context, string) (wsClient, error) {
-	return func(ctx context.Context, url string) (wsClient, error) {
-		var offer []httphead.Option
-		if compress {
-			offer = append(offer, wsflate.DefaultParameters.Option())
-		}
-		r, err := dialRaw(ctx, url, offer...)
-		return &gobwasClient{r, compress}, err
-	}
-}
-
-func (g *gobwasClient) write(m message) error {
-	f := ws.NewFrame(map[bool]ws.OpCode{false: ws.OpText, true: ws.OpBinary}[m.binary], true, bytes.Clone(m.data))
-	if g.compress {
-		var err error
-		if f, err = wsflate.CompressFrame(f); err != nil {
-			return err
-		}
-	}
-	return g.send(f)
-}
-
-func (g *gobwasClient) read() (message, error) {
-	f, err := g.readFrame()
-	if err == nil && f.Header.Rsv1() {
-		f, err = wsflate.DecompressFrame(f)
-	}
-	return message{binary: f.Header.OpCode == ws.OpBinary, data: f.Payload}, err
-}
-
-func (g *gobwasClient) close(code int, reason string) error {
-	if err := g.send(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusCode(code), reason))); err != nil {
-		return err
-	}
-	if got := g.closed(); got != ws.StatusCode(code) {
-		return fmt.Errorf("the server answered the close with %d, want %d", got, code)
-	}
-	return nil
 }
 
 // A raw is a gobwas/ws client connection that sends and reads frames as

@@ -1,7 +1,9 @@
 // Package wsclient holds the test helpers built on other libraries'
-// WebSocket clients (gorilla/websocket, gobwas/ws) that more than one of
-// cooper's modules needs. It is apart from testkit so that the modules
-// that need only testkit do not depend on those libraries.
+// WebSocket clients (gorilla/websocket, coder/websocket, gobwas/ws) that
+// more than one of cooper's modules needs: a [Conn] of each library's
+// client behind one interface ([Gorilla], [Coder], [Gobwas]), and a chat
+// client ([JoinChat]). It is apart from testkit so that the modules that
+// need only testkit do not depend on those libraries.
 package wsclient
 
 import (
