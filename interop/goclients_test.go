@@ -155,7 +155,3 @@ func TestCoderClient(t *testing.T) {
 func TestGobwasClient(t *testing.T) {
 	runClients(t, wsclient.Gobwas(false), noContextTakeoverCases(wsclient.Gobwas))
 }
-
-// dialCoder is wsclient's coder/websocket client, by the name
-// proxy_test.go knows it.
-var dialCoder = wsclient.Coder

@@ -21,6 +21,7 @@ import (
 	gorilla "github.com/gorilla/websocket"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
 // startNginx starts nginx on a free loopback port in front of origin, with
@@ -163,7 +164,7 @@ func TestProxies(t *testing.T) {
 
 			t.Run("upgrade, echo and close with compression", func(t *testing.T) {
 				runClientAt(t, e, url, clientCase{
-					dial:       dialCoder(coder.CompressionContextTakeover),
+					dial:       wsclient.Coder(coder.CompressionContextTakeover),
 					extensions: "permessage-deflate",
 					deflate:    &cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15},
 				})
