@@ -143,8 +143,9 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 	return nil
 }
 
-// takeStream hands the answered stream over through take and clears the
-// write deadline that bounded the answer.
+// takeStream hands the answered stream over through take, clears the
+// write deadline that bounded the answer, and returns the stream as a
+// takenStream, which keeps net.Conn's rule on Close for it.
 func takeStream(take StreamTakeover) (net.Conn, error) {
 	conn, err := take()
 	if err == nil && conn == nil {
@@ -158,7 +159,7 @@ func takeStream(take StreamTakeover) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cooper: write 200: %w", err)
 	}
-	// One allocation, so that no adapter has to keep net.Conn's rule on
-	// Close itself.
+	// allocates: the wrapper keeps net.Conn's rule on Close, so that no
+	// adapter has to.
 	return &takenStream{Conn: conn}, nil
 }

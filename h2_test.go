@@ -177,10 +177,15 @@ func TestStreamTakeover(t *testing.T) {
 		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
 		h.ServeHTTP(w, r)
 	}))
+	answered := make(chan string, 1) // the status the request got, or its error
 	go func() {
-		if resp, err := http.Get(s.URL + "/ws"); err == nil {
-			resp.Body.Close()
+		resp, err := http.Get(s.URL + "/ws")
+		if err != nil {
+			answered <- err.Error()
+			return
 		}
+		resp.Body.Close()
+		answered <- resp.Status
 	}()
 	if _, err := peer.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
@@ -202,6 +207,9 @@ func TestStreamTakeover(t *testing.T) {
 	}
 	if st := u.Stats(); st.Upgrades != 1 {
 		t.Errorf("Stats().Upgrades = %d, want 1", st.Upgrades)
+	}
+	if got := wait(t, answered, "answer to the request"); got != "200 OK" {
+		t.Errorf("the request was answered %s, want 200 OK, the Upgrader's WriteHeader before the takeover", got)
 	}
 }
 

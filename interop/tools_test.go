@@ -96,19 +96,21 @@ func (p *process) stop() {
 	syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
-// await calls done every 20 ms, while the process runs, until done
-// reports true. It returns an error, with the process's output, if the
-// process exits first or within passes: the wait of every test for a
-// program it started to get ready.
+// await calls done every 20 ms until it reports true: the wait of every
+// test for a program it started to get ready. It returns an error, with
+// the process's output, if the process has exited or within has passed
+// when done still reports false. done sees what the process wrote before
+// it exited, so that a line it reads there (an error the program printed,
+// a process to clean up) is not lost to the exit.
 func (p *process) await(within time.Duration, done func() bool) error {
 	for deadline := time.Now().Add(within); ; time.Sleep(20 * time.Millisecond) {
+		if done() {
+			return nil
+		}
 		select {
 		case <-p.exited:
 			return fmt.Errorf("exited (%v):\n%s", p.err, p.output)
 		default:
-		}
-		if done() {
-			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("still waiting after %v:\n%s", within, p.output)

@@ -1,14 +1,15 @@
 package cooperchi_test
 
 import (
+	"bufio"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 
 	"github.com/go-chi/chi/v5"
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/cooperchi"
-	"lowbit.dev/cooper/internal/testkit"
 )
 
 // A chi route whose handler reads its URL parameter after the upgrade.
@@ -22,7 +23,14 @@ func ExampleHandler() {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 
-	fmt.Print(testkit.FirstLine(srv.URL + "/rooms/lobby/ws")) // what a client of cooper.Dial reads
+	req, _ := http.NewRequest("GET", srv.URL+"/rooms/lobby/ws", nil)
+	conn, err := cooper.Dial(req, cooper.WithProtocol("websocket"))
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	fmt.Print(line)
 	// Output:
 	// welcome to lobby
 }

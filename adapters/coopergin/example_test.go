@@ -1,14 +1,15 @@
 package coopergin_test
 
 import (
+	"bufio"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 
 	"github.com/gin-gonic/gin"
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/coopergin"
-	"lowbit.dev/cooper/internal/testkit"
 )
 
 // A gin route whose handler reads its parameter and a key a middleware set,
@@ -24,7 +25,14 @@ func ExampleHandler() {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 
-	fmt.Print(testkit.FirstLine(srv.URL + "/rooms/lobby/ws")) // what a client of cooper.Dial reads
+	req, _ := http.NewRequest("GET", srv.URL+"/rooms/lobby/ws", nil)
+	conn, err := cooper.Dial(req, cooper.WithProtocol("websocket"))
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	fmt.Print(line)
 	// Output:
 	// welcome to lobby, ada
 }

@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -79,4 +80,21 @@ func exampleWebSocket(addr string, roots *x509.CertPool) (str *http3.RequestStre
 		qc.CloseWithError(0, "")
 		cancel()
 	}
+}
+
+// openWebSocket opens a WebSocket to path on cc's server, at addr, with the
+// least extended CONNECT that cooper takes (RFC 9220), and returns the
+// stream and the server's answer. The server's SETTINGS must have come.
+func openWebSocket(ctx context.Context, cc *http3.ClientConn, addr, path string) (*http3.RequestStream, *http.Response, error) {
+	str, err := cc.OpenRequestStream(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = str.SendRequestHeader(&http.Request{Method: http.MethodConnect, Proto: "websocket", Host: addr,
+		URL: &url.URL{Scheme: "https", Host: addr, Path: path}, Header: http.Header{"Sec-Websocket-Version": {"13"}}})
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := str.ReadResponse()
+	return str, resp, err
 }

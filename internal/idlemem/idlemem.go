@@ -2,8 +2,8 @@
 // for the BenchmarkIdleMemory of the root package and of the adapters. The
 // benchmark runs its own test binary again as the server, so that the
 // clients' memory is not counted: [Run] and [Start] on the benchmark's
-// side, [Kind] and [Serve] in the server process. It imports only the standard library, so that the
-// root module's tests can use it.
+// side, [Kind] and [Serve] in the server process. It imports only the
+// standard library, so that the root module's tests can use it.
 package idlemem
 
 import (
@@ -81,8 +81,14 @@ func Start(tb testing.TB, kind string) *Server {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), serverEnv+"="+kind)
 	cmd.Stderr = os.Stderr
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}

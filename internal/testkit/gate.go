@@ -12,7 +12,7 @@ type Gate struct {
 	once sync.Once
 }
 
-// NewGate returns a closed gate.
+// NewGate returns a gate that is not open yet: Wait blocks until Open.
 func NewGate() *Gate { return &Gate{c: make(chan struct{})} }
 
 // Wait blocks until g is open.

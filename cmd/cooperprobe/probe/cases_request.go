@@ -44,7 +44,7 @@ func (p *prober) accepted(r *request, what string) verdict {
 
 // upgraded sends r, a request the server should upgrade, and returns
 // judge's verdict on the 101; the connection is closed after it. A request
-// that gets no answer fails, what then the error; any other answer gets
+// that gets no answer fails, with what and the error; any other answer gets
 // refusal's verdict or, when refusal is nil, fails as refused.
 func (p *prober) upgraded(r *request, what string, refusal, judge func(resp *response) verdict) verdict {
 	resp, err := p.send(r)

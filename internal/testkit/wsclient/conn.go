@@ -21,7 +21,8 @@ type Conn interface {
 	// Close sends a close frame with code and reason, waits for the
 	// server's, which must carry code too, and closes the connection. A
 	// data message that comes first is an error, except with
-	// coder/websocket, whose Close skips it.
+	// coder/websocket, whose Close skips it and is bounded by coder's own
+	// wait instead of ctx's deadline.
 	Close(ctx context.Context, code int, reason string) error
 	// Subprotocol and Extensions are the Sec-WebSocket-Protocol and
 	// Sec-WebSocket-Extensions the client agreed to.
