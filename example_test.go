@@ -107,8 +107,8 @@ func ExampleUpgrader_Accept() {
 }
 
 // permessage-deflate: the framing layer on each side sets its compressor
-// and decompressor from Handshake.Deflate, which holds exactly what the 101
-// announced, so both sides hold the same parameters.
+// and decompressor from Handshake.Deflate. The server's holds what its 101
+// announced, the client's what it read from that 101: the same parameters.
 func ExampleDeflate() {
 	u := cooper.New(cooper.Protocols("websocket"), cooper.Deflate(cooper.DeflateParams{ServerNoContextTakeover: true}))
 	agreed := make(chan *cooper.DeflateParams, 1)

@@ -50,7 +50,9 @@ func validateConnect(r *http.Request, c *config) (string, *UpgradeError) {
 // and RemoteAddr are those of the connection that carries the stream. The
 // rest of net.Conn's rule on Close is the Upgrader's to keep: it calls the
 // stream's Close at most once, and after it fails every Read and Write
-// with net.ErrClosed itself, one that Close ended included. The write
+// with net.ErrClosed itself, one that Close ended included; so the handler
+// gets the stream wrapped, with net.Conn's methods only (Shutdown closes it
+// with Close, never the connection that carries it). The write
 // deadline set through the ResponseWriter to bound the answer
 // ([HandshakeTimeout]) may still be set on it; the Upgrader clears it. On
 // error the stream is not handed over and stays the server's to end; the

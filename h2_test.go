@@ -152,7 +152,7 @@ func TestWithStreamTakeoverPanicsOnNil(t *testing.T) {
 func TestStreamTakeover(t *testing.T) {
 	peer, stream := net.Pipe()
 	defer peer.Close()
-	counted := &closeCounter{Conn: stream}
+	counted := &closeCounter{Conn: stream, reads: make(chan struct{}, 8)}
 	results := make(chan []error, 1)
 	u := New(Protocols("websocket"))
 	h := u.Handler(func(conn net.Conn, hs *Handshake) {
@@ -161,9 +161,12 @@ func TestStreamTakeover(t *testing.T) {
 		if err == nil {
 			_, err = conn.Write(buf)
 		}
+		for len(counted.reads) > 0 {
+			<-counted.reads
+		}
 		blocked := make(chan error, 1)
 		go func() { _, err := conn.Read(buf); blocked <- err }()
-		time.Sleep(10 * time.Millisecond) // let the Read block; Close ends it either way
+		<-counted.reads // the Read is past the Upgrader's check, on the stream
 		errs := []error{err, conn.Close(), <-blocked, conn.Close()}
 		_, err = conn.Read(buf)
 		errs = append(errs, err)
@@ -213,10 +216,20 @@ func TestStreamTakeover(t *testing.T) {
 	}
 }
 
-// A closeCounter counts its Close calls.
+// A closeCounter counts its Close calls, and says on reads (if there is
+// room) each time a Read reaches it.
 type closeCounter struct {
 	net.Conn
 	closes atomic.Int32
+	reads  chan struct{}
+}
+
+func (c *closeCounter) Read(p []byte) (int, error) {
+	select {
+	case c.reads <- struct{}{}:
+	default:
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *closeCounter) Close() error {
