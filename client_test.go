@@ -397,10 +397,11 @@ func (c *writeCounter) Write(p []byte) (int, error) {
 // hand-written servers on it. The test's cleanup closes the listener and
 // every connection tracked, and waits for those goroutines.
 type loopback struct {
-	ln    net.Listener
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns []net.Conn
+	ln     net.Listener
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool // by the cleanup: track closes what comes after
 }
 
 // newLoopback listens on a loopback port; serve starts accepting.
@@ -414,6 +415,7 @@ func newLoopback(t *testing.T) *loopback {
 	t.Cleanup(func() {
 		ln.Close()
 		l.mu.Lock()
+		l.closed = true
 		for _, c := range l.conns {
 			c.Close()
 		}
@@ -452,11 +454,17 @@ func (l *loopback) accept(fn func(c net.Conn)) {
 }
 
 // track adds c, accepted or dialled by a server, to the connections the
-// cleanup closes.
+// cleanup closes; once the cleanup has run, it closes c at once, so that a
+// connection accepted just before the listener closed cannot hold the
+// cleanup's wait.
 func (l *loopback) track(c net.Conn) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return
+	}
 	l.conns = append(l.conns, c)
-	l.mu.Unlock()
 }
 
 // A rawRequest is a request head as a rawServer read it.
