@@ -219,9 +219,18 @@ func TestHandlerPanic(t *testing.T) {
 }
 
 // TestThrottleCountsHandshakes holds more connections open than Throttle's
-// limit: its slot is released when each connection is handed over.
+// limit: its slot is released when each connection is handed over, that
+// is when the request's ServeHTTP returns, which the client may see after
+// the 101; so each dial waits for the one before to have returned.
 func TestThrottleCountsHandshakes(t *testing.T) {
+	served := make(chan struct{}, 5)
 	s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
+		r.Use(func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r)
+				served <- struct{}{}
+			})
+		})
 		r.Use(middleware.ThrottleBacklog(1, 0, time.Millisecond))
 		r.Get("/ws", cooperchi.Handler(u, testkit.Echo))
 	})
@@ -230,6 +239,7 @@ func TestThrottleCountsHandshakes(t *testing.T) {
 		c := testkit.Dial(t, s.URL+"/ws", nil)
 		c.Echoes(t, fmt.Sprint("connection ", i))
 		clients = append(clients, c)
+		testkit.RecvWithin(t, served, 5*time.Second, "return of the upgrade's ServeHTTP")
 	}
 	for i, c := range clients {
 		c.Echoes(t, fmt.Sprint("connection ", i, " again"))
