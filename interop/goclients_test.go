@@ -1,9 +1,7 @@
 package interop
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	coder "github.com/coder/websocket"
 	"github.com/gobwas/ws"
@@ -63,24 +61,13 @@ func runClient(t *testing.T, c clientCase) {
 // closes, and checks what e saw.
 func runClientAt(t *testing.T, e *echoServer, url string, c clientCase) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := c.dial(ctx, url, clientSubprotocols...)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	if got := cl.Subprotocol(); got != "v1.echo" {
-		t.Errorf("the client's subprotocol = %q, want v1.echo (its first choice)", got)
-	}
-	if got := cl.Extensions(); got != c.extensions {
-		t.Errorf("the client's Sec-WebSocket-Extensions = %q, want %q", got, c.extensions)
-	}
-	if err := wsclient.Exchange(ctx, cl, exchange()); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Close(ctx, 1000, ""); err != nil {
-		t.Errorf("closing: %v", err)
-	}
+	wsclient.Conversation{
+		Offer:       clientSubprotocols,
+		Subprotocol: "v1.echo", // the client's first choice
+		Extensions:  c.extensions,
+		Messages:    exchange(),
+		Code:        1000,
+	}.Have(t, c.dial, url)
 	r := e.report(t)
 	checkReport(t, r, "v1.echo", c.deflate)
 	if c.deflate != nil && r.compressed == 0 {
@@ -93,21 +80,7 @@ func runClientAt(t *testing.T, e *echoServer, url string, c clientCase) {
 func runUnknownSubprotocol(t *testing.T, dial wsclient.Dialer) {
 	t.Helper()
 	e := startEcho(t, cooper.Subprotocols(serverSubprotocols...))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := dial(ctx, e.wsURL("/echo"), "mqtt")
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	if got := cl.Subprotocol(); got != "" {
-		t.Errorf("the client's subprotocol = %q, want none", got)
-	}
-	if err := wsclient.Exchange(ctx, cl, exchange()[:1]); err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.Close(ctx, 1000, ""); err != nil {
-		t.Errorf("closing: %v", err)
-	}
+	wsclient.Conversation{Offer: []string{"mqtt"}, Messages: exchange()[:1], Code: 1000}.Have(t, dial, e.wsURL("/echo"))
 	if r := e.report(t); r.hs.Subprotocol != "" || r.closeCode != ws.StatusNormalClosure {
 		t.Errorf("the server agreed subprotocol %q and got close code %d, want none and 1000", r.hs.Subprotocol, r.closeCode)
 	}

@@ -152,21 +152,8 @@ func TestEcho(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := serve(t, &policy, echo)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cl, err := c.dial(ctx, s.url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := cl.Extensions(); got != c.extensions {
-				t.Errorf("Sec-WebSocket-Extensions = %q, want %q", got, c.extensions)
-			}
-			if err := wsclient.Exchange(ctx, cl, exchange()); err != nil {
-				t.Fatal(err)
-			}
-			if err := cl.Close(ctx, 1000, "done"); err != nil {
-				t.Errorf("closing: %v", err)
-			}
+			conversation := wsclient.Conversation{Extensions: c.extensions, Messages: exchange(), Code: 1000, Reason: "done"}
+			conversation.Have(t, c.dial, s.url)
 			o := s.outcome(t)
 			var closed wsutil.ClosedError
 			if !errors.As(o.err, &closed) || closed.Code != 1000 || closed.Reason != "done" {

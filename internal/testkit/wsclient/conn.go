@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"testing"
 	"time"
 )
 
@@ -62,6 +63,44 @@ func Exchange(ctx context.Context, c Conn, msgs []Message) error {
 		}
 	}
 	return nil
+}
+
+// A Conversation is one client connection as a test expects it to go:
+// offering Offer, the client agrees on Subprotocol and Extensions (""
+// for none), exchanges Messages (see [Exchange]), then closes with Code
+// and Reason.
+type Conversation struct {
+	Offer       []string
+	Subprotocol string
+	Extensions  string
+	Messages    []Message
+	Code        int
+	Reason      string
+}
+
+// Have has the conversation with the server at url through dial, all of
+// it within 30 s. A failed dial or exchange stops t; a wrong agreement or
+// a failed close is reported and the conversation goes on.
+func (c Conversation) Have(t testing.TB, dial Dialer, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := dial(ctx, url, c.Offer...)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if got := cl.Subprotocol(); got != c.Subprotocol {
+		t.Errorf("the client's subprotocol = %q, want %q", got, c.Subprotocol)
+	}
+	if got := cl.Extensions(); got != c.Extensions {
+		t.Errorf("the client's Sec-WebSocket-Extensions = %q, want %q", got, c.Extensions)
+	}
+	if err := Exchange(ctx, cl, c.Messages); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Close(ctx, c.Code, c.Reason); err != nil {
+		t.Errorf("closing: %v", err)
+	}
 }
 
 // deadline returns ctx's deadline, or the zero time, no deadline, if it
