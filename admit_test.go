@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"lowbit.dev/cooper/internal/poll"
 )
 
 // TestUpgradeRateBucket drives UpgradeRate's bucket on a virtual clock: a
@@ -319,7 +321,7 @@ func TestMaxConnectionsPerClientEndToEnd(t *testing.T) {
 			t.Errorf("Stats = %+v, want 3 upgrades and 1 ErrTooManyClientConnections refusal", s)
 		}
 		open[0].Close()
-		waitFor(t, "a handler to return", func() bool { return u.Stats().Active == 2 })
+		poll.Until(t, 10*time.Second, "a handler to return", func() bool { return u.Stats().Active == 2 })
 		if resp, _, _, _ := f.roundTrip(t, forwardedFor("203.0.113.7"), ""); resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Errorf("below the client's limit again: status = %d, want 101", resp.StatusCode)
 		}

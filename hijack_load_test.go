@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"lowbit.dev/cooper/internal/poll"
 )
 
 // TestStats checks that every outcome is counted: upgrades, refusals by
@@ -38,7 +40,7 @@ func TestStats(t *testing.T) {
 	}
 	echo(t, c, br, "x")
 	c.Close()
-	waitFor(t, "the handler to return", func() bool { return u.Stats().Active == 0 })
+	poll.Until(t, 10*time.Second, "the handler to return", func() bool { return u.Stats().Active == 0 })
 }
 
 // TestStatsRefusals checks that Stats.Refusals counts refusals by each
@@ -72,16 +74,6 @@ func TestStatsRefusals(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10 s for %s", what)
-		}
-	}
-}
-
 // TestMaxConnections holds the limit's worth of connections open: the next
 // request gets 503 with Retry-After and is not taken over; once one closes,
 // an upgrade succeeds again.
@@ -104,7 +96,7 @@ func TestMaxConnections(t *testing.T) {
 		}
 		open[0].Close()
 		u := f.Config.Handler.(*handler).u
-		waitFor(t, "a handler to return", func() bool { return u.Stats().Active == 1 })
+		poll.Until(t, 10*time.Second, "a handler to return", func() bool { return u.Stats().Active == 1 })
 		if resp, _, _, _ := f.roundTrip(t, f.wsRequest(), ""); resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Errorf("below the limit again: status = %d, want 101", resp.StatusCode)
 		}
@@ -252,8 +244,8 @@ func TestLoadNoLeaks(t *testing.T) {
 	}
 	wg.Wait()
 
-	waitFor(t, "every handler to return", func() bool { return u.Stats().Active == 0 })
-	waitFor(t, "goroutines and open files back to their baseline", func() bool {
+	poll.Until(t, 10*time.Second, "every handler to return", func() bool { return u.Stats().Active == 0 })
+	poll.Until(t, 10*time.Second, "goroutines and open files back to their baseline", func() bool {
 		return runtime.NumGoroutine() <= goroutines && openFDs() <= fds
 	})
 	st := u.Stats()
@@ -301,6 +293,6 @@ func TestShutdownUnderLoad(t *testing.T) {
 			t.Fatalf("connection %d after Shutdown: %v, want it closed", i, err)
 		}
 	}
-	waitFor(t, "every handler to return", func() bool { return u.Stats().Active == 0 })
-	waitFor(t, "goroutines back to their baseline", func() bool { return runtime.NumGoroutine() <= goroutines })
+	poll.Until(t, 10*time.Second, "every handler to return", func() bool { return u.Stats().Active == 0 })
+	poll.Until(t, 10*time.Second, "goroutines back to their baseline", func() bool { return runtime.NumGoroutine() <= goroutines })
 }

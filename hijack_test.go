@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lowbit.dev/cooper/internal/poll"
 )
 
 // TestRefusals sends one invalid request per rule and checks the status, the
@@ -581,7 +583,7 @@ func TestHandlerAbort(t *testing.T) {
 		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("read after the handler aborted = %d, %v, want EOF", n, err)
 		}
-		waitFor(t, "the aborted handler to be counted", func() bool { return u.Stats().Panics == 1 && u.Stats().Active == 0 })
+		poll.Until(t, 10*time.Second, "the aborted handler to be counted", func() bool { return u.Stats().Panics == 1 && u.Stats().Active == 0 })
 		select {
 		case err := <-errs:
 			t.Errorf("OnError got %v, want nothing for http.ErrAbortHandler", err)
@@ -1061,7 +1063,7 @@ func TestDrainSchedule(t *testing.T) {
 	for _, c := range conns[:early] {
 		close(c.leave)
 	}
-	waitFor(t, "the early handlers to return", func() bool { return u.Stats().Active == n-early })
+	poll.Until(t, 10*time.Second, "the early handlers to return", func() bool { return u.Stats().Active == n-early })
 
 	// The clock moves only when the drain sleeps; each sleep first notes
 	// the time of the cancellations since the last.
@@ -1100,7 +1102,7 @@ func TestDrainSchedule(t *testing.T) {
 					close(conns[i].leave)
 				}
 			}
-			waitFor(t, "handlers to return during the drain", func() bool {
+			poll.Until(t, 10*time.Second, "handlers to return during the drain", func() bool {
 				return u.Stats().Active == n-early-during-len(cancelled) || u.Stats().Active < n-early-during-len(cancelled)
 			})
 		}

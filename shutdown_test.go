@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"lowbit.dev/cooper/internal/poll"
 )
 
 // TestShutdownStalledTLSClients shuts down with TLS clients that stopped
@@ -51,7 +53,7 @@ func TestShutdownStalledTLSClients(t *testing.T) {
 	if err != context.DeadlineExceeded || took > grace+2*time.Second {
 		t.Fatalf("Shutdown = %v after %v, want context.DeadlineExceeded within 2 s of its %v deadline", err, took, grace)
 	}
-	waitFor(t, "every handler to return", func() bool { return u.Stats().Active == 0 })
+	poll.Until(t, 10*time.Second, "every handler to return", func() bool { return u.Stats().Active == 0 })
 }
 
 // fillSendBuffer writes to c, whose peer does not read, until not one more
@@ -103,7 +105,7 @@ func TestShutdownDuringAnswer(t *testing.T) {
 		if _, err := c.Write(appendRequest(nil, s.wsRequest(), "")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the connection to be taken over", func() bool { return s.hijacked.Load() == 1 })
+		poll.Until(t, 10*time.Second, "the connection to be taken over", func() bool { return s.hijacked.Load() == 1 })
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		if err := u.Shutdown(ctx); err != context.DeadlineExceeded {
@@ -115,7 +117,7 @@ func TestShutdownDuringAnswer(t *testing.T) {
 			t.Errorf("after Shutdown the client read %d bytes, then %v; want the connection closed before the 101's %d MiB", n, err, headers*size>>20)
 		}
 		none(t, started, "handler start after Shutdown returned")
-		waitFor(t, "the upgrade to be untracked", func() bool { return u.Stats().Active == 0 })
+		poll.Until(t, 10*time.Second, "the upgrade to be untracked", func() bool { return u.Stats().Active == 0 })
 		if s := u.Stats(); s.Upgrades != 0 || s.Failures != 1 || failures.Load() != 1 {
 			t.Errorf("Stats = %+v, %d ErrShutdown reported; want no upgrade, one failure, reported as ErrShutdown", s, failures.Load())
 		}
@@ -185,7 +187,7 @@ func TestShutdownDuringTakeOver(t *testing.T) {
 			t.Errorf("the client read %q, then %v; want the connection closed with nothing written", got, err)
 		}
 		none(t, started, "handler start after Shutdown returned")
-		waitFor(t, "the upgrade to be untracked", func() bool { return u.Stats().Active == 0 })
+		poll.Until(t, 10*time.Second, "the upgrade to be untracked", func() bool { return u.Stats().Active == 0 })
 		if n := reported.Load(); n != 1 {
 			t.Errorf("%d errors matching ErrShutdown reported, want 1", n)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/poll"
 	"lowbit.dev/cooper/internal/testkit"
 )
 
@@ -82,7 +83,7 @@ func TestH2CloseEndsBlockedWrite(t *testing.T) {
 		if err := receive(t, writeErrs, "the Write's end"); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Write ended by Close = %v, want net.ErrClosed", err)
 		}
-		waitUntil(t, "the connection to be untracked", func() bool { return u.Stats().Active == 0 })
+		poll.Until(t, 10*time.Second, "the connection to be untracked", func() bool { return u.Stats().Active == 0 })
 		if st := connect(t, s, "/next", nil); st.StatusCode != http.StatusOK {
 			t.Errorf("the next client under MaxConnections(1): status = %d, want 200", st.StatusCode)
 		}
@@ -108,7 +109,7 @@ func TestH2CloseEndsBlockedWrite(t *testing.T) {
 		if err := receive(t, writeErrs, "the Write's end"); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Write ended by Shutdown = %v, want net.ErrClosed", err)
 		}
-		waitUntil(t, "the connection to be untracked", func() bool { return u.Stats().Active == 0 })
+		poll.Until(t, 10*time.Second, "the connection to be untracked", func() bool { return u.Stats().Active == 0 })
 	})
 }
 
@@ -116,16 +117,6 @@ func TestH2CloseEndsBlockedWrite(t *testing.T) {
 func receive[T any](t *testing.T, c <-chan T, what string) T {
 	t.Helper()
 	return testkit.RecvWithin(t, c, 30*time.Second, what)
-}
-
-// waitUntil polls cond until it holds, failing the test after 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10 s for %s", what)
-		}
-	}
 }
 
 // TestH2ShutdownDuringAnswer has Shutdown's deadline pass while an extended
@@ -160,7 +151,7 @@ func TestH2ShutdownDuringAnswer(t *testing.T) {
 		t.Error("the handler started after Shutdown returned")
 	case <-time.After(100 * time.Millisecond):
 	}
-	waitUntil(t, "the stream to be untracked", func() bool { return u.Stats().Active == 0 })
+	poll.Until(t, 10*time.Second, "the stream to be untracked", func() bool { return u.Stats().Active == 0 })
 }
 
 // deadlineFirst is a middleware's ResponseWriter whose SetReadDeadline

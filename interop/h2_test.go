@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"lowbit.dev/cooper"
+	"lowbit.dev/cooper/internal/poll"
 	"lowbit.dev/cooper/internal/testkit"
 )
 
@@ -323,11 +324,7 @@ func TestH2(t *testing.T) {
 		if _, err := io.ReadAll(st); err != nil {
 			t.Errorf("reading after Shutdown: %v, want EOF", err)
 		}
-		for deadline := time.Now().Add(5 * time.Second); u.Stats().Active != 0; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the handler still runs 5 s after Shutdown")
-			}
-		}
+		poll.Until(t, 5*time.Second, "the handler to return after Shutdown", func() bool { return u.Stats().Active == 0 })
 	})
 
 	t.Run("Accept works inside ServeHTTP", func(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/cooperh3"
+	"lowbit.dev/cooper/internal/poll"
 	"lowbit.dev/cooper/internal/testkit"
 )
 
@@ -202,11 +203,7 @@ func (s *server) webSocketRequest(path string, edit func(*http.Request)) *http.R
 // waitIdle waits up to 10 s for u to hold no connection.
 func waitIdle(t *testing.T, u *cooper.Upgrader) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); u.Stats().Active != 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Stats().Active = %d 10 s later, want 0", u.Stats().Active)
-		}
-	}
+	poll.Until(t, 10*time.Second, "Stats().Active to be 0", func() bool { return u.Stats().Active == 0 })
 }
 
 // recv receives from ch, waiting up to 10 s for what.

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/examples/internal/wstest"
+	"lowbit.dev/cooper/internal/poll"
 )
 
 func TestMain(m *testing.M) { wstest.Main(m) }
@@ -78,11 +79,7 @@ func TestMetricsDraining(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- u.Shutdown(ctx) }()
-	for deadline := time.Now().Add(5 * time.Second); !u.Stats().Draining; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the Upgrader did not start draining")
-		}
-	}
+	poll.Until(t, 5*time.Second, "the Upgrader to start draining", func() bool { return u.Stats().Draining })
 	c := statsCollector{u}
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected(2, 2, nil, true, true)), metricNames...); err != nil {
 		t.Error(err)
@@ -92,11 +89,7 @@ func TestMetricsDraining(t *testing.T) {
 		t.Errorf("Shutdown = %v, want context.Canceled", err)
 	}
 	// Shutdown closed the connections; their handlers return.
-	for deadline := time.Now().Add(5 * time.Second); u.Stats().Active > 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the handlers did not return after Shutdown closed their connections")
-		}
-	}
+	poll.Until(t, 5*time.Second, "the handlers to return after Shutdown closed their connections", func() bool { return u.Stats().Active == 0 })
 	if err := testutil.CollectAndCompare(c, strings.NewReader(expected(0, 2, nil, true, false)), metricNames...); err != nil {
 		t.Error(err)
 	}
