@@ -190,11 +190,18 @@ const ackTimeout = 15 * time.Second
 // (code 0 and the error), or ctx is done (it closes with 1000 and returns
 // errStopping). The message not yet acknowledged is sent first, again.
 func (c *fleetClient) exchange(ctx context.Context, conn net.Conn, br *bufio.Reader) (code int, err error) {
-	// The end of ctx interrupts a wait for the server; goodbye, which sets
-	// deadlines of its own, waits for that to be over.
+	// The end of ctx interrupts a wait for the server, but not the reading
+	// of a frame that has begun to arrive, which would lose it; goodbye,
+	// which sets deadlines of its own, waits for that to be over.
+	var mu sync.Mutex
+	waiting := false // in the Peek below; mu guards it and the deadline
 	interrupted := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		conn.SetReadDeadline(time.Now())
+		mu.Lock()
+		if waiting {
+			conn.SetReadDeadline(time.Now())
+		}
+		mu.Unlock()
 		close(interrupted)
 	})
 	defer stop()
@@ -221,8 +228,20 @@ func (c *fleetClient) exchange(ctx context.Context, conn net.Conn, br *bufio.Rea
 		if pending {
 			until = sentAt.Add(ackTimeout)
 		}
+		mu.Lock()
+		if ctx.Err() != nil {
+			mu.Unlock()
+			continue
+		}
+		waiting = true
 		conn.SetReadDeadline(until)
-		if _, err := br.Peek(1); err != nil {
+		mu.Unlock()
+		_, err := br.Peek(1)
+		mu.Lock()
+		waiting = false
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		mu.Unlock()
+		if err != nil {
 			var ne net.Error
 			switch {
 			case ctx.Err() != nil:
@@ -235,7 +254,6 @@ func (c *fleetClient) exchange(ctx context.Context, conn net.Conn, br *bufio.Rea
 			}
 			return 0, fmt.Errorf("connection ended without a close frame after %d acknowledgements: %w", c.acked, err)
 		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		f, err := ws.ReadFrame(br)
 		if err != nil {
 			return 0, fmt.Errorf("reading a frame: %w", err)
