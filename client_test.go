@@ -841,6 +841,30 @@ func TestClientContext(t *testing.T) {
 	}
 }
 
+// TestAppendUpgradeRequestAllocs holds the encoding of a WebSocket upgrade
+// request, with its subprotocol and permessage-deflate offers, to no
+// allocation beyond the buffer it is given.
+func TestAppendUpgradeRequestAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under coverage or the race detector")
+	}
+	r := wsRequest("ws://example.com/chat")
+	r.Header.Set("Sec-WebSocket-Key", testKey)
+	r.Header.Set("Sec-WebSocket-Version", "13")
+	r.Header.Set("Sec-WebSocket-Protocol", "v2.chat, v1.chat")
+	r.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+	r.Header.Set("Origin", "https://example.com")
+	r.Header.Set("User-Agent", "test")
+	buf := make([]byte, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := appendUpgradeRequest(buf[:0], r); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("appendUpgradeRequest allocates %v times, want 0", n)
+	}
+}
+
 // TestRequestSent checks the exact bytes Dial sends: the request line with
 // ws mapped away, Host, the caller's headers and the handshake's, sorted,
 // in the RFC's spelling, a key from the nonce source, Authorization from
