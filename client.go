@@ -181,13 +181,8 @@ func (c *upgradeConfig) exchange(ctx context.Context, conn net.Conn, r *http.Req
 	if _, err := conn.Write(b); err != nil {
 		return nil, fail(ErrSendRequest, "write request: %w", ctxCause(ctx, err))
 	}
-	lr := &io.LimitedReader{R: conn, N: maxResponseHead}
-	br := bufio.NewReader(lr)
-	resp, err := readResponse(br, r)
+	resp, br, err := readResponse(conn, r)
 	if err != nil {
-		if lr.N == 0 {
-			return nil, fail(ErrReadResponse, "read response: head longer than %d bytes", maxResponseHead)
-		}
 		return nil, fail(ErrReadResponse, "read response: %w", ctxCause(ctx, err))
 	}
 	hs, err := verifyResponse(r, resp, br, proto, key)
@@ -205,16 +200,23 @@ func (c *upgradeConfig) exchange(ctx context.Context, conn net.Conn, r *http.Req
 	return handOver(conn, br), nil
 }
 
-// readResponse reads the answer to r, skipping up to max1xx interim
-// responses (RFC 9110, section 15.2) before it.
-func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
+// readResponse reads the answer to r from conn, a server's or a proxy's,
+// skipping up to max1xx interim responses (RFC 9110, section 15.2) before
+// it, and returns it with the reader that holds what came after its head.
+// The heads may take maxResponseHead bytes in all.
+func readResponse(conn net.Conn, r *http.Request) (*http.Response, *bufio.Reader, error) {
+	lr := &io.LimitedReader{R: conn, N: maxResponseHead}
+	br := bufio.NewReader(lr)
 	for n := 0; ; n++ {
 		resp, err := http.ReadResponse(br, r)
 		if err != nil {
-			return nil, err
+			if lr.N == 0 {
+				err = fmt.Errorf("head longer than %d bytes", maxResponseHead)
+			}
+			return nil, nil, err
 		}
 		if resp.StatusCode/100 != 1 || resp.StatusCode == http.StatusSwitchingProtocols || n == max1xx {
-			return resp, nil
+			return resp, br, nil
 		}
 	}
 }

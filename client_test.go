@@ -1186,6 +1186,7 @@ type connectProxy struct {
 	*loopback
 	upstream  string
 	auth      string // the Proxy-Authorization it wants
+	interim   string // sent before its 200, when set
 	requested chan string
 }
 
@@ -1217,7 +1218,7 @@ func (p *connectProxy) tunnel(c net.Conn) {
 	}
 	p.track(up)
 	defer up.Close()
-	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	io.WriteString(c, p.interim+"HTTP/1.1 200 Connection established\r\n\r\n")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -1266,6 +1267,14 @@ func TestDialThroughProxy(t *testing.T) {
 				echo(t, conn, bufio.NewReader(conn), "through the proxy")
 			})
 		}
+		t.Run("an interim answer before the proxy's 200 is skipped", func(t *testing.T) {
+			p := &connectProxy{loopback: newLoopback(t), upstream: f.host(), interim: "HTTP/1.1 100 Continue\r\n\r\n", requested: make(chan string, 16)}
+			p.serve(p.tunnel)
+			conn := mustDial(t, newClientRequest(t, f.clientURL("/")), f.dialOptions(WithProtocol("websocket"), WithProxy(proxyURL(p, nil)))...)
+			wait(t, p.requested, "CONNECT")
+			wait(t, f.handled, "handler call")
+			echo(t, conn, bufio.NewReader(conn), "after a 100")
+		})
 		t.Run("a 407 from the proxy fails the dial", func(t *testing.T) {
 			_, err := Dial(newClientRequest(t, f.clientURL("/")), f.dialOptions(WithProtocol("websocket"),
 				WithProxy(proxyURL(p, url.UserPassword(user, "wrong"))))...)

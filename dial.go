@@ -1,7 +1,6 @@
 package cooper
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -211,13 +210,8 @@ func tunnel(ctx context.Context, conn net.Conn, proxy *url.URL, addr string) (ne
 	if _, err := conn.Write(b); err != nil {
 		return nil, fail(ErrDialFailed, "proxy: write CONNECT: %w", ctxCause(ctx, err))
 	}
-	lr := &io.LimitedReader{R: conn, N: maxResponseHead}
-	br := bufio.NewReader(lr)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	resp, br, err := readResponse(conn, &http.Request{Method: http.MethodConnect})
 	if err != nil {
-		if lr.N == 0 {
-			return nil, fail(ErrDialFailed, "proxy: answer to CONNECT: head longer than %d bytes", maxResponseHead)
-		}
 		return nil, fail(ErrDialFailed, "proxy: read answer to CONNECT: %w", ctxCause(ctx, err))
 	}
 	if resp.StatusCode != http.StatusOK {
