@@ -79,15 +79,9 @@ func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeO
 	if conn == nil {
 		return nil, fail(ErrSendRequest, "connection: nil")
 	}
-	r, proto, err := cloneRequest(req, impliedProtocol(req, ""))
+	r, proto, err := cloneRequest(req, "")
 	if err != nil {
 		return nil, err
-	}
-	if r.URL == nil {
-		return nil, fail(ErrInvalidHost, "URL: missing")
-	}
-	if r.Host == "" {
-		r.Host = r.URL.Host
 	}
 	c := newUpgradeConfig(opts)
 	b, key, err := c.request(r, proto, random)
@@ -114,9 +108,12 @@ func handshakeContext(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // cloneRequest returns a copy of req to send, which the upgrade may modify,
-// and the protocol it asks for: the one in its Upgrade header, or proto,
-// which the copy's Upgrade then names. req's context stays the copy's.
+// and the protocol it asks for: the one in its Upgrade header, or the one
+// impliedProtocol finds with proto, the protocol set with WithProtocol,
+// which the copy's Upgrade then names. The copy has a URL, and a Host, the
+// URL's when req has none; req's context stays the copy's.
 func cloneRequest(req *http.Request, proto string) (*http.Request, string, error) {
+	proto = impliedProtocol(req, proto)
 	if req.Body != nil && req.Body != http.NoBody || req.ContentLength != 0 {
 		return nil, "", fail(ErrSendRequest, "request body: an upgrade request has none")
 	}
@@ -144,6 +141,12 @@ func cloneRequest(req *http.Request, proto string) (*http.Request, string, error
 	case n == 0:
 		r.Header[hdrUpgrade] = []string{proto}
 		asked = proto
+	}
+	if r.URL == nil {
+		return nil, "", fail(ErrInvalidHost, "URL: missing")
+	}
+	if r.Host == "" {
+		r.Host = r.URL.Host
 	}
 	return r, asked, nil
 }

@@ -914,6 +914,41 @@ func TestRequestSent(t *testing.T) {
 	}
 }
 
+// TestHostFromURL checks that a request without a Host, as one built by
+// hand has, is sent with its URL's, by Dial and by Upgrade alike.
+func TestHostFromURL(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		upgrade bool // use Upgrade on a connection of our own rather than Dial
+	}{{"Dial", false}, {"Upgrade", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRawServer(t, head101+"\r\n")
+			req := newClientRequest(t, "ws://"+s.addr()+"/")
+			req.Host = ""
+			req.Header.Set("Sec-WebSocket-Key", testKey)
+			var conn net.Conn
+			var err error
+			if tc.upgrade {
+				c, derr := net.Dial("tcp", s.addr())
+				if derr != nil {
+					t.Fatal(derr)
+				}
+				defer c.Close()
+				conn, err = Upgrade(c, req)
+			} else {
+				conn, err = Dial(req)
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			conn.Close()
+			if got := wait(t, s.reqs, "request").req.Host; got != s.addr() {
+				t.Errorf("%s sent Host %q, want the URL's, %q", tc.name, got, s.addr())
+			}
+		})
+	}
+}
+
 // TestRequestKeepsCallerHeaders checks the caller's Connection with the
 // upgrade token, key and spelling of Upgrade are sent as given, in one
 // write, and that a fresh key is made for every request without one.

@@ -49,7 +49,7 @@ func dial(req *http.Request, random io.Reader, opts []DialOption) (net.Conn, err
 		return nil, fail(ErrNilRequest, "request: nil")
 	}
 	c := newDialConfig(opts)
-	r, proto, err := cloneRequest(req, impliedProtocol(req, c.protocol))
+	r, proto, err := cloneRequest(req, c.protocol)
 	if err != nil {
 		return nil, err
 	}
@@ -84,13 +84,9 @@ type target struct {
 }
 
 // dialTarget works out the server's address from r's URL, and sets r's
-// scheme to http or https, as proxies and the request line know them, and
-// r's Host when it has none.
+// scheme to http or https, as proxies and the request line know them.
 func dialTarget(r *http.Request, forceTLS bool) (target, error) {
 	u := r.URL
-	if u == nil {
-		return target{}, fail(ErrInvalidHost, "URL: missing")
-	}
 	var t target
 	switch lowerToken(u.Scheme) {
 	case "", "http", "ws":
@@ -117,9 +113,6 @@ func dialTarget(r *http.Request, forceTLS bool) (target, error) {
 	}
 	t.addr = net.JoinHostPort(host, port)
 	t.serverName = host
-	if r.Host == "" {
-		r.Host = u.Host
-	}
 	return t, nil
 }
 
