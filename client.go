@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -234,8 +235,7 @@ func (c *upgradeConfig) prepare(r *http.Request, proto string, random io.Reader)
 		h[hdrConnection] = []string{"Upgrade"}
 	}
 	if u := r.URL.User; u != nil && len(h["Authorization"]) == 0 {
-		password, _ := u.Password()
-		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+password))}
+		h["Authorization"] = []string{string(appendBasicAuth(nil, u))}
 	}
 	if !isWebSocket(proto) {
 		return "", nil
@@ -263,6 +263,14 @@ func (c *upgradeConfig) prepare(r *http.Request, proto string, random io.Reader)
 		h[hdrWSExtensions] = append(h[hdrWSExtensions], c.deflate)
 	}
 	return key, nil
+}
+
+// appendBasicAuth appends the Basic credentials of u to b, as an
+// Authorization or Proxy-Authorization value (RFC 7617, section 2).
+func appendBasicAuth(b []byte, u *url.Userinfo) []byte {
+	password, _ := u.Password()
+	b = append(b, "Basic "...)
+	return base64.StdEncoding.AppendEncode(b, []byte(u.Username()+":"+password))
 }
 
 // appendUpgradeRequest appends r, an upgrade request without a body, to b: the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -194,9 +193,8 @@ func tunnel(ctx context.Context, conn net.Conn, proxy *url.URL, addr string) (ne
 	b = append(b, addr...)
 	b = append(b, "\r\n"...)
 	if u := proxy.User; u != nil {
-		password, _ := u.Password()
-		b = append(b, "Proxy-Authorization: Basic "...)
-		b = base64.StdEncoding.AppendEncode(b, []byte(u.Username()+":"+password))
+		b = append(b, "Proxy-Authorization: "...)
+		b = appendBasicAuth(b, u)
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "\r\n"...)
