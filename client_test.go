@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -1328,6 +1329,36 @@ func TestDialThroughProxy(t *testing.T) {
 				t.Errorf("Dial error = %v, want ErrDialFailed", err)
 			}
 			wait(t, p.requested, "CONNECT")
+		})
+	})
+}
+
+// TestWithProxy checks WithProxy's contract beyond the tunnel itself: the
+// function is given the request with ws spelled http and wss https, as
+// http.ProxyFromEnvironment, the default, needs to pick a proxy; and a
+// nil function dials directly.
+func TestWithProxy(t *testing.T) {
+	if got, want := reflect.ValueOf(newDialConfig(nil).proxy).Pointer(), reflect.ValueOf(http.ProxyFromEnvironment).Pointer(); got != want {
+		t.Errorf("the default proxy function is not http.ProxyFromEnvironment")
+	}
+	run(t, func(t *testing.T, m mode) {
+		f := newFixture(t, m, Protocols("websocket"))
+		t.Run("the function sees the scheme as http or https", func(t *testing.T) {
+			var scheme string
+			mustDial(t, newClientRequest(t, f.clientURL("/")), f.dialOptions(WithProxy(func(r *http.Request) (*url.URL, error) {
+				scheme = r.URL.Scheme
+				return nil, nil
+			}))...)
+			wait(t, f.handled, "handler call")
+			if want := map[mode]string{h1: "http", h1TLS: "https"}[m]; scheme != want {
+				t.Errorf("the proxy function saw scheme %q, want %q", scheme, want)
+			}
+		})
+		t.Run("a nil function dials directly", func(t *testing.T) {
+			mustDial(t, newClientRequest(t, f.clientURL("/")), f.dialOptions(WithProxy(func(*http.Request) (*url.URL, error) {
+				return nil, errors.New("the proxy function was called")
+			}), WithProxy(nil))...)
+			wait(t, f.handled, "handler call")
 		})
 	})
 }
