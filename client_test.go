@@ -748,6 +748,46 @@ func TestMisbehavingServer(t *testing.T) {
 	}
 }
 
+// TestDialClosesOnError checks that a failed Dial leaves no connection
+// open: the server, which answers the first bytes it reads with a refusal,
+// then sees the client close, whether the upgrade or the TLS handshake
+// before it failed.
+func TestDialClosesOnError(t *testing.T) {
+	cases := []struct {
+		name   string
+		scheme string
+		err    error
+	}{
+		{"a refused upgrade closes the connection", "ws", ErrUnexpectedStatus},
+		{"a failed TLS handshake closes the connection", "wss", ErrTLSHandshakeFailed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLoopback(t)
+			closed := make(chan error, 1)
+			l.serve(func(c net.Conn) {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Read(make([]byte, 4096)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+				_, err := io.Copy(io.Discard, c)
+				closed <- err
+			})
+			req := newClientRequest(t, tc.scheme+"://"+l.addr()+"/")
+			if conn, err := Dial(req); !errors.Is(err, tc.err) {
+				if err == nil {
+					conn.Close()
+				}
+				t.Fatalf("Dial error = %v, want %v", err, tc.err)
+			}
+			if err := wait(t, closed, "close by the client"); err != nil {
+				t.Errorf("the server read %v, want the client's close", err)
+			}
+		})
+	}
+}
+
 // TestFramesWithThe101 has the server send frames in the same write as the
 // 101: the caller must read each byte of them exactly once, then the end
 // of the connection, through a connection whose NetConn is the socket.
