@@ -958,9 +958,10 @@ func TestRequestSent(t *testing.T) {
 	}
 }
 
-// TestHostFromURL checks that a request without a Host, as one built by
-// hand has, is sent with its URL's, by Dial and by Upgrade alike.
-func TestHostFromURL(t *testing.T) {
+// TestRequestBuiltByHand checks that a request without a Method or a
+// Host, as one built by hand may be, is sent as a GET with its URL's host,
+// by Dial and by Upgrade alike.
+func TestRequestBuiltByHand(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		upgrade bool // use Upgrade on a connection of our own rather than Dial
@@ -968,7 +969,7 @@ func TestHostFromURL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newRawServer(t, head101+"\r\n")
 			req := newClientRequest(t, "ws://"+s.addr()+"/")
-			req.Host = ""
+			req.Method, req.Host = "", ""
 			req.Header.Set("Sec-WebSocket-Key", testKey)
 			var conn net.Conn
 			var err error
@@ -986,8 +987,8 @@ func TestHostFromURL(t *testing.T) {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
 			conn.Close()
-			if got := wait(t, s.reqs, "request").req.Host; got != s.addr() {
-				t.Errorf("%s sent Host %q, want the URL's, %q", tc.name, got, s.addr())
+			if got := wait(t, s.reqs, "request").req; got.Method != "GET" || got.Host != s.addr() {
+				t.Errorf("%s sent %s with Host %q, want GET with the URL's, %q", tc.name, got.Method, got.Host, s.addr())
 			}
 		})
 	}
