@@ -330,6 +330,44 @@ func (c *deadlineConn) SetDeadline(d time.Time) error {
 	return c.Conn.SetDeadline(d)
 }
 
+// TestNoDeadlineLeftAfterFailedUpgrade checks that Upgrade clears conn's
+// deadlines when it fails too, so that the caller, who keeps conn, can go
+// on using it: after a refusal, and after the context's end has set a
+// deadline in the past to abort the wait.
+func TestNoDeadlineLeftAfterFailedUpgrade(t *testing.T) {
+	cases := []struct {
+		name    string
+		answer  string // "": the server never answers
+		timeout time.Duration
+		err     error
+	}{
+		{"a refusal", "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", 10 * time.Second, ErrUnexpectedStatus},
+		{"the context's end", "", 200 * time.Millisecond, context.DeadlineExceeded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRawServer(t, tc.answer)
+			raw, err := net.Dial("tcp", s.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			conn := &deadlineConn{Conn: raw}
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "ws://"+s.addr()+"/", nil)
+			if _, err := Upgrade(conn, req); !errors.Is(err, tc.err) {
+				t.Fatalf("Upgrade error = %v, want %v", err, tc.err)
+			}
+			conn.mu.Lock()
+			defer conn.mu.Unlock()
+			if n := len(conn.deadlines); n == 0 || !conn.deadlines[n-1].IsZero() {
+				t.Errorf("deadlines set: %v, want the last one cleared", conn.deadlines)
+			}
+		})
+	}
+}
+
 // TestDefaultClientTimeout checks that a request whose context has no
 // deadline is bounded by 30 s, and that Upgrade clears the deadlines
 // afterwards, whatever the caller had set.
