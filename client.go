@@ -7,9 +7,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -80,15 +80,9 @@ func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeO
 	if conn == nil {
 		return nil, fail(ErrSendRequest, "connection: nil")
 	}
-	r, proto, err := cloneRequest(req, impliedProtocol(req, ""))
+	r, proto, err := cloneRequest(req, "")
 	if err != nil {
 		return nil, err
-	}
-	if r.URL == nil {
-		return nil, fail(ErrInvalidHost, "URL: missing")
-	}
-	if r.Host == "" {
-		r.Host = r.URL.Host
 	}
 	c := newUpgradeConfig(opts)
 	b, key, err := c.request(r, proto, random)
@@ -115,9 +109,12 @@ func handshakeContext(ctx context.Context) (context.Context, context.CancelFunc)
 }
 
 // cloneRequest returns a copy of req to send, which the upgrade may modify,
-// and the protocol it asks for: the one in its Upgrade header, or proto,
-// which the copy's Upgrade then names. req's context stays the copy's.
+// and the protocol it asks for: the one in its Upgrade header, or the one
+// impliedProtocol finds with proto, the protocol set with WithProtocol,
+// which the copy's Upgrade then names. The copy has a URL, and a Host, the
+// URL's when req has none; req's context stays the copy's.
 func cloneRequest(req *http.Request, proto string) (*http.Request, string, error) {
+	proto = impliedProtocol(req, proto)
 	if req.Body != nil && req.Body != http.NoBody || req.ContentLength != 0 {
 		return nil, "", fail(ErrSendRequest, "request body: an upgrade request has none")
 	}
@@ -145,6 +142,12 @@ func cloneRequest(req *http.Request, proto string) (*http.Request, string, error
 	case n == 0:
 		r.Header[hdrUpgrade] = []string{proto}
 		asked = proto
+	}
+	if r.URL == nil {
+		return nil, "", fail(ErrInvalidHost, "URL: missing")
+	}
+	if r.Host == "" {
+		r.Host = r.URL.Host
 	}
 	return r, asked, nil
 }
@@ -182,13 +185,8 @@ func (c *upgradeConfig) exchange(ctx context.Context, conn net.Conn, r *http.Req
 	if _, err := conn.Write(b); err != nil {
 		return nil, fail(ErrSendRequest, "write request: %w", ctxCause(ctx, err))
 	}
-	lr := &io.LimitedReader{R: conn, N: maxResponseHead}
-	br := bufio.NewReader(lr)
-	resp, err := readResponse(br, r)
+	resp, br, err := readResponse(conn, r)
 	if err != nil {
-		if lr.N == 0 {
-			return nil, fail(ErrReadResponse, "read response: head longer than %d bytes", maxResponseHead)
-		}
 		return nil, fail(ErrReadResponse, "read response: %w", ctxCause(ctx, err))
 	}
 	hs, err := verifyResponse(r, resp, br, proto, key)
@@ -206,16 +204,23 @@ func (c *upgradeConfig) exchange(ctx context.Context, conn net.Conn, r *http.Req
 	return handOver(conn, br), nil
 }
 
-// readResponse reads the answer to r, skipping up to max1xx interim
-// responses (RFC 9110, section 15.2) before it.
-func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
+// readResponse reads the answer to r from conn, a server's or a proxy's,
+// skipping up to max1xx interim responses (RFC 9110, section 15.2) before
+// it, and returns it with the reader that holds what came after its head.
+// The heads may take maxResponseHead bytes in all.
+func readResponse(conn net.Conn, r *http.Request) (*http.Response, *bufio.Reader, error) {
+	lr := &io.LimitedReader{R: conn, N: maxResponseHead}
+	br := bufio.NewReader(lr)
 	for n := 0; ; n++ {
 		resp, err := http.ReadResponse(br, r)
 		if err != nil {
-			return nil, err
+			if lr.N == 0 {
+				err = fmt.Errorf("head longer than %d bytes", maxResponseHead)
+			}
+			return nil, nil, err
 		}
 		if resp.StatusCode/100 != 1 || resp.StatusCode == http.StatusSwitchingProtocols || n == max1xx {
-			return resp, nil
+			return resp, br, nil
 		}
 	}
 }
@@ -230,8 +235,7 @@ func (c *upgradeConfig) prepare(r *http.Request, proto string, random io.Reader)
 		h[hdrConnection] = []string{"Upgrade"}
 	}
 	if u := r.URL.User; u != nil && len(h["Authorization"]) == 0 {
-		password, _ := u.Password()
-		h["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+password))}
+		h["Authorization"] = []string{string(appendBasicAuth(nil, u))}
 	}
 	if !isWebSocket(proto) {
 		return "", nil
@@ -261,6 +265,14 @@ func (c *upgradeConfig) prepare(r *http.Request, proto string, random io.Reader)
 	return key, nil
 }
 
+// appendBasicAuth appends the Basic credentials of u to b, as an
+// Authorization or Proxy-Authorization value (RFC 7617, section 2).
+func appendBasicAuth(b []byte, u *url.Userinfo) []byte {
+	password, _ := u.Password()
+	b = append(b, "Basic "...)
+	return base64.StdEncoding.AppendEncode(b, []byte(u.Username()+":"+password))
+}
+
 // appendUpgradeRequest appends r, an upgrade request without a body, to b: the
 // request line, Host, then r's headers in the order of their names. It
 // refuses what would not be a valid request or could split it: a method
@@ -288,7 +300,15 @@ func appendUpgradeRequest(b []byte, r *http.Request) ([]byte, error) {
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
-	for _, name := range slices.Sorted(maps.Keys(r.Header)) {
+	// An upgrade request has fewer names than buf holds, so sorting them
+	// allocates nothing (TestAppendUpgradeRequestAllocs).
+	var buf [16]string
+	names := buf[:0]
+	for name := range r.Header {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		if name == "Host" {
 			continue
 		}

@@ -26,9 +26,12 @@ type dialConfig struct {
 
 // newDialConfig applies opts to the defaults.
 func newDialConfig(opts []DialOption) *dialConfig {
-	c := &dialConfig{dialer: &net.Dialer{}, proxy: http.ProxyFromEnvironment}
+	c := &dialConfig{proxy: http.ProxyFromEnvironment}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.dialer == nil {
+		c.dialer = &net.Dialer{}
 	}
 	return c
 }
@@ -68,9 +71,6 @@ func WithTLSConfig(cfg *tls.Config) DialOption {
 //
 // Default: the zero net.Dialer. A nil d restores the default.
 func WithDialer(d *net.Dialer) DialOption {
-	if d == nil {
-		d = &net.Dialer{}
-	}
 	return func(c *dialConfig) { c.dialer = d }
 }
 

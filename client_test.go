@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,6 +328,44 @@ func (c *deadlineConn) SetDeadline(d time.Time) error {
 	c.deadlines = append(c.deadlines, d)
 	c.mu.Unlock()
 	return c.Conn.SetDeadline(d)
+}
+
+// TestNoDeadlineLeftAfterFailedUpgrade checks that Upgrade clears conn's
+// deadlines when it fails too, so that the caller, who keeps conn, can go
+// on using it: after a refusal, and after the context's end has set a
+// deadline in the past to abort the wait.
+func TestNoDeadlineLeftAfterFailedUpgrade(t *testing.T) {
+	cases := []struct {
+		name    string
+		answer  string // "": the server never answers
+		timeout time.Duration
+		err     error
+	}{
+		{"a refusal", "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", 10 * time.Second, ErrUnexpectedStatus},
+		{"the context's end", "", 200 * time.Millisecond, context.DeadlineExceeded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRawServer(t, tc.answer)
+			raw, err := net.Dial("tcp", s.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			conn := &deadlineConn{Conn: raw}
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", "ws://"+s.addr()+"/", nil)
+			if _, err := Upgrade(conn, req); !errors.Is(err, tc.err) {
+				t.Fatalf("Upgrade error = %v, want %v", err, tc.err)
+			}
+			conn.mu.Lock()
+			defer conn.mu.Unlock()
+			if n := len(conn.deadlines); n == 0 || !conn.deadlines[n-1].IsZero() {
+				t.Errorf("deadlines set: %v, want the last one cleared", conn.deadlines)
+			}
+		})
+	}
 }
 
 // TestDefaultClientTimeout checks that a request whose context has no
@@ -700,6 +739,9 @@ func TestMisbehavingServer(t *testing.T) {
 		{name: "an HTTP/9.9 101 is refused",
 			answer: strings.Replace(head101, "HTTP/1.1", "HTTP/9.9", 1) + "\r\n",
 			err:    ErrReadResponse, msg: `cooper: read response: version "HTTP/9.9" of the 101 is not HTTP/1.1`},
+		{name: "a refusal in HTTP/1.0 is reported by its status",
+			answer: "HTTP/1.0 403 Forbidden\r\nContent-Length: 0\r\n\r\n",
+			err:    ErrUnexpectedStatus, msg: `cooper: status: "403 Forbidden" is not 101 Switching Protocols`},
 		{name: "an answer that is not HTTP is refused",
 			answer: "SSH-2.0-OpenSSH_9.6\r\n",
 			err:    ErrReadResponse, msg: `cooper: read response: malformed HTTP response "SSH-2.0-OpenSSH_9.6"`},
@@ -739,6 +781,46 @@ func TestMisbehavingServer(t *testing.T) {
 			}
 			if err.Error() != tc.msg {
 				t.Errorf("Dial error =\n%s\nwant\n%s", err, tc.msg)
+			}
+		})
+	}
+}
+
+// TestDialClosesOnError checks that a failed Dial leaves no connection
+// open: the server, which answers the first bytes it reads with a refusal,
+// then sees the client close, whether the upgrade or the TLS handshake
+// before it failed.
+func TestDialClosesOnError(t *testing.T) {
+	cases := []struct {
+		name   string
+		scheme string
+		err    error
+	}{
+		{"a refused upgrade closes the connection", "ws", ErrUnexpectedStatus},
+		{"a failed TLS handshake closes the connection", "wss", ErrTLSHandshakeFailed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLoopback(t)
+			closed := make(chan error, 1)
+			l.serve(func(c net.Conn) {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Read(make([]byte, 4096)); err != nil {
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+				_, err := io.Copy(io.Discard, c)
+				closed <- err
+			})
+			req := newClientRequest(t, tc.scheme+"://"+l.addr()+"/")
+			if conn, err := Dial(req); !errors.Is(err, tc.err) {
+				if err == nil {
+					conn.Close()
+				}
+				t.Fatalf("Dial error = %v, want %v", err, tc.err)
+			}
+			if err := wait(t, closed, "close by the client"); err != nil {
+				t.Errorf("the server read %v, want the client's close", err)
 			}
 		})
 	}
@@ -841,6 +923,30 @@ func TestClientContext(t *testing.T) {
 	}
 }
 
+// TestAppendUpgradeRequestAllocs holds the encoding of a WebSocket upgrade
+// request, with its subprotocol and permessage-deflate offers, to no
+// allocation beyond the buffer it is given.
+func TestAppendUpgradeRequestAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under coverage or the race detector")
+	}
+	r := wsRequest("ws://example.com/chat")
+	r.Header.Set("Sec-WebSocket-Key", testKey)
+	r.Header.Set("Sec-WebSocket-Version", "13")
+	r.Header.Set("Sec-WebSocket-Protocol", "v2.chat, v1.chat")
+	r.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+	r.Header.Set("Origin", "https://example.com")
+	r.Header.Set("User-Agent", "test")
+	buf := make([]byte, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := appendUpgradeRequest(buf[:0], r); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("appendUpgradeRequest allocates %v times, want 0", n)
+	}
+}
+
 // TestRequestSent checks the exact bytes Dial sends: the request line with
 // ws mapped away, Host, the caller's headers and the handshake's, sorted,
 // in the RFC's spelling, a key from the nonce source, Authorization from
@@ -887,6 +993,42 @@ func TestRequestSent(t *testing.T) {
 	}
 	if req.URL.Scheme != "ws" || len(req.Header) != 3 || req.Header.Get("Connection") != "keep-alive" {
 		t.Errorf("the caller's request was modified: %s %v", req.URL, req.Header)
+	}
+}
+
+// TestRequestBuiltByHand checks that a request without a Method or a
+// Host, as one built by hand may be, is sent as a GET with its URL's host,
+// by Dial and by Upgrade alike.
+func TestRequestBuiltByHand(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		upgrade bool // use Upgrade on a connection of our own rather than Dial
+	}{{"Dial", false}, {"Upgrade", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRawServer(t, head101+"\r\n")
+			req := newClientRequest(t, "ws://"+s.addr()+"/")
+			req.Method, req.Host = "", ""
+			req.Header.Set("Sec-WebSocket-Key", testKey)
+			var conn net.Conn
+			var err error
+			if tc.upgrade {
+				c, derr := net.Dial("tcp", s.addr())
+				if derr != nil {
+					t.Fatal(derr)
+				}
+				defer c.Close()
+				conn, err = Upgrade(c, req)
+			} else {
+				conn, err = Dial(req)
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			conn.Close()
+			if got := wait(t, s.reqs, "request").req; got.Method != "GET" || got.Host != s.addr() {
+				t.Errorf("%s sent %s with Host %q, want GET with the URL's, %q", tc.name, got.Method, got.Host, s.addr())
+			}
+		})
 	}
 }
 
@@ -1162,6 +1304,7 @@ type connectProxy struct {
 	*loopback
 	upstream  string
 	auth      string // the Proxy-Authorization it wants
+	interim   string // sent before its 200, when set
 	requested chan string
 }
 
@@ -1193,7 +1336,7 @@ func (p *connectProxy) tunnel(c net.Conn) {
 	}
 	p.track(up)
 	defer up.Close()
-	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	io.WriteString(c, p.interim+"HTTP/1.1 200 Connection established\r\n\r\n")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -1242,6 +1385,14 @@ func TestDialThroughProxy(t *testing.T) {
 				echo(t, conn, bufio.NewReader(conn), "through the proxy")
 			})
 		}
+		t.Run("an interim answer before the proxy's 200 is skipped", func(t *testing.T) {
+			p := &connectProxy{loopback: newLoopback(t), upstream: f.host(), interim: "HTTP/1.1 100 Continue\r\n\r\n", requested: make(chan string, 16)}
+			p.serve(p.tunnel)
+			conn := mustDial(t, newClientRequest(t, f.clientURL("/")), f.dialOptions(WithProtocol("websocket"), WithProxy(proxyURL(p, nil)))...)
+			wait(t, p.requested, "CONNECT")
+			wait(t, f.handled, "handler call")
+			echo(t, conn, bufio.NewReader(conn), "after a 100")
+		})
 		t.Run("a 407 from the proxy fails the dial", func(t *testing.T) {
 			_, err := Dial(newClientRequest(t, f.clientURL("/")), f.dialOptions(WithProtocol("websocket"),
 				WithProxy(proxyURL(p, url.UserPassword(user, "wrong"))))...)
@@ -1257,6 +1408,36 @@ func TestDialThroughProxy(t *testing.T) {
 				t.Errorf("Dial error = %v, want ErrDialFailed", err)
 			}
 			wait(t, p.requested, "CONNECT")
+		})
+	})
+}
+
+// TestWithProxy checks WithProxy's contract beyond the tunnel itself: the
+// function is given the request with ws spelled http and wss https, as
+// http.ProxyFromEnvironment, the default, needs to pick a proxy; and a
+// nil function dials directly.
+func TestWithProxy(t *testing.T) {
+	if got, want := reflect.ValueOf(newDialConfig(nil).proxy).Pointer(), reflect.ValueOf(http.ProxyFromEnvironment).Pointer(); got != want {
+		t.Errorf("the default proxy function is not http.ProxyFromEnvironment")
+	}
+	run(t, func(t *testing.T, m mode) {
+		f := newFixture(t, m, Protocols("websocket"))
+		t.Run("the function sees the scheme as http or https", func(t *testing.T) {
+			var scheme string
+			mustDial(t, newClientRequest(t, f.clientURL("/")), f.dialOptions(WithProxy(func(r *http.Request) (*url.URL, error) {
+				scheme = r.URL.Scheme
+				return nil, nil
+			}))...)
+			wait(t, f.handled, "handler call")
+			if want := map[mode]string{h1: "http", h1TLS: "https"}[m]; scheme != want {
+				t.Errorf("the proxy function saw scheme %q, want %q", scheme, want)
+			}
+		})
+		t.Run("a nil function dials directly", func(t *testing.T) {
+			mustDial(t, newClientRequest(t, f.clientURL("/")), f.dialOptions(WithProxy(func(*http.Request) (*url.URL, error) {
+				return nil, errors.New("the proxy function was called")
+			}), WithProxy(nil))...)
+			wait(t, f.handled, "handler call")
 		})
 	})
 }

@@ -1,11 +1,9 @@
 package cooper
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
@@ -50,7 +48,7 @@ func dial(req *http.Request, random io.Reader, opts []DialOption) (net.Conn, err
 		return nil, fail(ErrNilRequest, "request: nil")
 	}
 	c := newDialConfig(opts)
-	r, proto, err := cloneRequest(req, impliedProtocol(req, c.protocol))
+	r, proto, err := cloneRequest(req, c.protocol)
 	if err != nil {
 		return nil, err
 	}
@@ -85,13 +83,9 @@ type target struct {
 }
 
 // dialTarget works out the server's address from r's URL, and sets r's
-// scheme to http or https, as proxies and the request line know them, and
-// r's Host when it has none.
+// scheme to http or https, as proxies and the request line know them.
 func dialTarget(r *http.Request, forceTLS bool) (target, error) {
 	u := r.URL
-	if u == nil {
-		return target{}, fail(ErrInvalidHost, "URL: missing")
-	}
 	var t target
 	switch lowerToken(u.Scheme) {
 	case "", "http", "ws":
@@ -118,9 +112,6 @@ func dialTarget(r *http.Request, forceTLS bool) (target, error) {
 	}
 	t.addr = net.JoinHostPort(host, port)
 	t.serverName = host
-	if r.Host == "" {
-		r.Host = u.Host
-	}
 	return t, nil
 }
 
@@ -202,22 +193,16 @@ func tunnel(ctx context.Context, conn net.Conn, proxy *url.URL, addr string) (ne
 	b = append(b, addr...)
 	b = append(b, "\r\n"...)
 	if u := proxy.User; u != nil {
-		password, _ := u.Password()
-		b = append(b, "Proxy-Authorization: Basic "...)
-		b = base64.StdEncoding.AppendEncode(b, []byte(u.Username()+":"+password))
+		b = append(b, "Proxy-Authorization: "...)
+		b = appendBasicAuth(b, u)
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "\r\n"...)
 	if _, err := conn.Write(b); err != nil {
 		return nil, fail(ErrDialFailed, "proxy: write CONNECT: %w", ctxCause(ctx, err))
 	}
-	lr := &io.LimitedReader{R: conn, N: maxResponseHead}
-	br := bufio.NewReader(lr)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	resp, br, err := readResponse(conn, &http.Request{Method: http.MethodConnect})
 	if err != nil {
-		if lr.N == 0 {
-			return nil, fail(ErrDialFailed, "proxy: answer to CONNECT: head longer than %d bytes", maxResponseHead)
-		}
 		return nil, fail(ErrDialFailed, "proxy: read answer to CONNECT: %w", ctxCause(ctx, err))
 	}
 	if resp.StatusCode != http.StatusOK {
