@@ -21,6 +21,7 @@ import (
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/coopergobwas"
+	"lowbit.dev/cooper/internal/testkit"
 	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
@@ -100,13 +101,7 @@ func (e *echoServer) wsURL(path string) string {
 // report waits for the report of the next connection that ends.
 func (e *echoServer) report(t *testing.T) *echoReport {
 	t.Helper()
-	select {
-	case r := <-e.reports:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("no connection ended on the server within 10 s")
-		return nil
-	}
+	return testkit.RecvWithin(t, e.reports, 10*time.Second, "connection ended on the server")
 }
 
 // echo runs a WebSocket echo on conn, framed by coopergobwas as hs says,
