@@ -297,7 +297,7 @@ func nodeServer(options map[string]any) foreignServer {
 	return foreignServer{picks: "v1.echo", start: func(t *testing.T) string {
 		node := program(t, "node", installNode)
 		if _, err := os.Stat(filepath.Join("node", "node_modules", "ws", "package.json")); err != nil {
-			missing(t, "the npm package ws", "install it with: cd interop/node && npm ci")
+			missing(t, "the npm package ws", installNodePackages)
 		}
 		opts, err := json.Marshal(map[string]any{"protocols": serverSubprotocols, "ws": options})
 		if err != nil {

@@ -51,8 +51,8 @@ type deployResult struct {
 // process's clients at about clients-per-process / DrainTime a second,
 // where without it they take them all at once.
 func TestFleet(t *testing.T) {
-	haproxy := program(t, "haproxy", "install it with: apt-get install -y haproxy")
-	nginx := program(t, "nginx", "install it with: apt-get install -y nginx")
+	haproxy := program(t, "haproxy", installHAProxy)
+	nginx := program(t, "nginx", installNginx)
 	bin := buildExample(t, "fleet")
 
 	const drain = 6 * time.Second
