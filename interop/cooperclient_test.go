@@ -57,7 +57,7 @@ func dialCooper(offer *cooper.DeflateParams) wsclient.Dialer {
 		if err != nil {
 			return nil, err
 		}
-		c.p = newPeer(conn, nil, true, c.hs.Deflate)
+		c.p = newPeer(conn, c.hs.Deflate)
 		return c, nil
 	}
 }
@@ -73,7 +73,7 @@ func (c *cooperClient) Send(ctx context.Context, m wsclient.Message) error {
 
 func (c *cooperClient) Receive(ctx context.Context) (wsclient.Message, error) {
 	c.p.conn.SetReadDeadline(deadline(ctx))
-	op, data, _, err := c.p.read()
+	op, data, err := c.p.read()
 	if err == nil && op == ws.OpClose {
 		code, reason := ws.ParseCloseFrameData(data)
 		err = fmt.Errorf("the server closed with %d %q", code, reason)
@@ -87,7 +87,7 @@ func (c *cooperClient) Close(ctx context.Context, code int, reason string) error
 	if err := c.p.writeClose(ws.StatusCode(code), reason); err != nil {
 		return err
 	}
-	op, data, _, err := c.p.read() // answers pings on the way
+	op, data, err := c.p.read() // answers pings on the way
 	switch {
 	case err != nil:
 		return fmt.Errorf("waiting for the server's close frame: %w", err)
@@ -262,7 +262,7 @@ func coderServer(mode coder.CompressionMode) foreignServer {
 }
 
 // gobwasServer is a gobwas/ws echo server that negotiates permessage-deflate
-// with wsflate's default parameters and frames with the echo's peer. Its
+// with wsflate's default parameters and frames as the echo does. Its
 // Protocol callback sees the client's subprotocols in order, so the
 // client's order wins.
 //
@@ -297,7 +297,7 @@ func nodeServer(options map[string]any) foreignServer {
 	return foreignServer{picks: "v1.echo", start: func(t *testing.T) string {
 		node := program(t, "node", installNode)
 		if _, err := os.Stat(filepath.Join("node", "node_modules", "ws", "package.json")); err != nil {
-			missing(t, "the npm package ws", "install it with: cd interop/node && npm ci")
+			missing(t, "the npm package ws", installNodePackages)
 		}
 		opts, err := json.Marshal(map[string]any{"protocols": serverSubprotocols, "ws": options})
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"lowbit.dev/cooper"
 	"lowbit.dev/cooper/adapters/coopergobwas"
+	"lowbit.dev/cooper/internal/testkit"
 	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
@@ -100,13 +101,7 @@ func (e *echoServer) wsURL(path string) string {
 // report waits for the report of the next connection that ends.
 func (e *echoServer) report(t *testing.T) *echoReport {
 	t.Helper()
-	select {
-	case r := <-e.reports:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("no connection ended on the server within 10 s")
-		return nil
-	}
+	return testkit.RecvWithin(t, e.reports, 10*time.Second, "connection ended on the server")
 }
 
 // echo runs a WebSocket echo on conn, framed by coopergobwas as hs says,
@@ -198,100 +193,90 @@ func headerSize(b []byte) int {
 	return n
 }
 
-// A peer is one end of a WebSocket connection (RFC 6455, section 5), framed
-// with gobwas/ws. With permessage-deflate agreed it decompresses and
-// compresses as the agreed parameters say (RFC 7692, section 7): a side's
-// window carries over between messages unless no context takeover was
-// agreed for it.
+// A peer is the client's end of a WebSocket connection (RFC 6455, section
+// 5), framed with gobwas/ws: it masks the frames it sends, and those it
+// receives must not be masked. With permessage-deflate agreed it
+// compresses and decompresses as the agreed parameters say (RFC 7692,
+// section 7): a side's window carries over between messages unless no
+// context takeover was agreed for it.
 type peer struct {
 	conn   net.Conn
-	r      io.Reader
-	client bool // it masks the frames it sends; those it receives must not be masked
+	r      *bufio.Reader
 	in     inflater
 	out    deflater
 	agreed bool // permessage-deflate was agreed
 }
 
-// newPeer returns a peer on conn, reading from br when not nil (bytes read
-// with a handshake come first there).
-func newPeer(conn net.Conn, br *bufio.Reader, client bool, deflate *cooper.DeflateParams) *peer {
-	p := &peer{conn: conn, r: br, client: client, agreed: deflate != nil}
-	if br == nil {
-		p.r = bufio.NewReader(conn)
-	}
+// newPeer returns the client's peer on conn, compressing as deflate says,
+// or not at all when it is nil.
+func newPeer(conn net.Conn, deflate *cooper.DeflateParams) *peer {
+	p := &peer{conn: conn, r: bufio.NewReader(conn), agreed: deflate != nil}
 	if deflate != nil {
-		server, cl := !deflate.ServerNoContextTakeover, !deflate.ClientNoContextTakeover
-		if client {
-			p.out.takeover, p.in.takeover = cl, server
-		} else {
-			p.out.takeover, p.in.takeover = server, cl
-		}
+		p.out.takeover, p.in.takeover = !deflate.ClientNoContextTakeover, !deflate.ServerNoContextTakeover
 	}
 	return p
 }
 
 // read returns the next data message, reassembled from its fragments and
-// decompressed, with whether it came compressed, or the payload of a close
-// frame with op ws.OpClose. It answers pings on the way.
-func (p *peer) read() (op ws.OpCode, data []byte, compressed bool, err error) {
+// decompressed, or the payload of a close frame with op ws.OpClose. It
+// answers pings on the way.
+func (p *peer) read() (op ws.OpCode, data []byte, err error) {
 	var msg []byte
+	var compressed bool
 	for {
 		h, err := ws.ReadHeader(p.r)
 		if err != nil {
-			return 0, nil, false, err
+			return 0, nil, err
 		}
-		if h.Masked == p.client {
-			return 0, nil, false, fmt.Errorf("a frame whose mask bit is %v", h.Masked)
+		if h.Masked {
+			return 0, nil, errors.New("a masked frame from the server")
 		}
 		if h.Length > maxMessage-int64(len(msg)) {
-			return 0, nil, false, fmt.Errorf("a message of more than %d bytes", maxMessage)
+			return 0, nil, fmt.Errorf("a message of more than %d bytes", maxMessage)
 		}
 		payload := make([]byte, h.Length)
 		if _, err := io.ReadFull(p.r, payload); err != nil {
-			return 0, nil, false, err
-		}
-		if h.Masked {
-			ws.Cipher(payload, h.Mask, 0)
+			return 0, nil, err
 		}
 		switch h.OpCode {
 		case ws.OpPing:
 			if err := p.writeFrame(ws.OpPong, false, payload); err != nil {
-				return 0, nil, false, err
+				return 0, nil, err
 			}
 			continue
 		case ws.OpPong:
 			continue
 		case ws.OpClose:
-			return ws.OpClose, payload, false, nil
+			return ws.OpClose, payload, nil
 		case ws.OpText, ws.OpBinary:
 			if msg != nil {
-				return 0, nil, false, errors.New("a new message began before the last one ended")
+				return 0, nil, errors.New("a new message began before the last one ended")
 			}
 			op, msg = h.OpCode, payload
 			compressed = h.Rsv1()
 			if compressed && !p.agreed {
-				return 0, nil, false, errors.New("a compressed message without permessage-deflate")
+				return 0, nil, errors.New("a compressed message without permessage-deflate")
 			}
 		case ws.OpContinuation:
 			if msg == nil {
-				return 0, nil, false, errors.New("a continuation frame without a message")
+				return 0, nil, errors.New("a continuation frame without a message")
 			}
 			msg = append(msg, payload...)
 		default:
-			return 0, nil, false, fmt.Errorf("unknown opcode %v", h.OpCode)
+			return 0, nil, fmt.Errorf("unknown opcode %v", h.OpCode)
 		}
 		if !h.Fin {
 			continue
 		}
 		if compressed {
 			if msg, err = p.in.decompress(msg); err != nil {
-				return 0, nil, false, err
+				return 0, nil, err
 			}
 		}
 		if op == ws.OpText && !utf8.Valid(msg) {
-			return 0, nil, false, errors.New("a text message that is not UTF-8")
+			return 0, nil, errors.New("a text message that is not UTF-8")
 		}
-		return op, msg, compressed, nil
+		return op, msg, nil
 	}
 }
 
@@ -312,18 +297,15 @@ func (p *peer) writeClose(code ws.StatusCode, reason string) error {
 	return p.writeFrame(ws.OpClose, false, ws.NewCloseFrameBody(code, reason))
 }
 
-// writeFrame writes one final frame, masked by a client, with RSV1 set
-// when compressed.
+// writeFrame writes one final frame, masked, with RSV1 set when
+// compressed.
 func (p *peer) writeFrame(op ws.OpCode, compressed bool, payload []byte) error {
-	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))}
+	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(payload)), Masked: true, Mask: ws.NewMask()}
 	if compressed {
 		h.Rsv = ws.Rsv(true, false, false)
 	}
-	if p.client {
-		h.Masked, h.Mask = true, ws.NewMask()
-		payload = bytes.Clone(payload)
-		ws.Cipher(payload, h.Mask, 0)
-	}
+	payload = bytes.Clone(payload)
+	ws.Cipher(payload, h.Mask, 0)
 	if err := ws.WriteHeader(p.conn, h); err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func startFirefox(t *testing.T, url string) *firefox {
 	ff := program(t, "firefox-esr", installFirefox)
 	node := program(t, "node", installNode)
 	if _, err := os.Stat(filepath.Join("node", "node_modules", "puppeteer-core", "package.json")); err != nil {
-		missing(t, "the npm package puppeteer-core", "install it with: cd interop/node && npm ci")
+		missing(t, "the npm package puppeteer-core", installNodePackages)
 	}
 	p := start(t, node, filepath.Join("node", "firefox.mjs"), ff, t.TempDir(), url)
 	t.Cleanup(func() {

@@ -47,12 +47,13 @@ type deployResult struct {
 // should. Each process in turn gets SIGTERM, drains, exits and is started
 // again on its port. Every client must be connected at the end, every
 // acknowledged message acknowledged once, no connection may end without a
-// close frame, and with DrainTime the survivors must take the drained
-// process's clients at about clients-per-process / DrainTime a second,
-// where without it they take them all at once.
+// close frame, no refused upgrade may reach a client, and with DrainTime
+// the survivors must take the drained process's clients at about
+// clients-per-process / DrainTime a second, where without it they take
+// them all at once.
 func TestFleet(t *testing.T) {
-	haproxy := program(t, "haproxy", "install it with: apt-get install -y haproxy")
-	nginx := program(t, "nginx", "install it with: apt-get install -y nginx")
+	haproxy := program(t, "haproxy", installHAProxy)
+	nginx := program(t, "nginx", installNginx)
 	bin := buildExample(t, "fleet")
 
 	const drain = 6 * time.Second
@@ -352,8 +353,8 @@ func rollingDeploy(t *testing.T, bin, balancer string, fc fleetCase) deployResul
 
 // checkFleetClients checks what the clients saw and what the servers
 // logged: every client's acknowledgements in order, once each, from one
-// connection's range to the next, and no connection ended without a close
-// frame.
+// connection's range to the next, no connection ended without a close
+// frame, and no refused upgrade reached a client.
 func checkFleetClients(t *testing.T, clients []*fleetClient, procs []*process, r *deployResult) {
 	t.Helper()
 	ranges := map[int][][2]uint64{} // client → acknowledged ranges, as the servers logged them
@@ -415,6 +416,11 @@ func checkFleetClients(t *testing.T, clients []*fleetClient, procs []*process, r
 	}
 	if unclean+broken+lost > 0 {
 		t.Errorf("%d connections ended without a close frame, %d acknowledgements broke the protocol, %d clients' acknowledgements disagree with the servers'", unclean, broken, lost)
+	}
+	// docs/deploy's balancers retry an upgrade a draining process refused
+	// (503) or a stopped one could not take on another process.
+	if len(r.refusals) > 0 {
+		t.Errorf("refused upgrades reached the clients, by status: %v; want none, the balancer retrying them on another process", r.refusals)
 	}
 }
 

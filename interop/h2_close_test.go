@@ -78,9 +78,9 @@ func TestH2CloseEndsBlockedWrite(t *testing.T) {
 		if st := connect(t, s, "/stalled", nil); st.StatusCode != http.StatusOK {
 			t.Fatalf("status = %d, want 200", st.StatusCode)
 		}
-		conn := receive(t, stalled, "a blocked Write")
+		conn := testkit.RecvWithin(t, stalled, 30*time.Second, "blocked Write")
 		conn.Close() // an idle timer
-		if err := receive(t, writeErrs, "the Write's end"); !errors.Is(err, net.ErrClosed) {
+		if err := testkit.RecvWithin(t, writeErrs, 30*time.Second, "end of the Write"); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Write ended by Close = %v, want net.ErrClosed", err)
 		}
 		poll.Until(t, 10*time.Second, "the connection to be untracked", func() bool { return u.Stats().Active == 0 })
@@ -100,23 +100,17 @@ func TestH2CloseEndsBlockedWrite(t *testing.T) {
 		if st := connect(t, s, "/stalled", nil); st.StatusCode != http.StatusOK {
 			t.Fatalf("status = %d, want 200", st.StatusCode)
 		}
-		receive(t, stalled, "a blocked Write")
+		testkit.RecvWithin(t, stalled, 30*time.Second, "blocked Write")
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		if err := u.Shutdown(ctx); err != context.DeadlineExceeded {
 			t.Errorf("Shutdown = %v, want context.DeadlineExceeded: the handler ignores its context", err)
 		}
-		if err := receive(t, writeErrs, "the Write's end"); !errors.Is(err, net.ErrClosed) {
+		if err := testkit.RecvWithin(t, writeErrs, 30*time.Second, "end of the Write"); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Write ended by Shutdown = %v, want net.ErrClosed", err)
 		}
 		poll.Until(t, 10*time.Second, "the connection to be untracked", func() bool { return u.Stats().Active == 0 })
 	})
-}
-
-// receive returns the next value from c, failing the test after 30 s.
-func receive[T any](t *testing.T, c <-chan T, what string) T {
-	t.Helper()
-	return testkit.RecvWithin(t, c, 30*time.Second, what)
 }
 
 // TestH2ShutdownDuringAnswer has Shutdown's deadline pass while an extended

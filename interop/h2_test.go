@@ -190,13 +190,8 @@ func TestH2(t *testing.T) {
 		st := connect(t, s, "/ws", nil)
 		st.Write([]byte("bye"))
 		st.w.Close()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("handler read %v, want EOF", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the handler did not see the end of the stream")
+		if err := testkit.RecvWithin(t, done, 5*time.Second, "end of the stream in the handler"); err != nil {
+			t.Errorf("handler read %v, want EOF", err)
 		}
 	})
 

@@ -18,6 +18,9 @@ import (
 // or later (behind --experimental-websocket before 22).
 const installNode = "install Node.js 20.10 or later, from your distribution or nodejs.org, so that node is on PATH"
 
+// installNodePackages says how to get the npm packages of the node folder.
+const installNodePackages = "install it with: cd interop/node && npm ci"
+
 // A nodeResult is what interop/node/client.mjs prints.
 type nodeResult struct {
 	Error            string
@@ -98,7 +101,7 @@ func checkNode(t *testing.T, res nodeResult) {
 func TestNodeWS(t *testing.T) {
 	node := program(t, "node", installNode)
 	if _, err := os.Stat(filepath.Join("node", "node_modules", "ws", "package.json")); err != nil {
-		missing(t, "the npm package ws", "install it with: cd interop/node && npm ci")
+		missing(t, "the npm package ws", installNodePackages)
 	}
 	limitClient := cooper.DeflateParams{ClientMaxWindowBits: 12}
 	for _, c := range []struct {

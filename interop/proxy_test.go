@@ -24,6 +24,12 @@ import (
 	"lowbit.dev/cooper/internal/testkit/wsclient"
 )
 
+// installNginx and installHAProxy say how to get the proxies.
+const (
+	installNginx   = "install it with: apt-get install -y nginx"
+	installHAProxy = "install it with: apt-get install -y haproxy"
+)
+
 // startNginx starts nginx on a free loopback port in front of origin, with
 // a configuration written to a temporary folder that also holds its pid
 // file and temporary files; it logs to its standard error. "/" proxies with
@@ -32,7 +38,7 @@ import (
 // test's cleanup stops it.
 func startNginx(t *testing.T, origin string) string {
 	t.Helper()
-	nginx := program(t, "nginx", "install it with: apt-get install -y nginx")
+	nginx := program(t, "nginx", installNginx)
 	addr, _ := startNginxConf(t, nginx, "error_log stderr notice;\nevents { worker_connections 64; }", func(dir string, port int) string {
 		return fmt.Sprintf(`server {
 	listen 127.0.0.1:%[1]d;
@@ -100,7 +106,7 @@ http {
 // foreground without a pid file. The test's cleanup stops it.
 func startHAProxy(t *testing.T, origin string) string {
 	t.Helper()
-	haproxy := program(t, "haproxy", "install it with: apt-get install -y haproxy")
+	haproxy := program(t, "haproxy", installHAProxy)
 	dir := t.TempDir()
 	addr, _ := listening(t, "haproxy", func(port int) *process {
 		conf := fmt.Sprintf(`global
