@@ -527,6 +527,10 @@ func TestUnhijackableWriter(t *testing.T) {
 		if n := s.hijacked.Load(); n != 0 {
 			t.Errorf("%d connections were taken over, want 0", n)
 		}
+		// Answered through w, so counted as a refusal, not a failure.
+		if st := u.Stats(); st.Refusals[ErrHijackFailed] != 1 || st.Failures != 0 {
+			t.Errorf("Stats = %+v, want 1 ErrHijackFailed refusal and no failure", st)
+		}
 	})
 }
 
