@@ -145,10 +145,11 @@ func TestWithStreamTakeoverPanicsOnNil(t *testing.T) {
 // TestStreamTakeover upgrades through a StreamTakeover, as a transport's
 // adapter does: a middleware on a real server shapes the request as an
 // extended CONNECT over HTTP/3 and hands over one end of a pipe as its
-// stream. The handler gets that stream, bytes pass both ways, and the
-// Upgrader keeps net.Conn's rule on Close, which a pipe does not: the
-// stream is closed once however often Close is called, and a Read that
-// Close ended, and every call after it, fail with net.ErrClosed.
+// stream. The handler gets that stream without the write deadline that
+// bounded the answer, bytes pass both ways, and the Upgrader keeps
+// net.Conn's rule on Close, which a pipe does not: the stream is closed
+// once however often Close is called, and a Read that Close ended, and
+// every call after it, fail with net.ErrClosed.
 func TestStreamTakeover(t *testing.T) {
 	peer, stream := net.Pipe()
 	defer peer.Close()
@@ -174,7 +175,12 @@ func TestStreamTakeover(t *testing.T) {
 		results <- append(errs, err)
 	})
 	s := newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		take := func() (net.Conn, error) { return counted, nil }
+		take := func() (net.Conn, error) {
+			// The write deadline that bounded the answer, left on the
+			// stream as StreamTakeover allows, and passed by now.
+			counted.SetWriteDeadline(time.Now())
+			return counted, nil
+		}
 		r = WithStreamTakeover(r, take)
 		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
 		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
