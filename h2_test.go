@@ -145,7 +145,8 @@ func TestWithStreamTakeoverPanicsOnNil(t *testing.T) {
 // TestStreamTakeover upgrades through a StreamTakeover, as a transport's
 // adapter does: a middleware on a real server shapes the request as an
 // extended CONNECT over HTTP/3 and hands over one end of a pipe as its
-// stream. The handler gets that stream without the write deadline that
+// stream. The answer carries the application's headers but not those
+// cooper owns; the handler gets the stream without the write deadline that
 // bounded the answer, bytes pass both ways, and the Upgrader keeps
 // net.Conn's rule on Close, which a pipe does not: the stream is closed
 // once however often Close is called, and a Read that Close ended, and
@@ -155,7 +156,9 @@ func TestStreamTakeover(t *testing.T) {
 	defer peer.Close()
 	counted := &closeCounter{Conn: stream, reads: make(chan struct{}, 8)}
 	results := make(chan []error, 1)
-	u := New(Protocols("websocket"))
+	u := New(Protocols("websocket"), ResponseHeaders(func(*http.Request, string) http.Header {
+		return http.Header{"X-App": {"1"}, "Sec-Websocket-Accept": {"not sent: no key over a stream"}}
+	}))
 	h := u.Handler(func(conn net.Conn, hs *Handshake) {
 		buf := make([]byte, 4)
 		_, err := io.ReadFull(conn, buf)
@@ -186,15 +189,19 @@ func TestStreamTakeover(t *testing.T) {
 		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
 		h.ServeHTTP(w, r)
 	}))
-	answered := make(chan string, 1) // the status the request got, or its error
+	type answer struct {
+		status string // or the request's error
+		header http.Header
+	}
+	answered := make(chan answer, 1)
 	go func() {
 		resp, err := http.Get(s.URL + "/ws")
 		if err != nil {
-			answered <- err.Error()
+			answered <- answer{status: err.Error()}
 			return
 		}
 		resp.Body.Close()
-		answered <- resp.Status
+		answered <- answer{resp.Status, resp.Header}
 	}()
 	if _, err := peer.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
@@ -217,8 +224,12 @@ func TestStreamTakeover(t *testing.T) {
 	if st := u.Stats(); st.Upgrades != 1 {
 		t.Errorf("Stats().Upgrades = %d, want 1", st.Upgrades)
 	}
-	if got := wait(t, answered, "answer to the request"); got != "200 OK" {
-		t.Errorf("the request was answered %s, want 200 OK, the Upgrader's WriteHeader before the takeover", got)
+	got := wait(t, answered, "answer to the request")
+	if got.status != "200 OK" {
+		t.Errorf("the request was answered %s, want 200 OK, the Upgrader's WriteHeader before the takeover", got.status)
+	}
+	if got.header.Get("X-App") != "1" || got.header["Sec-Websocket-Accept"] != nil {
+		t.Errorf("answer's headers = %v, want ResponseHeaders' X-App and not its Sec-WebSocket-Accept", got.header)
 	}
 }
 
