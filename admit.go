@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -294,23 +293,19 @@ func splitHops(hops *[maxHops]string, line string, forwarded bool) (n int, ok bo
 func forwardedFor(elem string) (value string, ok bool) {
 	found := false
 	for more := true; more; {
-		var pair string
-		if pair, elem, more, _ = cut(elem, &paramEnd); pair != "" {
-			// The name is a token, so the first "=" ends it.
-			eq := strings.IndexByte(pair, '=')
-			if eq < 0 {
+		var name, v string
+		var hasValue bool
+		name, v, hasValue, elem, more = nextParam(elem)
+		switch {
+		case name == "" && !hasValue:
+			continue // an empty pair, as after a trailing ";"
+		case !hasValue || !isToken(name) || !isToken(v) && !isQuoted(v):
+			return "", false
+		case tokenEqual(name, "for"):
+			if found {
 				return "", false
 			}
-			name, v := trimOWS(pair[:eq]), trimOWS(pair[eq+1:])
-			if !isToken(name) || !isToken(v) && !isQuoted(v) {
-				return "", false
-			}
-			if tokenEqual(name, "for") {
-				if found {
-					return "", false
-				}
-				value, found = v, true
-			}
+			value, found = v, true
 		}
 	}
 	return value, true

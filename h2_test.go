@@ -145,16 +145,20 @@ func TestWithStreamTakeoverPanicsOnNil(t *testing.T) {
 // TestStreamTakeover upgrades through a StreamTakeover, as a transport's
 // adapter does: a middleware on a real server shapes the request as an
 // extended CONNECT over HTTP/3 and hands over one end of a pipe as its
-// stream. The handler gets that stream, bytes pass both ways, and the
-// Upgrader keeps net.Conn's rule on Close, which a pipe does not: the
-// stream is closed once however often Close is called, and a Read that
-// Close ended, and every call after it, fail with net.ErrClosed.
+// stream. The answer carries the application's headers but not those
+// cooper owns; the handler gets the stream without the write deadline that
+// bounded the answer, bytes pass both ways, and the Upgrader keeps
+// net.Conn's rule on Close, which a pipe does not: the stream is closed
+// once however often Close is called, and a Read that Close ended, and
+// every call after it, fail with net.ErrClosed.
 func TestStreamTakeover(t *testing.T) {
 	peer, stream := net.Pipe()
 	defer peer.Close()
 	counted := &closeCounter{Conn: stream, reads: make(chan struct{}, 8)}
 	results := make(chan []error, 1)
-	u := New(Protocols("websocket"))
+	u := New(Protocols("websocket"), ResponseHeaders(func(*http.Request, string) http.Header {
+		return http.Header{"X-App": {"1"}, "Sec-Websocket-Accept": {"not sent: no key over a stream"}}
+	}))
 	h := u.Handler(func(conn net.Conn, hs *Handshake) {
 		buf := make([]byte, 4)
 		_, err := io.ReadFull(conn, buf)
@@ -174,21 +178,30 @@ func TestStreamTakeover(t *testing.T) {
 		results <- append(errs, err)
 	})
 	s := newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		take := func() (net.Conn, error) { return counted, nil }
+		take := func() (net.Conn, error) {
+			// The write deadline that bounded the answer, left on the
+			// stream as StreamTakeover allows, and passed by now.
+			counted.SetWriteDeadline(time.Now())
+			return counted, nil
+		}
 		r = WithStreamTakeover(r, take)
 		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
 		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
 		h.ServeHTTP(w, r)
 	}))
-	answered := make(chan string, 1) // the status the request got, or its error
+	type answer struct {
+		status string // or the request's error
+		header http.Header
+	}
+	answered := make(chan answer, 1)
 	go func() {
 		resp, err := http.Get(s.URL + "/ws")
 		if err != nil {
-			answered <- err.Error()
+			answered <- answer{status: err.Error()}
 			return
 		}
 		resp.Body.Close()
-		answered <- resp.Status
+		answered <- answer{resp.Status, resp.Header}
 	}()
 	if _, err := peer.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
@@ -211,8 +224,12 @@ func TestStreamTakeover(t *testing.T) {
 	if st := u.Stats(); st.Upgrades != 1 {
 		t.Errorf("Stats().Upgrades = %d, want 1", st.Upgrades)
 	}
-	if got := wait(t, answered, "answer to the request"); got != "200 OK" {
-		t.Errorf("the request was answered %s, want 200 OK, the Upgrader's WriteHeader before the takeover", got)
+	got := wait(t, answered, "answer to the request")
+	if got.status != "200 OK" {
+		t.Errorf("the request was answered %s, want 200 OK, the Upgrader's WriteHeader before the takeover", got.status)
+	}
+	if got.header.Get("X-App") != "1" || got.header["Sec-Websocket-Accept"] != nil {
+		t.Errorf("answer's headers = %v, want ResponseHeaders' X-App and not its Sec-WebSocket-Accept", got.header)
 	}
 }
 

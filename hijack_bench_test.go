@@ -203,8 +203,8 @@ func (c upgradeCase) request() *http.Request {
 // goroutine's start, 2 allocations and 64 bytes; with early bytes, one more
 // for the replay wrapper and one for the bytes. UpgradeRate and
 // MaxConnectionsPerClient, with or without TrustedProxies, add nothing to
-// it. Through Upgrader.Handler, the Handshake, its request's context and
-// the copy of the request that carries it add three; DrainTime adds the
+// it. Through Upgrader.Handler, the Handshake with its request's context,
+// and the copy of the request that carries it, add two; DrainTime adds the
 // connection's own context and its cancellation.
 func TestUpgradeAllocs(t *testing.T) {
 	if testing.CoverMode() != "" || raceEnabled {
@@ -218,8 +218,8 @@ func TestUpgradeAllocs(t *testing.T) {
 	}{
 		{"nothing buffered", upgradeCases[0], "", 2, 64},
 		{"early bytes buffered", upgradeCases[0], "early frame", 4, 64 + 64 + 16},
-		{"through Handler", upgradeCases[1], "", 5, 512},
-		{"through Handler with DrainTime", upgradeCases[2], "", 7, 608},
+		{"through Handler", upgradeCases[1], "", 4, 496},
+		{"through Handler with DrainTime", upgradeCases[2], "", 6, 592},
 		{"with UpgradeRate", upgradeCases[3], "", 2, 64},
 		{"with MaxConnectionsPerClient", upgradeCases[4], "", 2, 64},
 		{"with MaxConnectionsPerClient through a trusted proxy", upgradeCases[5], "", 2, 64},

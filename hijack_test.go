@@ -527,6 +527,10 @@ func TestUnhijackableWriter(t *testing.T) {
 		if n := s.hijacked.Load(); n != 0 {
 			t.Errorf("%d connections were taken over, want 0", n)
 		}
+		// Answered through w, so counted as a refusal, not a failure.
+		if st := u.Stats(); st.Refusals[ErrHijackFailed] != 1 || st.Failures != 0 {
+			t.Errorf("Stats = %+v, want 1 ErrHijackFailed refusal and no failure", st)
+		}
 	})
 }
 
@@ -717,10 +721,12 @@ func TestShutdownServer(t *testing.T) {
 		for _, tc := range []struct {
 			name    string
 			goodbye bool // the handler says goodbye and returns when its context ends
+			alone   bool // ShutdownServer is given no server
 			want    error
 		}{
 			{name: "a handler that says goodbye has said it when ShutdownServer returns nil", goodbye: true},
 			{name: "a handler that does not return is closed at the deadline, with its error", want: context.DeadlineExceeded},
+			{name: "without a server the Upgrader shuts down alone and the server still answers", goodbye: true, alone: true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				u := New(Protocols("websocket"))
@@ -746,7 +752,11 @@ func TestShutdownServer(t *testing.T) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 				defer cancel()
-				err := u.ShutdownServer(ctx, s.Config)
+				srv := s.Config
+				if tc.alone {
+					srv = nil
+				}
+				err := u.ShutdownServer(ctx, srv)
 				if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 					t.Fatalf("ShutdownServer = %v, want %v", err, tc.want)
 				}
@@ -757,8 +767,13 @@ func TestShutdownServer(t *testing.T) {
 				if want := map[bool]string{true: "goodbye\n"}[tc.goodbye]; string(rest) != want {
 					t.Errorf("after ShutdownServer returned, the client read %q, want %q", rest, want)
 				}
-				if _, err := http.Get(s.URL); err == nil {
-					t.Error("the server still answers after ShutdownServer")
+				if resp, err := s.Client().Get(s.URL); err == nil {
+					resp.Body.Close()
+					if !tc.alone {
+						t.Error("the server still answers after ShutdownServer")
+					}
+				} else if tc.alone {
+					t.Errorf("the server no longer answers after ShutdownServer(ctx, nil): %v", err)
 				}
 			})
 		}

@@ -87,6 +87,23 @@ func TestCheckOrigin(t *testing.T) {
 	}
 }
 
+// TestCheckOriginAfterValidation checks that CheckOrigin is asked only
+// about a valid upgrade request, as its doc says: a request refused by an
+// earlier check keeps that refusal, and the function never sees it.
+func TestCheckOriginAfterValidation(t *testing.T) {
+	called := false
+	c := newConfig([]Option{Protocols("websocket"), CheckOrigin(func(*http.Request) bool { called = true; return false })})
+	r := hookRequest()
+	r.Header.Set("Sec-Websocket-Version", "8")
+	_, rej := validate(r, c)
+	if rej == nil || !errors.Is(rej, ErrWebSocketVersion) {
+		t.Errorf("validate = %v, want the ErrWebSocketVersion refusal", rej)
+	}
+	if called {
+		t.Error("CheckOrigin was called for a request that is not a valid upgrade")
+	}
+}
+
 // TestSelectSubprotocol checks that a SelectSubprotocol function gets every
 // offered subprotocol in the client's order, that its choice is agreed, and
 // that a choice the client did not offer is refused with 500 rather than

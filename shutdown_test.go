@@ -205,3 +205,31 @@ func (w *hijackFirst) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.before()
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
+
+// TestDrainCutShort has Shutdown's context end early in a long drain: the
+// contexts of the handlers whose turn has not come are cancelled then, with
+// ErrShutdown, and not only their connections closed. The connections here
+// ignore Close, so only the cancellation ends the handlers.
+func TestDrainCutShort(t *testing.T) {
+	const n = 3
+	u := New(Protocols("websocket"), DrainTime(time.Hour))
+	causes := make(chan error, n)
+	h := u.Handler(func(conn net.Conn, hs *Handshake) {
+		<-hs.Request.Context().Done()
+		causes <- context.Cause(hs.Request.Context())
+	})
+	for range n {
+		h.ServeHTTP(newFakeWriter(), realRequest(""))
+	}
+	poll.Until(t, 10*time.Second, "the handlers to start", func() bool { return u.Stats().Active == n })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := u.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want context.DeadlineExceeded: the drain takes an hour", err)
+	}
+	for i := range n {
+		if cause := wait(t, causes, "a handler's context to end"); cause != ErrShutdown {
+			t.Errorf("handler %d: Cause = %v, want ErrShutdown", i, cause)
+		}
+	}
+}

@@ -65,7 +65,7 @@ func (u *Upgrader) handshake(r *http.Request, d *decision, own bool) (*Handshake
 		ctx     connContext
 	}{
 		hs:  Handshake{Protocol: d.protocol, Subprotocol: d.subprotocol},
-		ctx: connContext{values: context.WithoutCancel(r.Context()), done: u.ctx},
+		ctx: connContext{values: r.Context(), done: u.ctx},
 	}
 	var cancel context.CancelCauseFunc
 	if own {
@@ -134,13 +134,15 @@ func (u *Upgrader) finish(t *tracked) {
 // connection costs no goroutine, channel or registration; with DrainTime,
 // a Handler's connection has one of its own instead.
 //
-// A key the request's values do not hold is looked up in done, which holds
-// none but the context package's own: so the package sees done as the one
-// a context derived from this one must follow, and cancels it with done,
-// at once, as it would a child of context.WithCancel; and context.Cause
-// reports done's.
+// A key is looked up in done first, which holds none but the context
+// package's own: so the package sees done, not the request's cancellation,
+// as the one a context derived from this one must follow, and cancels it
+// with done, at once, as it would a child of context.WithCancel; and
+// context.Cause reports done's. Every other key falls through to the
+// request's values. Looking done up first takes the place of
+// context.WithoutCancel, which would cost an allocation per upgrade.
 type connContext struct {
-	values context.Context // context.WithoutCancel(r.Context())
+	values context.Context // r.Context(), whose own cancellation done hides
 	done   context.Context // the Upgrader's, or with DrainTime the connection's own
 }
 
@@ -149,10 +151,10 @@ func (c *connContext) Done() <-chan struct{}       { return c.done.Done() }
 func (c *connContext) Err() error                  { return c.done.Err() }
 
 func (c *connContext) Value(key any) any {
-	if v := c.values.Value(key); v != nil {
+	if v := c.done.Value(key); v != nil {
 		return v
 	}
-	return c.done.Value(key)
+	return c.values.Value(key)
 }
 
 func (c *connContext) String() string { return "cooper.connContext" }
