@@ -194,10 +194,6 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 
 // control answers a control frame (RFC 6455, section 5.5).
 func (c *Conn) control(op ws.OpCode, p []byte) error {
-	code, reason := ws.ParseCloseFrameData(p) // 0, "" for less than 2 bytes
-	if op == ws.OpClose {
-		c.skip = -1 // for fail: the peer's close frame came, await no other
-	}
 	switch {
 	case op == ws.OpPing:
 		if err := c.send(ws.OpPong, p); err != ErrCloseSent {
@@ -208,6 +204,10 @@ func (c *Conn) control(op ws.OpCode, p []byte) error {
 		return c.onPong(string(p))
 	case op == ws.OpPong:
 		return nil
+	}
+	c.skip = -1                               // for fail: the peer's close frame came, await no other
+	code, reason := ws.ParseCloseFrameData(p) // 0, "" for less than 2 bytes
+	switch {
 	case len(p) == 1 || len(p) > 1 && !isCloseCode(code):
 		return fmt.Errorf("%w: a close frame of %d bytes, code %d", ErrProtocol, len(p), code)
 	case !utf8.ValidString(reason):
