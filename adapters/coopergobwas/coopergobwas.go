@@ -165,9 +165,9 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 	}
 	p, err := msg, error(nil)
 	if c.msg = nil; compressed {
-		c.msg = msg // kept for the next compressed message; p is new
-		src := io.MultiReader(bytes.NewReader(msg), strings.NewReader(tail))
-		if c.inf == nil { // c.window is empty without client context takeover
+		c.msg = append(msg, tail...)  // kept for the next compressed message; p is new
+		src := bytes.NewReader(c.msg) // an io.ByteReader: compress/flate adds no bufio.Reader
+		if c.inf == nil {             // c.window is empty without client context takeover
 			c.inf = flate.NewReaderDict(src, c.window)
 		} else {
 			c.inf.(flate.Resetter).Reset(src, c.window) // compress/flate's reader is a Resetter

@@ -760,13 +760,17 @@ func TestConcurrentWrites(t *testing.T) {
 
 // BenchmarkEcho measures a message's round trip through an echo on Conn
 // over loopback, from a raw client: small and 64 KiB, with and without
-// compression (the server compresses; the client sends uncompressed).
+// compression (the server compresses; the client sends uncompressed, or,
+// in the -both cases, compressed with context takeover).
 func BenchmarkEcho(b *testing.B) {
 	for _, c := range []struct {
-		name    string
-		deflate bool
-		size    int
-	}{{"128B", false, 128}, {"128B-deflate", true, 128}, {"64KiB", false, 64 << 10}, {"64KiB-deflate", true, 64 << 10}} {
+		name          string
+		deflate, both bool
+		size          int
+	}{
+		{"128B", false, false, 128}, {"128B-deflate", true, false, 128}, {"128B-deflate-both", true, true, 128},
+		{"64KiB", false, false, 64 << 10}, {"64KiB-deflate", true, false, 64 << 10}, {"64KiB-deflate-both", true, true, 64 << 10},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			var p *cooper.DeflateParams
 			var offer []httphead.Option
@@ -782,10 +786,16 @@ func BenchmarkEcho(b *testing.B) {
 			}
 			defer r.conn.Close()
 			msg := []byte(strings.Repeat(phrase, c.size/len(phrase)+1)[:c.size])
+			d := newDeflater()
 			b.SetBytes(int64(c.size))
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := r.send(ws.NewBinaryFrame(bytes.Clone(msg))); err != nil {
+				f := ws.NewBinaryFrame(bytes.Clone(msg))
+				if c.both {
+					f = ws.NewBinaryFrame(d.compress(msg))
+					f.Header.Rsv = ws.Rsv(true, false, false)
+				}
+				if err := r.send(f); err != nil {
 					b.Fatal(err)
 				}
 				if _, err := r.readFrame(); err != nil {
