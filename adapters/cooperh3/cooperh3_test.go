@@ -382,6 +382,10 @@ func TestRefusalsOverHTTP3(t *testing.T) {
 	}
 }
 
+func TestHandlerPanicsOnNil(t *testing.T) {
+	testkit.MustPanic(t, "Handler(nil)", func() { cooperh3.Handler(nil) })
+}
+
 // TestPlainRequestsPassThrough checks that Handler leaves requests other
 // than an extended CONNECT as they came.
 func TestPlainRequestsPassThrough(t *testing.T) {
