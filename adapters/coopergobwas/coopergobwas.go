@@ -106,7 +106,7 @@ func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
 		return 0, nil, c.rerr
 	}
 	op, p, err := c.read()
-	if errors.As(err, new(wsutil.ClosedError)) {
+	if err != nil && errors.As(err, new(wsutil.ClosedError)) { // the check allocates: on an error only
 		c.conn.Close() // RFC 6455, section 7.1.1: the server closes the TCP connection first
 	}
 	for sentinel, code := range closeCodes {
