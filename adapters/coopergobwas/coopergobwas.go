@@ -106,7 +106,7 @@ func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
 		return 0, nil, c.rerr
 	}
 	op, p, err := c.read()
-	if errors.As(err, new(wsutil.ClosedError)) {
+	if err != nil && errors.As(err, new(wsutil.ClosedError)) { // the check allocates: on an error only
 		c.conn.Close() // RFC 6455, section 7.1.1: the server closes the TCP connection first
 	}
 	for sentinel, code := range closeCodes {
@@ -165,9 +165,9 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 	}
 	p, err := msg, error(nil)
 	if c.msg = nil; compressed {
-		c.msg = msg // kept for the next compressed message; p is new
-		src := io.MultiReader(bytes.NewReader(msg), strings.NewReader(tail))
-		if c.inf == nil { // c.window is empty without client context takeover
+		c.msg = append(msg, tail...)  // kept for the next compressed message; p is new
+		src := bytes.NewReader(c.msg) // an io.ByteReader: compress/flate adds no bufio.Reader
+		if c.inf == nil {             // c.window is empty without client context takeover
 			c.inf = flate.NewReaderDict(src, c.window)
 		} else {
 			c.inf.(flate.Resetter).Reset(src, c.window) // compress/flate's reader is a Resetter
@@ -194,10 +194,6 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 
 // control answers a control frame (RFC 6455, section 5.5).
 func (c *Conn) control(op ws.OpCode, p []byte) error {
-	code, reason := ws.ParseCloseFrameData(p) // 0, "" for less than 2 bytes
-	if op == ws.OpClose {
-		c.skip = -1 // for fail: the peer's close frame came, await no other
-	}
 	switch {
 	case op == ws.OpPing:
 		if err := c.send(ws.OpPong, p); err != ErrCloseSent {
@@ -208,6 +204,10 @@ func (c *Conn) control(op ws.OpCode, p []byte) error {
 		return c.onPong(string(p))
 	case op == ws.OpPong:
 		return nil
+	}
+	c.skip = -1                               // for fail: the peer's close frame came, await no other
+	code, reason := ws.ParseCloseFrameData(p) // 0, "" for less than 2 bytes
+	switch {
 	case len(p) == 1 || len(p) > 1 && !isCloseCode(code):
 		return fmt.Errorf("%w: a close frame of %d bytes, code %d", ErrProtocol, len(p), code)
 	case !utf8.ValidString(reason):

@@ -472,6 +472,8 @@ func TestFailures(t *testing.T) {
 	}{
 		{name: "a text message that is not UTF-8 gets 1007", send: []ws.Frame{text("caf\xc3")}, code: 1007, err: coopergobwas.ErrInvalidData},
 		{name: "a message over the read limit gets 1009", limit: 1000, send: []ws.Frame{text(strings.Repeat("x", 1001))}, code: 1009, err: coopergobwas.ErrReadLimit},
+		{name: "a message over DefaultReadLimit gets 1009 without SetReadLimit",
+			send: []ws.Frame{text(strings.Repeat("x", coopergobwas.DefaultReadLimit+1))}, code: 1009, err: coopergobwas.ErrReadLimit},
 		{name: "fragments adding up to over the read limit get 1009", limit: 1000,
 			send: []ws.Frame{ws.NewFrame(ws.OpText, false, make([]byte, 600)), ws.NewFrame(ws.OpContinuation, true, make([]byte, 600))}, code: 1009, err: coopergobwas.ErrReadLimit},
 		{name: "a compressed message decompressing to over the read limit gets 1009", deflate: true, limit: 1000,
@@ -531,6 +533,53 @@ func TestFailures(t *testing.T) {
 	}
 }
 
+// TestReadLimit checks that the read limit lets a message of its size
+// through, and that SetReadLimit with n <= 0 removes it; TestFailures
+// checks what a larger message gets.
+func TestReadLimit(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		limit int64 // given to SetReadLimit unless 1
+		size  int
+	}{
+		{"without SetReadLimit a message of DefaultReadLimit bytes is read", 1, coopergobwas.DefaultReadLimit},
+		{"SetReadLimit(0) lets a message over DefaultReadLimit through", 0, coopergobwas.DefaultReadLimit + 1},
+		{"SetReadLimit(-1) lets a message over DefaultReadLimit through", -1, coopergobwas.DefaultReadLimit + 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, r := rawTest(t, nil, func(conn *coopergobwas.Conn) error {
+				if c.limit != 1 {
+					conn.SetReadLimit(c.limit)
+				}
+				_, p, err := conn.ReadMessage()
+				if err == nil && len(p) != c.size {
+					err = fmt.Errorf("read %d bytes, want %d", len(p), c.size)
+				}
+				return err
+			})
+			r.send(ws.NewBinaryFrame(make([]byte, c.size)))
+			if err := s.outcome(t).err; err != nil {
+				t.Errorf("ReadMessage = %v, want the message", err)
+			}
+		})
+	}
+}
+
+// TestPongHandlerError checks that the pong handler's error ends reading.
+func TestPongHandlerError(t *testing.T) {
+	stop := errors.New("stop")
+	s, r := rawTest(t, nil, func(c *coopergobwas.Conn) error {
+		c.SetPongHandler(func(string) error { return stop })
+		_, _, err := c.ReadMessage()
+		return err
+	})
+	r.send(ws.NewPongFrame([]byte("unasked")))
+	r.send(ws.NewTextFrame([]byte("not read")))
+	if err := s.outcome(t).err; !errors.Is(err, stop) {
+		t.Errorf("ReadMessage = %v, want the pong handler's error", err)
+	}
+}
+
 // TestClose checks the closing handshake both ways.
 func TestClose(t *testing.T) {
 	t.Run("the client's close code and reason reach ReadMessage, and its code comes back", func(t *testing.T) {
@@ -562,6 +611,9 @@ func TestClose(t *testing.T) {
 			}
 			if err := c.WriteMessage(ws.OpText, []byte("late")); !errors.Is(err, coopergobwas.ErrCloseSent) {
 				return fmt.Errorf("WriteMessage after CloseWith = %v, want ErrCloseSent", err)
+			}
+			if err := c.CloseWith(ws.StatusNormalClosure, ""); !errors.Is(err, coopergobwas.ErrCloseSent) {
+				return fmt.Errorf("a second CloseWith = %v, want ErrCloseSent", err)
 			}
 			_, _, err := c.ReadMessage()
 			return err
@@ -760,13 +812,17 @@ func TestConcurrentWrites(t *testing.T) {
 
 // BenchmarkEcho measures a message's round trip through an echo on Conn
 // over loopback, from a raw client: small and 64 KiB, with and without
-// compression (the server compresses; the client sends uncompressed).
+// compression (the server compresses; the client sends uncompressed, or,
+// in the -both cases, compressed with context takeover).
 func BenchmarkEcho(b *testing.B) {
 	for _, c := range []struct {
-		name    string
-		deflate bool
-		size    int
-	}{{"128B", false, 128}, {"128B-deflate", true, 128}, {"64KiB", false, 64 << 10}, {"64KiB-deflate", true, 64 << 10}} {
+		name          string
+		deflate, both bool
+		size          int
+	}{
+		{"128B", false, false, 128}, {"128B-deflate", true, false, 128}, {"128B-deflate-both", true, true, 128},
+		{"64KiB", false, false, 64 << 10}, {"64KiB-deflate", true, false, 64 << 10}, {"64KiB-deflate-both", true, true, 64 << 10},
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			var p *cooper.DeflateParams
 			var offer []httphead.Option
@@ -782,10 +838,16 @@ func BenchmarkEcho(b *testing.B) {
 			}
 			defer r.conn.Close()
 			msg := []byte(strings.Repeat(phrase, c.size/len(phrase)+1)[:c.size])
+			d := newDeflater()
 			b.SetBytes(int64(c.size))
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := r.send(ws.NewBinaryFrame(bytes.Clone(msg))); err != nil {
+				f := ws.NewBinaryFrame(bytes.Clone(msg))
+				if c.both {
+					f = ws.NewBinaryFrame(d.compress(msg))
+					f.Header.Rsv = ws.Rsv(true, false, false)
+				}
+				if err := r.send(f); err != nil {
 					b.Fatal(err)
 				}
 				if _, err := r.readFrame(); err != nil {

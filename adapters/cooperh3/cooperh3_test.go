@@ -224,9 +224,9 @@ type upgraded struct {
 // client: the Upgrader answers 200 with the agreed subprotocol and
 // extension and no Sec-WebSocket-Accept (RFC 8441, section 5), the handler
 // gets the stream with the QUIC connection's addresses and a Handshake
-// whose request is HTTP/3, runs after ServeHTTP returned, and echoes 4 MiB
-// each way; when the client ends its side, the handler's EOF ends the
-// stream and the Upgrader holds nothing.
+// whose request is HTTP/3 without a body, runs after ServeHTTP returned,
+// and echoes 4 MiB each way; when the client ends its side, the handler's
+// EOF ends the stream and the Upgrader holds nothing.
 func TestWebSocketOverHTTP3(t *testing.T) {
 	u := cooper.New(cooper.Protocols("websocket"), cooper.Subprotocols("superchat", "chat"),
 		cooper.Deflate(cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}))
@@ -269,6 +269,9 @@ func TestWebSocketOverHTTP3(t *testing.T) {
 	}
 	if r := up.hs.Request; r.ProtoMajor != 3 || r.Proto != "HTTP/3.0" || r.Method != http.MethodConnect || r.URL.Path != "/ws" {
 		t.Errorf("Handshake.Request is %s %s %s (ProtoMajor %d), want CONNECT /ws HTTP/3.0 (3)", r.Method, r.URL.Path, r.Proto, r.ProtoMajor)
+	}
+	if b := up.hs.Request.Body; b != http.NoBody {
+		t.Errorf("Handshake.Request.Body is %T, want http.NoBody: the stream belongs to the upgrade", b)
 	}
 	if up.hs.Subprotocol != "chat" || up.hs.Deflate == nil {
 		t.Errorf("Handshake = %q, %+v; want chat with deflate", up.hs.Subprotocol, up.hs.Deflate)
@@ -377,6 +380,10 @@ func TestRefusalsOverHTTP3(t *testing.T) {
 	if n := u.Stats().Active; n != 0 {
 		t.Errorf("Stats().Active = %d after refusals, want 0", n)
 	}
+}
+
+func TestHandlerPanicsOnNil(t *testing.T) {
+	testkit.MustPanic(t, "Handler(nil)", func() { cooperh3.Handler(nil) })
 }
 
 // TestPlainRequestsPassThrough checks that Handler leaves requests other

@@ -66,7 +66,10 @@ func Dial(t testing.TB, url string, header http.Header) *Client {
 		t.Fatal(err)
 	}
 	if c.Resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(c.Resp.Body)
+		body, err := io.ReadAll(c.Resp.Body)
+		if err != nil {
+			t.Fatalf("reading the body of %s: %v", c.Resp.Status, err)
+		}
 		c.Body = string(body)
 	} else if got, want := c.Resp.Header.Get("Sec-WebSocket-Accept"), cooper.AcceptKey(req.Header.Get("Sec-WebSocket-Key")); got != want {
 		t.Fatalf("Sec-WebSocket-Accept = %q, want %q", got, want)

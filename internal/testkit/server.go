@@ -94,10 +94,10 @@ func CheckRequestStateOutlives(t *testing.T, url string, rooms int, release func
 					t.Error(err)
 					return
 				}
-				body, _ := io.ReadAll(resp.Body)
+				body, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if string(body) != room {
-					t.Errorf("GET /rooms/%s/info = %q", room, body)
+				if err != nil || string(body) != room {
+					t.Errorf("GET /rooms/%s/info = %q, %v; want %[1]q", room, body, err)
 				}
 			}
 		})
