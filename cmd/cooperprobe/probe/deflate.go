@@ -149,13 +149,13 @@ func windowBits(v string) (int, bool) {
 }
 
 // deflateParams are the parameters of one permessage-deflate offer or
-// answer. A window of 0 means the parameter is absent; cmwbValueless is a
-// client_max_window_bits with no value (allowed in an offer only).
+// answer. A window of 0 means the parameter is absent; cmwbPresent with
+// cmwb 0 is a client_max_window_bits with no value (allowed in an offer
+// only).
 type deflateParams struct {
-	snct, cnct    bool
-	smwb, cmwb    int
-	cmwbPresent   bool
-	cmwbValueless bool
+	snct, cnct  bool
+	smwb, cmwb  int
+	cmwbPresent bool
 }
 
 // parseDeflate checks e's parameters as an offer (offer true) or an
@@ -188,7 +188,6 @@ func parseDeflate(e extension, offer bool) (deflateParams, string) {
 		case cmwb:
 			d.cmwbPresent = true
 			if !p.hasValue && offer {
-				d.cmwbValueless = true
 				continue
 			}
 			n, ok := windowBits(p.value)
