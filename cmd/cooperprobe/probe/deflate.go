@@ -138,11 +138,8 @@ const (
 // windowBits parses a window-bits value: a decimal integer without
 // leading zeros from 8 to 15 (RFC 7692, sections 7.1.2.1 and 7.1.2.2).
 func windowBits(v string) (int, bool) {
-	if v == "" || v[0] == '0' {
-		return 0, false
-	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 8 || n > 15 || strconv.Itoa(n) != v {
+	if err != nil || n < 8 || n > 15 || strconv.Itoa(n) != v { // "010" and "+10" are not 10
 		return 0, false
 	}
 	return n, true
