@@ -138,6 +138,8 @@ func storm(n int, rate float64, burst int, timeout time.Duration) (result, error
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	ctx, broken := context.WithCancelCause(ctx) // an answer no retry mends ends the storm
+	defer broken(nil)
 	var r result
 	var refused, failed atomic.Int64
 	conns := make([]net.Conn, n)
@@ -146,7 +148,10 @@ func storm(n int, rate float64, burst int, timeout time.Duration) (result, error
 	for i := range conns {
 		wg.Go(func() {
 			<-start
-			conns[i] = connect(ctx, addr, &refused, &failed)
+			var err error
+			if conns[i], err = connect(ctx, addr, &refused, &failed); err != nil {
+				broken(err)
+			}
 		})
 	}
 	began := time.Now()
@@ -154,6 +159,10 @@ func storm(n int, rate float64, burst int, timeout time.Duration) (result, error
 	wg.Wait()
 	r.all = time.Since(began)
 	r.refused, r.failed = refused.Load(), failed.Load()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		closeAll(conns)
+		return r, err
+	}
 	missing := 0
 	for _, c := range conns {
 		if c == nil {
@@ -161,23 +170,36 @@ func storm(n int, rate float64, burst int, timeout time.Duration) (result, error
 		}
 	}
 	if missing > 0 {
+		closeAll(conns)
 		return r, fmt.Errorf("%d of %d clients not connected after %v", missing, n, timeout)
 	}
 	r.peakKiB, r.cpu, err = usage(cmd.Process.Pid)
-	for _, c := range conns {
-		c.Close()
-	}
+	closeAll(conns)
 	return r, err
 }
 
+// closeAll closes the connections that are not nil.
+func closeAll(conns []net.Conn) {
+	for _, c := range conns {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
 // connect upgrades a connection to addr, retrying as a client of a fleet
-// should, until it succeeds or ctx is done (then it returns nil).
-func connect(ctx context.Context, addr string, refused, failed *atomic.Int64) net.Conn {
+// should, until it succeeds or ctx is done (then it returns nil, nil). An
+// answer that is neither a 101 nor a 503 refusal ends it with errAnswer:
+// counting it as either would make the figures wrong.
+func connect(ctx context.Context, addr string, refused, failed *atomic.Int64) (net.Conn, error) {
 	attempt := 0
 	for ctx.Err() == nil {
 		conn, retryAfter, err := upgrade(ctx, addr)
-		if err == nil {
-			return conn
+		switch {
+		case err == nil:
+			return conn, nil
+		case errors.Is(err, errAnswer):
+			return nil, err
 		}
 		var wait time.Duration
 		if retryAfter > 0 {
@@ -193,14 +215,17 @@ func connect(ctx context.Context, addr string, refused, failed *atomic.Int64) ne
 		case <-time.After(wait):
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-// errRefused is a handshake answered with a status other than 101.
+// errRefused is a handshake refused with 503, which UpgradeRate answers.
 var errRefused = errors.New("refused")
 
-// upgrade does one WebSocket handshake with addr; on a refusal it returns
-// the Retry-After in seconds, at least 1.
+// errAnswer is an answer that is neither a valid 101 nor a 503.
+var errAnswer = errors.New("unexpected answer")
+
+// upgrade does one WebSocket handshake with addr; on a 503 it returns the
+// Retry-After in seconds, at least 1.
 func upgrade(ctx context.Context, addr string) (net.Conn, int, error) {
 	d := net.Dialer{Timeout: clientTimeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -223,14 +248,17 @@ func upgrade(ctx context.Context, addr string) (net.Conn, int, error) {
 		conn.Close()
 		return nil, 0, err
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable:
 		conn.Close()
 		ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 		return nil, max(ra, 1), fmt.Errorf("%w: %s", errRefused, resp.Status)
-	}
-	if resp.Header.Get("Sec-WebSocket-Accept") != cooper.AcceptKey(key) {
+	case resp.StatusCode != http.StatusSwitchingProtocols:
 		conn.Close()
-		return nil, 0, fmt.Errorf("101 with Sec-WebSocket-Accept %q", resp.Header.Get("Sec-WebSocket-Accept"))
+		return nil, 0, fmt.Errorf("%w: %s", errAnswer, resp.Status)
+	case resp.Header.Get("Sec-WebSocket-Accept") != cooper.AcceptKey(key):
+		conn.Close()
+		return nil, 0, fmt.Errorf("%w: 101 with Sec-WebSocket-Accept %q", errAnswer, resp.Header.Get("Sec-WebSocket-Accept"))
 	}
 	if _, err := io.ReadFull(br, make([]byte, len(welcome))); err != nil {
 		conn.Close()
@@ -333,10 +361,14 @@ func usage(pid int) (peakKiB int64, cpu time.Duration, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	hwm := errors.New("no VmHWM line") // a process that has exited has none
 	for line := range strings.Lines(string(status)) {
 		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			peakKiB, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			peakKiB, hwm = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
+	}
+	if hwm != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/status: %w", pid, hwm)
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -345,8 +377,14 @@ func usage(pid int) (peakKiB int64, cpu time.Duration, err error) {
 	// Fields 14 and 15, user and system time in clock ticks (100 a second
 	// on Linux), follow the command name in parentheses.
 	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	utime, _ := strconv.ParseInt(fields[11], 10, 64)
-	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	if len(fields) < 13 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %q has no CPU times", pid, stat)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
 	return peakKiB, time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 

@@ -70,13 +70,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := Config{URL: fs.Arg(0), Origin: *origin, Subprotocol: *subprotocol, Header: http.Header(header), Timeout: *timeout, H2: *h2}
 	enc := json.NewEncoder(stdout)
+	groupOf := map[string]string{}
+	for _, c := range Cases() {
+		groupOf[c.ID] = c.Group
+	}
 	group := ""
 	report := func(r Result) {
 		if *asJSON {
 			enc.Encode(r)
 			return
 		}
-		if g := groupOf(r.ID); g != group {
+		if g := groupOf[r.ID]; g != group {
 			group = g
 			fmt.Fprintf(stdout, "== %s\n", g)
 		}
@@ -95,14 +99,4 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// groupOf returns the group of the case id.
-func groupOf(id string) string {
-	for _, c := range Cases() {
-		if c.ID == id {
-			return c.Group
-		}
-	}
-	return ""
 }

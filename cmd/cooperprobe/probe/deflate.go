@@ -138,24 +138,21 @@ const (
 // windowBits parses a window-bits value: a decimal integer without
 // leading zeros from 8 to 15 (RFC 7692, sections 7.1.2.1 and 7.1.2.2).
 func windowBits(v string) (int, bool) {
-	if v == "" || v[0] == '0' {
-		return 0, false
-	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 8 || n > 15 || strconv.Itoa(n) != v {
+	if err != nil || n < 8 || n > 15 || strconv.Itoa(n) != v { // "010" and "+10" are not 10
 		return 0, false
 	}
 	return n, true
 }
 
 // deflateParams are the parameters of one permessage-deflate offer or
-// answer. A window of 0 means the parameter is absent; cmwbValueless is a
-// client_max_window_bits with no value (allowed in an offer only).
+// answer. A window of 0 means the parameter is absent; cmwbPresent with
+// cmwb 0 is a client_max_window_bits with no value (allowed in an offer
+// only).
 type deflateParams struct {
-	snct, cnct    bool
-	smwb, cmwb    int
-	cmwbPresent   bool
-	cmwbValueless bool
+	snct, cnct  bool
+	smwb, cmwb  int
+	cmwbPresent bool
 }
 
 // parseDeflate checks e's parameters as an offer (offer true) or an
@@ -188,7 +185,6 @@ func parseDeflate(e extension, offer bool) (deflateParams, string) {
 		case cmwb:
 			d.cmwbPresent = true
 			if !p.hasValue && offer {
-				d.cmwbValueless = true
 				continue
 			}
 			n, ok := windowBits(p.value)

@@ -52,19 +52,26 @@ func (p *prober) request() *request {
 	r.add("Upgrade", "websocket")
 	r.add("Connection", "Upgrade")
 	r.add("Sec-WebSocket-Key", r.key)
-	r.add("Sec-WebSocket-Version", "13")
+	p.addHeaders(func(name, value string) { r.add(name, value) })
+	return r
+}
+
+// addHeaders adds, with add, the header lines every valid request carries
+// over HTTP/1.1 and HTTP/2 alike: the version, then the configured Origin,
+// subprotocol and headers.
+func (p *prober) addHeaders(add func(name, value string)) {
+	add("Sec-WebSocket-Version", "13")
 	if p.cfg.Origin != "" {
-		r.add("Origin", p.cfg.Origin)
+		add("Origin", p.cfg.Origin)
 	}
 	if p.cfg.Subprotocol != "" {
-		r.add("Sec-WebSocket-Protocol", p.cfg.Subprotocol)
+		add("Sec-WebSocket-Protocol", p.cfg.Subprotocol)
 	}
 	for name, values := range p.cfg.Header {
 		for _, v := range values {
-			r.add(name, v)
+			add(name, v)
 		}
 	}
-	return r
 }
 
 func (r *request) add(name, value string) *request {
@@ -131,16 +138,22 @@ func (p *prober) dial() (net.Conn, error) {
 	if !p.tls {
 		return conn, nil
 	}
-	tc := tls.Client(conn, &tls.Config{
-		ServerName:         hostOnly(p.addr),
-		InsecureSkipVerify: true, // the probe checks handshakes, not identities
-		NextProtos:         []string{"http/1.1"},
-	})
+	tc := tls.Client(conn, p.tlsConfig("http/1.1"))
 	if err := tc.HandshakeContext(p.ctx); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return tc, nil
+}
+
+// tlsConfig is the TLS configuration of a connection to the endpoint that
+// offers alpn by ALPN.
+func (p *prober) tlsConfig(alpn string) *tls.Config {
+	return &tls.Config{
+		ServerName:         hostOnly(p.addr),
+		InsecureSkipVerify: true, // the probe checks handshakes, not identities
+		NextProtos:         []string{alpn},
+	}
 }
 
 // hostOnly returns the host of addr, a host and port that hostPort joined,

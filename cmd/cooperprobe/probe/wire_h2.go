@@ -39,11 +39,7 @@ func (s *h2Stream) close() {
 func (p *prober) connect(protocol string, edit func(h http.Header)) (*h2Stream, error) {
 	d := tls.Dialer{
 		NetDialer: &net.Dialer{Timeout: p.timeout},
-		Config: &tls.Config{
-			ServerName:         hostOnly(p.addr),
-			InsecureSkipVerify: true, // the probe checks handshakes, not identities
-			NextProtos:         []string{"h2"},
-		},
+		Config:    p.tlsConfig("h2"),
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, p.timeout)
 	conn, err := d.DialContext(ctx, "tcp", p.addr)
@@ -70,18 +66,7 @@ func (p *prober) connect(protocol string, edit func(h http.Header)) (*h2Stream, 
 		return nil, err
 	}
 	req.Header.Set(":protocol", protocol)
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	if p.cfg.Origin != "" {
-		req.Header.Set("Origin", p.cfg.Origin)
-	}
-	if p.cfg.Subprotocol != "" {
-		req.Header.Set("Sec-WebSocket-Protocol", p.cfg.Subprotocol)
-	}
-	for name, values := range p.cfg.Header {
-		for _, v := range values {
-			req.Header.Add(name, v)
-		}
-	}
+	p.addHeaders(req.Header.Add)
 	if edit != nil {
 		edit(req.Header)
 	}

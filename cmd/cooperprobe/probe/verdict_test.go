@@ -1,0 +1,129 @@
+package probe
+
+import (
+	"bufio"
+	"crypto/sha1"
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestJudgeDeflate: an answer that breaks one rule of RFC 7692 section 7
+// is judged with a reason naming it, and one that keeps them all agrees.
+func TestJudgeDeflate(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		offer, answer []string
+		why           string // a part of the reason; "" for a valid answer
+		agreed        bool
+	}{
+		{"a plain answer to a plain offer agrees", []string{pmdName}, []string{pmdName}, "", true},
+		{"no answer declines", []string{pmdName}, nil, "", false},
+		{"a quoted value is the value", []string{pmdName + `; server_max_window_bits="10"`}, []string{pmdName + `; server_max_window_bits="10"`}, "", true},
+		{"a valueless client_max_window_bits may be answered with a value", []string{pmdName + "; client_max_window_bits"}, []string{pmdName + "; client_max_window_bits=10"}, "", true},
+		{"a later valid offer may be accepted", []string{pmdName + "; cooperprobe=1, " + pmdName}, []string{pmdName}, "", true},
+		{"server_no_context_takeover offered must be answered", []string{pmdName + "; server_no_context_takeover"}, []string{pmdName}, "server_no_context_takeover was offered", false},
+		{"server_max_window_bits offered must be answered", []string{pmdName + "; server_max_window_bits=10"}, []string{pmdName}, "server_max_window_bits=10 was offered", false},
+		{"a server window over the offer", []string{pmdName + "; server_max_window_bits=10"}, []string{pmdName + "; server_max_window_bits=12"}, "more than the 10 offered", false},
+		{"client_max_window_bits answered though not offered", []string{pmdName}, []string{pmdName + "; client_max_window_bits=10"}, "the offer had no client_max_window_bits", false},
+		{"a client window over the offer", []string{pmdName + "; client_max_window_bits=10"}, []string{pmdName + "; client_max_window_bits=12"}, "more than the 10 offered", false},
+		{"a valueless client_max_window_bits in the answer", []string{pmdName + "; client_max_window_bits"}, []string{pmdName + "; client_max_window_bits"}, "is not 8 to 15", false},
+		{"an extension not offered", []string{pmdName}, []string{"x-cooperprobe"}, "which was not offered", false},
+		{"permessage-deflate accepted twice", []string{pmdName}, []string{pmdName, pmdName}, "accepts permessage-deflate twice", false},
+		{"a parameter twice in the answer", []string{pmdName + "; server_no_context_takeover"}, []string{pmdName + "; server_no_context_takeover; server_no_context_takeover"}, "appears twice", false},
+		{"an answer that does not parse", []string{pmdName}, []string{pmdName + ";"}, "does not parse", false},
+		{"accepting a window with a leading zero", []string{pmdName + "; server_max_window_bits=010"}, []string{pmdName + "; server_max_window_bits=10"}, "must be declined", false},
+		{"accepting a parameter given twice", []string{pmdName + "; server_no_context_takeover; server_no_context_takeover"}, []string{pmdName + "; server_no_context_takeover"}, "must be declined", false},
+		{"accepting server_no_context_takeover with a value", []string{pmdName + "; server_no_context_takeover=1"}, []string{pmdName + "; server_no_context_takeover"}, "must be declined", false},
+		{"accepting an unknown parameter", []string{pmdName + "; cooperprobe=1"}, []string{pmdName}, "must be declined", false},
+	} {
+		a, why := judgeDeflate(tt.offer, tt.answer)
+		switch {
+		case tt.why == "" && why != "":
+			t.Errorf("%s: %q", tt.name, why)
+		case tt.why != "" && !strings.Contains(why, tt.why):
+			t.Errorf("%s: reason %q, want one with %q", tt.name, why, tt.why)
+		case (a != nil) != tt.agreed:
+			t.Errorf("%s: agreement %v, want agreed = %v", tt.name, a, tt.agreed)
+		}
+	}
+}
+
+// TestWindowBits: a window is a decimal from 8 to 15, without sign or
+// leading zero (RFC 7692, section 7.1.2.1).
+func TestWindowBits(t *testing.T) {
+	for v, want := range map[string]int{"8": 8, "15": 15, "7": 0, "16": 0, "010": 0, "+10": 0, "": 0, " 10": 0, "1e1": 0} {
+		if n, ok := windowBits(v); n != want || ok != (want != 0) {
+			t.Errorf("windowBits(%q) = %d, %v; want %d", v, n, ok, want)
+		}
+	}
+}
+
+// startCanned starts a server on loopback that answers every request with
+// head, ACCEPT in it replaced by the request key's Sec-WebSocket-Accept,
+// then reads until the client goes away.
+func startCanned(t *testing.T, head string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				sum := sha1.Sum([]byte(strings.TrimSpace(req.Header.Get("Sec-Websocket-Key")) + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+				io.WriteString(c, strings.ReplaceAll(head, "ACCEPT", base64.StdEncoding.EncodeToString(sum[:])))
+				io.Copy(io.Discard, br)
+			}()
+		}
+	}()
+	return "ws://" + ln.Addr().String() + "/ws"
+}
+
+// TestCannedAnswers: an answer that breaks the rule of one case, sent to
+// every request, gets that case's verdict.
+func TestCannedAnswers(t *testing.T) {
+	const ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n"
+	for _, tt := range []struct {
+		id, head, want string
+	}{
+		{"req-method-post", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Fail},
+		{"req-method-405-allow", "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n", Fail},
+		{"req-version-header", "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n", Fail},
+		{"req-upgrade-list", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: cooperprobe/1, websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n", Fail},
+		{"ans-upgrade", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n", Fail},
+		{"ans-status-line", strings.Replace(ok, "HTTP/1.1", "HTTP/1.0", 1) + "\r\n", Fail},
+		{"ans-accept-once", ok + "Sec-WebSocket-Accept: ACCEPT\r\n\r\n", Fail},
+		{"ans-no-content-length", ok + "Content-Length: 0\r\n\r\n", Fail},
+		{"ans-no-extension-unasked", ok + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n", Fail},
+		{"ans-no-body", ok + "\r\nhello", Fail},
+		{"sub-none-offered", ok + "Sec-WebSocket-Protocol: chat\r\n\r\n", Fail},
+		{"sub-unknown", ok + "Sec-WebSocket-Protocol: " + unknownSub1 + "\r\nSec-WebSocket-Protocol: " + unknownSub2 + "\r\n\r\n", Fail},
+		{"pmd-plain", "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", Fail},
+		{"pmd-unknown-param", "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", Warn},
+		{"origin-cross", ok + "\r\n", Warn},
+		{"origin-403", "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", Warn},
+	} {
+		t.Run(tt.id, func(t *testing.T) {
+			t.Parallel()
+			results, _, _ := probe(t, startCanned(t, tt.head), "-run", "^"+tt.id+"$")
+			if r := results[tt.id]; r.Result != tt.want {
+				t.Errorf("%s: %s %q, want %s", tt.id, r.Result, r.Detail, tt.want)
+			}
+		})
+	}
+}
