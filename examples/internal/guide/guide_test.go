@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -144,7 +142,8 @@ func TestGuide(t *testing.T) {
 	})
 
 	t.Run("cooper's handler says goodbye when the server shuts down", func(t *testing.T) {
-		if !inFreshProcess(t) {
+		// Shutting u down is for good: it is done in a process of its own.
+		if !testkit.InChildProcess(t, "COOPER_GUIDE_SHUTDOWN", "1") {
 			return
 		}
 		conn, _, err := dial(t, ws+"/cooper", "https://app.example")
@@ -164,30 +163,4 @@ func TestGuide(t *testing.T) {
 			t.Errorf("shutdown = %v", err)
 		}
 	})
-}
-
-// freshProcessEnv is set in the child process inFreshProcess starts.
-const freshProcessEnv = "COOPER_GUIDE_FRESH_PROCESS"
-
-// inFreshProcess runs the calling test again, alone, in a new process of
-// this test binary and fails t unless it passes there; in that process it
-// returns true and the test goes on. A test that shuts the guide's
-// package-level Upgrader down, which then refuses for good, runs so: this
-// process's u keeps serving, and the tests can run again (-count).
-func inFreshProcess(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv(freshProcessEnv) == "1" {
-		return true
-	}
-	names := strings.Split(t.Name(), "/")
-	for i, name := range names {
-		names[i] = "^" + regexp.QuoteMeta(name) + "$"
-	}
-	cmd := exec.Command(os.Args[0], "-test.run="+strings.Join(names, "/"), "-test.v")
-	cmd.Env = append(os.Environ(), freshProcessEnv+"=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("%s in a fresh process: %v\n%s", t.Name(), err, out)
-	}
-	return false
 }
