@@ -3,28 +3,55 @@ package testkit
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
 
-// InExtendedConnectProcess runs the calling top-level test again in a
-// child test process started with GODEBUG=http2xconnect=1 (net/http reads
-// it only when a process starts) and fails t unless it passes there; in
-// that child it returns true instead, and the test goes on here. Plain
+// InChildProcess runs the calling test, a subtest too, again and alone in a
+// child process of the test binary whose environment has key=value added,
+// and fails t unless it passes there; in that child, where key is value,
+// it returns true instead, and the test goes on there. A test that changes
+// what a process keeps for good (an Upgrader shut down, a setting read
+// only at start) runs so, and the tests can run again (-count).
+func InChildProcess(t *testing.T, key, value string) bool {
+	t.Helper()
+	if os.Getenv(key) == value {
+		return true
+	}
+	runChild(t, key+"="+value)
+	return false
+}
+
+// InExtendedConnectProcess runs the calling test again in a child test
+// process started with GODEBUG=http2xconnect=1 (net/http reads it only
+// when a process starts) and fails t unless it passes there; in that
+// child it returns true instead, and the test goes on there. Plain
 // `go test` so covers net/http's extended CONNECT (RFC 8441).
 func InExtendedConnectProcess(t *testing.T) bool {
 	t.Helper()
 	if strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1") {
 		return true
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "GODEBUG="+os.Getenv("GODEBUG")+",http2xconnect=1")
+	runChild(t, "GODEBUG="+os.Getenv("GODEBUG")+",http2xconnect=1")
+	return false
+}
+
+// runChild runs t's test alone in a child process of the test binary with
+// setting added to its environment, and fails t unless it passes there.
+func runChild(t *testing.T, setting string) {
+	t.Helper()
+	names := strings.Split(t.Name(), "/")
+	for i, name := range names {
+		names[i] = "^" + regexp.QuoteMeta(name) + "$"
+	}
+	cmd := exec.Command(os.Args[0], "-test.run="+strings.Join(names, "/"), "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), setting)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatalf("%s with GODEBUG=http2xconnect=1: %v\n%s", t.Name(), err, out)
+		t.Fatalf("%s with %s: %v\n%s", t.Name(), setting, err, out)
 	}
 	if testing.Verbose() {
-		t.Logf("with GODEBUG=http2xconnect=1:\n%s", out)
+		t.Logf("with %s:\n%s", setting, out)
 	}
-	return false
 }

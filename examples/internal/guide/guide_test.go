@@ -142,6 +142,10 @@ func TestGuide(t *testing.T) {
 	})
 
 	t.Run("cooper's handler says goodbye when the server shuts down", func(t *testing.T) {
+		// Shutting u down is for good: it is done in a process of its own.
+		if !testkit.InChildProcess(t, "COOPER_GUIDE_SHUTDOWN", "1") {
+			return
+		}
 		conn, _, err := dial(t, ws+"/cooper", "https://app.example")
 		if err != nil {
 			t.Fatal(err)
