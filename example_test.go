@@ -435,3 +435,125 @@ func ExampleRefusalHandler() {
 	// 426 Upgrade Required 13 application/json
 	// {"error":"cooper: Sec-WebSocket-Version: \"8\" is not 13"}
 }
+
+// The adapter of a stream-based transport, such as an HTTP/3 server,
+// hands cooper each extended CONNECT's stream: it shapes the request as
+// net/http's HTTP/2 server does and attaches a StreamTakeover that sends
+// the answer cooper has set on w and returns the stream, which outlives
+// ServeHTTP. Here a request to a loopback server stands in for the
+// transport's request and one end of a net.Pipe for its stream;
+// lowbit.dev/cooper/adapters/cooperh3 does this for quic-go.
+func ExampleWithStreamTakeover() {
+	u := cooper.New(cooper.Protocols("websocket"))
+	ws := u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		fmt.Fprintf(conn, "%s over HTTP/%d\n", hs.Protocol, hs.Request.ProtoMajor)
+	})
+	peer, stream := net.Pipe()
+	defer peer.Close()
+	adapter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		take := func() (net.Conn, error) {
+			if err := http.NewResponseController(w).Flush(); err != nil { // sends the 200
+				return nil, err
+			}
+			return stream, nil
+		}
+		r = cooper.WithStreamTakeover(r, take)
+		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
+		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
+		ws.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(adapter)
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	line, _ := bufio.NewReader(peer).ReadString('\n')
+	fmt.Print(resp.Status, ", then on the stream: ", line)
+	// Output: 200 OK, then on the stream: websocket over HTTP/3
+}
+
+// ResponseHeaders adds the application's headers to the 101, here a
+// cookie and a header that depends on the agreed protocol.
+func ExampleResponseHeaders() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("lines/1", "lines/2"),
+		cooper.ResponseHeaders(func(r *http.Request, proto string) http.Header {
+			return http.Header{
+				"Set-Cookie":   {"session=42; HttpOnly"},
+				"X-Line-Limit": {map[string]string{"lines/1": "80", "lines/2": "4096"}[proto]},
+			}
+		})))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "lines/2")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	fmt.Println(resp.Status, resp.Header.Get("Set-Cookie"), resp.Header.Get("X-Line-Limit"))
+	// Output: 101 Switching Protocols session=42; HttpOnly 4096
+}
+
+// A refusal reaches OnError (and Upgrader.Accept's caller) as an
+// *UpgradeError, which carries the status and the headers the client was
+// sent and matches a sentinel: here a client asks for a protocol the
+// server does not speak, and gets 426 Upgrade Required naming the one it
+// does.
+func ExampleUpgradeError() {
+	refusals := make(chan *cooper.UpgradeError, 1)
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"),
+		cooper.OnError(func(err error) {
+			if rej, ok := errors.AsType[*cooper.UpgradeError](err); ok {
+				refusals <- rej
+			}
+		})))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	if _, err := cooper.Dial(req, cooper.WithProtocol("chat/2")); err == nil {
+		panic("upgraded")
+	}
+	rej := <-refusals
+	fmt.Println(rej.Status, rej.Header, errors.Is(rej, cooper.ErrProtocol))
+	fmt.Println(rej)
+	// Output:
+	// 426 map[Connection:[Upgrade] Upgrade:[websocket]] true
+	// cooper: Upgrade: "chat/2" has none of "websocket"
+}
+
+// A handler's panic reaches OnError as a *PanicError, with the value and
+// the stack; cooper has closed the connection, so the client reads EOF,
+// and the server goes on.
+func ExamplePanicError() {
+	panics := make(chan *cooper.PanicError, 1)
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) {
+		panic("out of cheese")
+	}, cooper.Protocols("lines/1"), cooper.OnError(func(err error) {
+		if p, ok := errors.AsType[*cooper.PanicError](err); ok {
+			panics <- p
+		}
+	})))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	conn, err := cooper.Dial(req, cooper.WithProtocol("lines/1"))
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	_, err = conn.Read(make([]byte, 1))
+	fmt.Println("client read:", err)
+	p := <-panics
+	fmt.Println(p.Value, errors.Is(p, cooper.ErrHandlerPanic), strings.Contains(string(p.Stack), "ExamplePanicError"))
+	// Output:
+	// client read: EOF
+	// out of cheese true true
+}
