@@ -3,6 +3,8 @@ package cooper_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -477,28 +480,32 @@ func ExampleWithStreamTakeover() {
 }
 
 // ResponseHeaders adds the application's headers to the 101, here a
-// cookie and a header that depends on the agreed protocol.
+// cookie and a limit that depends on the agreed protocol. cooper writes
+// the 101 itself, in one write, with them after its own in the order of
+// their names; this is what the client reads.
 func ExampleResponseHeaders() {
+	limits := map[string]string{"lines/1": "80", "lines/2": "4096"}
 	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
 		cooper.Protocols("lines/1", "lines/2"),
 		cooper.ResponseHeaders(func(r *http.Request, proto string) http.Header {
-			return http.Header{
-				"Set-Cookie":   {"session=42; HttpOnly"},
-				"X-Line-Limit": {map[string]string{"lines/1": "80", "lines/2": "4096"}[proto]},
-			}
+			return http.Header{"Set-Cookie": {"session=42; HttpOnly"}, "X-Line-Limit": {limits[proto]}}
 		})))
 	defer srv.Close()
 
-	req, _ := http.NewRequest("GET", srv.URL, nil)
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "lines/2")
-	resp, err := http.DefaultClient.Do(req)
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		panic(err)
 	}
-	resp.Body.Close()
-	fmt.Println(resp.Status, resp.Header.Get("Set-Cookie"), resp.Header.Get("X-Line-Limit"))
-	// Output: 101 Switching Protocols session=42; HttpOnly 4096
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: lines/2\r\n\r\n")
+	answer, _ := io.ReadAll(c) // until the handler closes the connection
+	fmt.Print(strings.ReplaceAll(string(answer), "\r\n", "\n"))
+	// Output:
+	// HTTP/1.1 101 Switching Protocols
+	// Upgrade: lines/2
+	// Connection: Upgrade
+	// Set-Cookie: session=42; HttpOnly
+	// X-Line-Limit: 4096
 }
 
 // A refusal reaches OnError (and Upgrader.Accept's caller) as an
@@ -556,4 +563,198 @@ func ExamplePanicError() {
 	// Output:
 	// client read: EOF
 	// out of cheese true true
+}
+
+// A server in a reconnect storm sheds the excess early and cheaply. Here
+// the rate is one upgrade a minute with no burst, so of two clients that
+// come at once the second is refused: it gets 503 Service Unavailable with
+// Retry-After: 60 or so, when the bucket holds a token again.
+func ExampleUpgradeRate() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"), cooper.UpgradeRate(1.0/60, 1)))
+	defer srv.Close()
+
+	for _, client := range []string{"first", "second"} {
+		req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		conn, err := cooper.Dial(req)
+		if err != nil {
+			fmt.Println(client, "refused:", err)
+			continue
+		}
+		conn.Close()
+		fmt.Println(client, "upgraded")
+	}
+	// Output:
+	// first upgraded
+	// second refused: cooper: status: "503 Service Unavailable" is not 101 Switching Protocols; body "cooper: UpgradeRate: more upgrades than 0.01667 a second"
+}
+
+// MaxConnections keeps the Upgrader's connections under the process's
+// open-file limit. Here it holds two; the third client gets 503 Service
+// Unavailable with a Retry-After of 5 to 10 seconds.
+func ExampleMaxConnections() {
+	srv := httptest.NewServer(cooper.Hijack(hold, cooper.Protocols("lines/1"), cooper.MaxConnections(2)))
+	defer srv.Close()
+
+	for client := 1; ; client++ {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		conn, err := cooper.Dial(req, cooper.WithProtocol("lines/1"))
+		if err != nil {
+			fmt.Println(client, err)
+			break
+		}
+		defer conn.Close()
+		fmt.Println(client, "upgraded")
+	}
+	// Output:
+	// 1 upgraded
+	// 2 upgraded
+	// 3 cooper: status: "503 Service Unavailable" is not 101 Switching Protocols; body "cooper: MaxConnections: 2 connections are open"
+}
+
+// MaxConnectionsPerClient keeps one client from taking every connection.
+// Here a client address may hold one at a time: while the first
+// connection is open, a second from the same address gets 429 Too Many
+// Requests with a Retry-After of 5 to 10 seconds.
+func ExampleMaxConnectionsPerClient() {
+	srv := httptest.NewServer(cooper.Hijack(hold, cooper.Protocols("websocket"), cooper.MaxConnectionsPerClient(1)))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	first, err := cooper.Dial(req)
+	if err != nil {
+		panic(err)
+	}
+	defer first.Close()
+	_, err = cooper.Dial(req)
+	fmt.Println(err)
+	// Output:
+	// cooper: status: "429 Too Many Requests" is not 101 Switching Protocols; body "cooper: MaxConnectionsPerClient: 127.0.0.1 holds 1 connections"
+}
+
+// Behind a reverse proxy every request comes from the proxy's address, so
+// MaxConnectionsPerClient counts by the client address the proxy names in
+// X-Forwarded-For, from the proxies TrustedProxies lists. Here the client
+// on 127.0.0.1 plays the proxy: two clients behind it are upgraded, and a
+// client that already holds its one connection is refused with 429 even
+// when it writes a made-up address of its own in front of the proxy's.
+func ExampleTrustedProxies() {
+	srv := httptest.NewServer(cooper.Hijack(hold, cooper.Protocols("websocket"),
+		cooper.MaxConnectionsPerClient(1), cooper.TrustedProxies("127.0.0.0/8")))
+	defer srv.Close()
+
+	for _, forwardedFor := range []string{"203.0.113.7", "198.51.100.9", "192.0.2.1, 203.0.113.7"} {
+		req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		conn, err := cooper.Dial(req)
+		if err != nil {
+			fmt.Printf("%s: %v\n", forwardedFor, err)
+			continue
+		}
+		defer conn.Close()
+		fmt.Printf("%s: upgraded\n", forwardedFor)
+	}
+	// Output:
+	// 203.0.113.7: upgraded
+	// 198.51.100.9: upgraded
+	// 192.0.2.1, 203.0.113.7: cooper: status: "429 Too Many Requests" is not 101 Switching Protocols; body "cooper: MaxConnectionsPerClient: 203.0.113.7 holds 1 connections"
+}
+
+// hold is the handler of the examples above: it keeps its connection
+// until the client closes it, as a framing layer's read loop would.
+func hold(conn net.Conn, proto string) {
+	defer conn.Close()
+	io.Copy(io.Discard, conn)
+}
+
+// wss to a server whose certificate a private CA signed, here httptest's:
+// WithTLSConfig gives Dial the roots that trust it. The server name
+// checked is the URL's host, 127.0.0.1, which the certificate names.
+func ExampleWithTLSConfig() {
+	srv := httptest.NewTLSServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket")))
+	defer srv.Close()
+
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	req, _ := http.NewRequest("GET", "wss"+strings.TrimPrefix(srv.URL, "https"), nil)
+	conn, err := cooper.Dial(req, cooper.WithTLSConfig(&tls.Config{RootCAs: roots}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	fmt.Printf("%T\n", conn) // the socket itself, as nothing came after the 101
+	// Output: *tls.Conn
+}
+
+// WithResponseValidator checks what cooper does not know to: here the
+// client needs a server that announces version 2 of the application's
+// protocol in a header of the 101, and this one announces 1.
+func ExampleWithResponseValidator() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"),
+		cooper.ResponseHeaders(func(r *http.Request, proto string) http.Header {
+			return http.Header{"X-Chat-Version": {"1"}}
+		})))
+	defer srv.Close()
+
+	errOldServer := errors.New("the server speaks an older chat")
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	_, err := cooper.Dial(req, cooper.WithUpgradeOptions(
+		cooper.WithResponseValidator(func(req *http.Request, resp *http.Response) error {
+			if resp.Header.Get("X-Chat-Version") != "2" {
+				return errOldServer
+			}
+			return nil
+		})))
+	fmt.Println(errors.Is(err, cooper.ErrResponseValidator), errors.Is(err, errOldServer))
+	fmt.Println(err)
+	// Output:
+	// true true
+	// cooper: response validator: the server speaks an older chat
+}
+
+// Dial through an HTTP proxy, which it asks to CONNECT to the server.
+// WithProxy names it; the default, http.ProxyFromEnvironment, reads
+// HTTPS_PROXY and HTTP_PROXY and never proxies a loopback address. The
+// proxy here is a minimal one on loopback that tunnels every CONNECT.
+func ExampleWithProxy() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) {
+		defer conn.Close()
+		io.WriteString(conn, "hello through the proxy\n")
+	}, cooper.Protocols("websocket")))
+	defer srv.Close()
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("proxy:", r.Method, r.Host == srv.Listener.Addr().String())
+		server, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer server.Close()
+		client, buffered, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer client.Close()
+		io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go io.Copy(server, buffered) // ends when the client closes
+		io.Copy(client, server)      // ends when the server closes
+	}))
+	defer proxy.Close()
+
+	proxyURL, _ := url.Parse(proxy.URL)
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	conn, err := cooper.Dial(req, cooper.WithProxy(http.ProxyURL(proxyURL)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	fmt.Print(line)
+	// Output:
+	// proxy: CONNECT true
+	// hello through the proxy
 }
