@@ -146,7 +146,7 @@ func ExampleAcceptKey() {
 
 // A page on another site may connect only when OriginPatterns allows its
 // origin; other browsers' cross-origin requests are refused with 403.
-func Example_crossOrigin() {
+func ExampleOriginPatterns() {
 	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
 		cooper.Protocols("websocket"), cooper.OriginPatterns("*.example.com")))
 	defer srv.Close()
@@ -170,6 +170,43 @@ func Example_crossOrigin() {
 	// Output:
 	// https://app.example.com 101
 	// https://evil.example 403 cooper: Origin: "https://evil.example" does not match Host "ws.example.net"
+}
+
+// AppendAcceptKey writes the answer into a buffer the caller owns, as a
+// server that builds its own 101 does; with room for 28 more bytes, it
+// does not allocate.
+func ExampleAppendAcceptKey() {
+	line := make([]byte, 0, 64)
+	line = append(line, "Sec-WebSocket-Accept: "...)
+	line = cooper.AppendAcceptKey(line, "dGhlIHNhbXBsZSBub25jZQ==")
+	fmt.Printf("%s\n", line)
+	// Output: Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
+}
+
+// Subprotocols lists the subprotocols the server speaks; the client's
+// order of preference decides among them, and a client that offers none
+// of them is upgraded without one, for the handler to serve or close.
+func ExampleSubprotocols() {
+	u := cooper.New(cooper.Protocols("websocket"), cooper.Subprotocols("v2.chat", "v1.chat"))
+	agreed := make(chan string, 1)
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		agreed <- hs.Subprotocol
+	}))
+	defer srv.Close()
+
+	for _, offer := range [][]string{{"v1.chat", "v2.chat"}, {"v3.chat"}} {
+		req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		conn, err := cooper.Dial(req, cooper.WithUpgradeOptions(cooper.WithSubprotocols(offer...)))
+		if err != nil {
+			panic(err)
+		}
+		conn.Close()
+		fmt.Printf("%q offered: %q agreed\n", offer, <-agreed)
+	}
+	// Output:
+	// ["v1.chat" "v2.chat"] offered: "v1.chat" agreed
+	// ["v3.chat"] offered: "" agreed
 }
 
 // A protocol of your own over Upgrade: without WebSocket's headers, cooper
@@ -568,7 +605,7 @@ func ExamplePanicError() {
 // A server in a reconnect storm sheds the excess early and cheaply. Here
 // the rate is one upgrade a minute with no burst, so of two clients that
 // come at once the second is refused: it gets 503 Service Unavailable with
-// Retry-After: 60 or so, when the bucket holds a token again.
+// a Retry-After of about a minute, when the bucket holds a token again.
 func ExampleUpgradeRate() {
 	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
 		cooper.Protocols("websocket"), cooper.UpgradeRate(1.0/60, 1)))
@@ -596,12 +633,12 @@ func ExampleMaxConnections() {
 	srv := httptest.NewServer(cooper.Hijack(hold, cooper.Protocols("lines/1"), cooper.MaxConnections(2)))
 	defer srv.Close()
 
-	for client := 1; ; client++ {
+	for client := 1; client <= 3; client++ {
 		req, _ := http.NewRequest("GET", srv.URL, nil)
 		conn, err := cooper.Dial(req, cooper.WithProtocol("lines/1"))
 		if err != nil {
 			fmt.Println(client, err)
-			break
+			continue
 		}
 		defer conn.Close()
 		fmt.Println(client, "upgraded")
@@ -635,9 +672,11 @@ func ExampleMaxConnectionsPerClient() {
 // Behind a reverse proxy every request comes from the proxy's address, so
 // MaxConnectionsPerClient counts by the client address the proxy names in
 // X-Forwarded-For, from the proxies TrustedProxies lists. Here the client
-// on 127.0.0.1 plays the proxy: two clients behind it are upgraded, and a
-// client that already holds its one connection is refused with 429 even
-// when it writes a made-up address of its own in front of the proxy's.
+// on 127.0.0.1 plays the proxy and writes the header as it would: two
+// clients behind it are upgraded, and a client that already holds its one
+// connection is refused with 429 Too Many Requests, even when it sent an
+// X-Forwarded-For of its own (192.0.2.1), which the proxy kept in front of
+// the address it saw.
 func ExampleTrustedProxies() {
 	srv := httptest.NewServer(cooper.Hijack(hold, cooper.Protocols("websocket"),
 		cooper.MaxConnectionsPerClient(1), cooper.TrustedProxies("127.0.0.0/8")))
