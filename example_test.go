@@ -209,6 +209,25 @@ func ExampleSubprotocols() {
 	// ["v3.chat"] offered: "" agreed
 }
 
+// An endpoint that relies on no cookie or other ambient credential, here
+// one that takes a token in its URL, may let pages on any site connect.
+func ExampleInsecureSkipOriginCheck() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"), cooper.InsecureSkipOriginCheck()))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http")+"/feed?token=s3cr3t", nil)
+	req.Header.Set("Origin", "https://anywhere.example")
+	conn, err := cooper.Dial(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	conn.Close()
+	fmt.Println("upgraded")
+	// Output: upgraded
+}
+
 // A protocol of your own over Upgrade: without WebSocket's headers, cooper
 // checks Connection and Upgrade and switches.
 func Example_generic() {
