@@ -3,6 +3,8 @@ package cooper_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -143,7 +146,7 @@ func ExampleAcceptKey() {
 
 // A page on another site may connect only when OriginPatterns allows its
 // origin; other browsers' cross-origin requests are refused with 403.
-func Example_crossOrigin() {
+func ExampleOriginPatterns() {
 	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
 		cooper.Protocols("websocket"), cooper.OriginPatterns("*.example.com")))
 	defer srv.Close()
@@ -167,6 +170,62 @@ func Example_crossOrigin() {
 	// Output:
 	// https://app.example.com 101
 	// https://evil.example 403 cooper: Origin: "https://evil.example" does not match Host "ws.example.net"
+}
+
+// AppendAcceptKey writes the answer into a buffer the caller owns, as a
+// server that builds its own 101 does; with room for 28 more bytes, it
+// does not allocate.
+func ExampleAppendAcceptKey() {
+	line := make([]byte, 0, 64)
+	line = append(line, "Sec-WebSocket-Accept: "...)
+	line = cooper.AppendAcceptKey(line, "dGhlIHNhbXBsZSBub25jZQ==")
+	fmt.Printf("%s\n", line)
+	// Output: Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=
+}
+
+// Subprotocols lists the subprotocols the server speaks; the client's
+// order of preference decides among them, and a client that offers none
+// of them is upgraded without one, for the handler to serve or close.
+func ExampleSubprotocols() {
+	u := cooper.New(cooper.Protocols("websocket"), cooper.Subprotocols("v2.chat", "v1.chat"))
+	agreed := make(chan string, 1)
+	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		agreed <- hs.Subprotocol
+	}))
+	defer srv.Close()
+
+	for _, offer := range [][]string{{"v1.chat", "v2.chat"}, {"v3.chat"}} {
+		req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		conn, err := cooper.Dial(req, cooper.WithUpgradeOptions(cooper.WithSubprotocols(offer...)))
+		if err != nil {
+			panic(err)
+		}
+		conn.Close()
+		fmt.Printf("%q offered: %q agreed\n", offer, <-agreed)
+	}
+	// Output:
+	// ["v1.chat" "v2.chat"] offered: "v1.chat" agreed
+	// ["v3.chat"] offered: "" agreed
+}
+
+// An endpoint that relies on no cookie or other ambient credential, here
+// one that takes a token in its URL, may let pages on any site connect.
+func ExampleInsecureSkipOriginCheck() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"), cooper.InsecureSkipOriginCheck()))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http")+"/feed?token=s3cr3t", nil)
+	req.Header.Set("Origin", "https://anywhere.example")
+	conn, err := cooper.Dial(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	conn.Close()
+	fmt.Println("upgraded")
+	// Output: upgraded
 }
 
 // A protocol of your own over Upgrade: without WebSocket's headers, cooper
@@ -434,4 +493,326 @@ func ExampleRefusalHandler() {
 	// Output:
 	// 426 Upgrade Required 13 application/json
 	// {"error":"cooper: Sec-WebSocket-Version: \"8\" is not 13"}
+}
+
+// The adapter of a stream-based transport, such as an HTTP/3 server,
+// hands cooper each extended CONNECT's stream: it shapes the request as
+// net/http's HTTP/2 server does and attaches a StreamTakeover that sends
+// the answer cooper has set on w and returns the stream, which outlives
+// ServeHTTP. Here a request to a loopback server stands in for the
+// transport's request and one end of a net.Pipe for its stream;
+// lowbit.dev/cooper/adapters/cooperh3 does this for quic-go.
+func ExampleWithStreamTakeover() {
+	u := cooper.New(cooper.Protocols("websocket"))
+	ws := u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		fmt.Fprintf(conn, "%s over HTTP/%d\n", hs.Protocol, hs.Request.ProtoMajor)
+	})
+	peer, stream := net.Pipe()
+	defer peer.Close()
+	adapter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		take := func() (net.Conn, error) {
+			if err := http.NewResponseController(w).Flush(); err != nil { // sends the 200
+				return nil, err
+			}
+			return stream, nil
+		}
+		r = cooper.WithStreamTakeover(r, take)
+		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
+		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
+		ws.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(adapter)
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	line, _ := bufio.NewReader(peer).ReadString('\n')
+	fmt.Print(resp.Status, ", then on the stream: ", line)
+	// Output: 200 OK, then on the stream: websocket over HTTP/3
+}
+
+// ResponseHeaders adds the application's headers to the 101, here a
+// cookie and a limit that depends on the agreed protocol. cooper writes
+// the 101 itself, in one write, with them after its own in the order of
+// their names; this is what the client reads.
+func ExampleResponseHeaders() {
+	limits := map[string]string{"lines/1": "80", "lines/2": "4096"}
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("lines/1", "lines/2"),
+		cooper.ResponseHeaders(func(r *http.Request, proto string) http.Header {
+			return http.Header{"Set-Cookie": {"session=42; HttpOnly"}, "X-Line-Limit": {limits[proto]}}
+		})))
+	defer srv.Close()
+
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: lines/2\r\n\r\n")
+	answer, _ := io.ReadAll(c) // until the handler closes the connection
+	fmt.Print(strings.ReplaceAll(string(answer), "\r\n", "\n"))
+	// Output:
+	// HTTP/1.1 101 Switching Protocols
+	// Upgrade: lines/2
+	// Connection: Upgrade
+	// Set-Cookie: session=42; HttpOnly
+	// X-Line-Limit: 4096
+}
+
+// A refusal reaches OnError (and Upgrader.Accept's caller) as an
+// *UpgradeError, which carries the status and the headers the client was
+// sent and matches a sentinel: here a client asks for a protocol the
+// server does not speak, and gets 426 Upgrade Required naming the one it
+// does.
+func ExampleUpgradeError() {
+	refusals := make(chan *cooper.UpgradeError, 1)
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"),
+		cooper.OnError(func(err error) {
+			if rej, ok := errors.AsType[*cooper.UpgradeError](err); ok {
+				refusals <- rej
+			}
+		})))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	if _, err := cooper.Dial(req, cooper.WithProtocol("chat/2")); err == nil {
+		panic("upgraded")
+	}
+	rej := <-refusals
+	fmt.Println(rej.Status, rej.Header, errors.Is(rej, cooper.ErrProtocol))
+	fmt.Println(rej)
+	// Output:
+	// 426 map[Connection:[Upgrade] Upgrade:[websocket]] true
+	// cooper: Upgrade: "chat/2" has none of "websocket"
+}
+
+// A handler's panic reaches OnError as a *PanicError, with the value and
+// the stack; cooper has closed the connection, so the client reads EOF,
+// and the server goes on.
+func ExamplePanicError() {
+	panics := make(chan *cooper.PanicError, 1)
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) {
+		panic("out of cheese")
+	}, cooper.Protocols("lines/1"), cooper.OnError(func(err error) {
+		if p, ok := errors.AsType[*cooper.PanicError](err); ok {
+			panics <- p
+		}
+	})))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	conn, err := cooper.Dial(req, cooper.WithProtocol("lines/1"))
+	if err != nil {
+		panic(err)
+	}
+	defer conn.Close()
+	_, err = conn.Read(make([]byte, 1))
+	fmt.Println("client read:", err)
+	p := <-panics
+	fmt.Println(p.Value, errors.Is(p, cooper.ErrHandlerPanic), strings.Contains(string(p.Stack), "ExamplePanicError"))
+	// Output:
+	// client read: EOF
+	// out of cheese true true
+}
+
+// A server in a reconnect storm sheds the excess early and cheaply. Here
+// the rate is one upgrade a minute with no burst, so of two clients that
+// come at once the second is refused: it gets 503 Service Unavailable with
+// a Retry-After of about a minute, when the bucket holds a token again.
+func ExampleUpgradeRate() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"), cooper.UpgradeRate(1.0/60, 1)))
+	defer srv.Close()
+
+	for _, client := range []string{"first", "second"} {
+		req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		conn, err := cooper.Dial(req)
+		if err != nil {
+			fmt.Println(client, "refused:", err)
+			continue
+		}
+		conn.Close()
+		fmt.Println(client, "upgraded")
+	}
+	// Output:
+	// first upgraded
+	// second refused: cooper: status: "503 Service Unavailable" is not 101 Switching Protocols; body "cooper: UpgradeRate: more upgrades than 0.01667 a second"
+}
+
+// MaxConnections keeps the Upgrader's connections under the process's
+// open-file limit. Here it holds two; the third client gets 503 Service
+// Unavailable with a Retry-After of 5 to 10 seconds.
+func ExampleMaxConnections() {
+	srv := httptest.NewServer(cooper.Hijack(hold, cooper.Protocols("lines/1"), cooper.MaxConnections(2)))
+	defer srv.Close()
+
+	for client := 1; client <= 3; client++ {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		conn, err := cooper.Dial(req, cooper.WithProtocol("lines/1"))
+		if err != nil {
+			fmt.Println(client, err)
+			continue
+		}
+		defer conn.Close()
+		fmt.Println(client, "upgraded")
+	}
+	// Output:
+	// 1 upgraded
+	// 2 upgraded
+	// 3 cooper: status: "503 Service Unavailable" is not 101 Switching Protocols; body "cooper: MaxConnections: 2 connections are open"
+}
+
+// MaxConnectionsPerClient keeps one client from taking every connection.
+// Here a client address may hold one at a time: while the first
+// connection is open, a second from the same address gets 429 Too Many
+// Requests with a Retry-After of 5 to 10 seconds.
+func ExampleMaxConnectionsPerClient() {
+	srv := httptest.NewServer(cooper.Hijack(hold, cooper.Protocols("websocket"), cooper.MaxConnectionsPerClient(1)))
+	defer srv.Close()
+
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	first, err := cooper.Dial(req)
+	if err != nil {
+		panic(err)
+	}
+	defer first.Close()
+	_, err = cooper.Dial(req)
+	fmt.Println(err)
+	// Output:
+	// cooper: status: "429 Too Many Requests" is not 101 Switching Protocols; body "cooper: MaxConnectionsPerClient: 127.0.0.1 holds 1 connections"
+}
+
+// Behind a reverse proxy every request comes from the proxy's address, so
+// MaxConnectionsPerClient counts by the client address the proxy names in
+// X-Forwarded-For, from the proxies TrustedProxies lists. Here the client
+// on 127.0.0.1 plays the proxy and writes the header as it would: two
+// clients behind it are upgraded, and a client that already holds its one
+// connection is refused with 429 Too Many Requests, even when it sent an
+// X-Forwarded-For of its own (192.0.2.1), which the proxy kept in front of
+// the address it saw.
+func ExampleTrustedProxies() {
+	srv := httptest.NewServer(cooper.Hijack(hold, cooper.Protocols("websocket"),
+		cooper.MaxConnectionsPerClient(1), cooper.TrustedProxies("127.0.0.0/8")))
+	defer srv.Close()
+
+	for _, forwardedFor := range []string{"203.0.113.7", "198.51.100.9", "192.0.2.1, 203.0.113.7"} {
+		req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		conn, err := cooper.Dial(req)
+		if err != nil {
+			fmt.Printf("%s: %v\n", forwardedFor, err)
+			continue
+		}
+		defer conn.Close()
+		fmt.Printf("%s: upgraded\n", forwardedFor)
+	}
+	// Output:
+	// 203.0.113.7: upgraded
+	// 198.51.100.9: upgraded
+	// 192.0.2.1, 203.0.113.7: cooper: status: "429 Too Many Requests" is not 101 Switching Protocols; body "cooper: MaxConnectionsPerClient: 203.0.113.7 holds 1 connections"
+}
+
+// hold is the handler of the examples above: it keeps its connection
+// until the client closes it, as a framing layer's read loop would.
+func hold(conn net.Conn, proto string) {
+	defer conn.Close()
+	io.Copy(io.Discard, conn)
+}
+
+// wss to a server whose certificate a private CA signed, here httptest's:
+// WithTLSConfig gives Dial the roots that trust it. The server name
+// checked is the URL's host, 127.0.0.1, which the certificate names.
+func ExampleWithTLSConfig() {
+	srv := httptest.NewTLSServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket")))
+	defer srv.Close()
+
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	req, _ := http.NewRequest("GET", "wss"+strings.TrimPrefix(srv.URL, "https"), nil)
+	conn, err := cooper.Dial(req, cooper.WithTLSConfig(&tls.Config{RootCAs: roots}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	fmt.Printf("%T\n", conn) // the socket itself, as nothing came after the 101
+	// Output: *tls.Conn
+}
+
+// WithResponseValidator checks what cooper does not know to: here the
+// client needs a server that announces version 2 of the application's
+// protocol in a header of the 101, and this one announces 1.
+func ExampleWithResponseValidator() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) { conn.Close() },
+		cooper.Protocols("websocket"),
+		cooper.ResponseHeaders(func(r *http.Request, proto string) http.Header {
+			return http.Header{"X-Chat-Version": {"1"}}
+		})))
+	defer srv.Close()
+
+	errOldServer := errors.New("the server speaks an older chat")
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	_, err := cooper.Dial(req, cooper.WithUpgradeOptions(
+		cooper.WithResponseValidator(func(req *http.Request, resp *http.Response) error {
+			if resp.Header.Get("X-Chat-Version") != "2" {
+				return errOldServer
+			}
+			return nil
+		})))
+	fmt.Println(errors.Is(err, cooper.ErrResponseValidator), errors.Is(err, errOldServer))
+	fmt.Println(err)
+	// Output:
+	// true true
+	// cooper: response validator: the server speaks an older chat
+}
+
+// Dial through an HTTP proxy, which it asks to CONNECT to the server.
+// WithProxy names it; the default, http.ProxyFromEnvironment, reads
+// HTTPS_PROXY and HTTP_PROXY and never proxies a loopback address. The
+// proxy here is a minimal one on loopback that tunnels every CONNECT.
+func ExampleWithProxy() {
+	srv := httptest.NewServer(cooper.Hijack(func(conn net.Conn, proto string) {
+		defer conn.Close()
+		io.WriteString(conn, "hello through the proxy\n")
+	}, cooper.Protocols("websocket")))
+	defer srv.Close()
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("proxy:", r.Method, r.Host == srv.Listener.Addr().String())
+		server, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer server.Close()
+		client, buffered, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer client.Close()
+		io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go io.Copy(server, buffered) // ends when the client closes
+		io.Copy(client, server)      // ends when the server closes
+	}))
+	defer proxy.Close()
+
+	proxyURL, _ := url.Parse(proxy.URL)
+	req, _ := http.NewRequest("GET", "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	conn, err := cooper.Dial(req, cooper.WithProxy(http.ProxyURL(proxyURL)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer conn.Close()
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	fmt.Print(line)
+	// Output:
+	// proxy: CONNECT true
+	// hello through the proxy
 }
