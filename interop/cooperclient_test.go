@@ -163,7 +163,8 @@ func runAgainst(t *testing.T, server foreignServer, offer, agreed *cooper.Deflat
 // TestCooperClient runs cooper's client against WebSocket servers written
 // with gorilla/websocket, coder/websocket, gobwas/ws and the npm ws
 // package, offering no compression, compression with context takeover and
-// without, and a server window of 10 bits. gorilla and coder agree to their
+// without, and a server window of 10 bits, and against ws servers that
+// refuse context takeover one way only. gorilla and coder agree to their
 // own first subprotocol, not the client's; each server spells and orders
 // its answer its own way, which the client must accept. The wire shows the
 // client's context takeover as agreed, and ws's too.
@@ -215,6 +216,10 @@ func TestCooperClient(t *testing.T) {
 		{"ws, context takeover", true, offerContext, noWindow, "permessage-deflate"},
 		{"ws, no context takeover", true, offerNoContext, agreedBoth,
 			"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{"ws refusing its own context takeover only", map[string]any{"serverNoContextTakeover": true}, offerContext,
+			agreedNoServerContext, "permessage-deflate; server_no_context_takeover"},
+		{"ws refusing the client's context takeover only", map[string]any{"clientNoContextTakeover": true}, offerContext,
+			agreedNoClientContext, "permessage-deflate; client_no_context_takeover"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cl := runAgainst(t, nodeServer(map[string]any{"perMessageDeflate": c.ws}), c.offer, c.agreed, c.extensions)

@@ -29,10 +29,13 @@ import (
 // Server policies for permessage-deflate: what the echo's framing layer,
 // coopergobwas, does. contextTakeover is the policy it exports: both sides
 // keep their windows across messages unless the client asks otherwise;
-// noContextTakeover makes every message stand alone both ways.
+// noContextTakeover makes every message stand alone both ways;
+// noServerContextTakeover and noClientContextTakeover, one way only.
 var (
-	contextTakeover   = coopergobwas.Deflate()
-	noContextTakeover = cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	contextTakeover         = coopergobwas.Deflate()
+	noContextTakeover       = cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	noServerContextTakeover = cooper.DeflateParams{ServerNoContextTakeover: true}
+	noClientContextTakeover = cooper.DeflateParams{ClientNoContextTakeover: true}
 )
 
 // maxMessage bounds the messages the echo accepts, so a client that goes

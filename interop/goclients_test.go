@@ -31,7 +31,8 @@ const bothNoContext = "permessage-deflate; server_no_context_takeover; client_no
 
 // agreedBoth is what an offer of no context takeover both ways agrees on;
 // agreedNoServerContext and agreedNoClientContext, an offer that allows it
-// both ways, with the server or the client refusing it one way.
+// both ways, with the server or the client refusing it one way (as
+// noServerContextTakeover or noClientContextTakeover does).
 var (
 	agreedBoth            = &cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
 	agreedNoServerContext = &cooper.DeflateParams{ServerNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
@@ -126,6 +127,10 @@ func TestCoderClient(t *testing.T) {
 			extensions: "permessage-deflate", deflate: &cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}},
 		{name: "context takeover, against a server that refuses it both ways", dial: wsclient.Coder(coder.CompressionContextTakeover), policy: &noContextTakeover,
 			extensions: bothNoContext, deflate: agreedBoth},
+		{name: "context takeover, against a server that refuses its own only", dial: wsclient.Coder(coder.CompressionContextTakeover),
+			policy: &noServerContextTakeover, extensions: "permessage-deflate; server_no_context_takeover", deflate: agreedNoServerContext},
+		{name: "context takeover, against a server that refuses the client's only", dial: wsclient.Coder(coder.CompressionContextTakeover),
+			policy: &noClientContextTakeover, extensions: "permessage-deflate; client_no_context_takeover", deflate: agreedNoClientContext},
 		{name: "context takeover offered to a server without Deflate", dial: wsclient.Coder(coder.CompressionContextTakeover)},
 	})
 }

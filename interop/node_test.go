@@ -97,8 +97,8 @@ func checkNode(t *testing.T, res nodeResult) {
 }
 
 // TestNodeWS runs the npm ws package's client against cooper, with its
-// default options and with each permessage-deflate option set explicitly.
-// ws keeps
+// default options and with each permessage-deflate option set explicitly,
+// and against servers that refuse context takeover one way only. ws keeps
 // its compression context whenever it may, so the wire shows each side's
 // context takeover as agreed (checkTakeover).
 func TestNodeWS(t *testing.T) {
@@ -120,6 +120,12 @@ func TestNodeWS(t *testing.T) {
 		{name: "default options against a server that refuses context takeover",
 			policy: &noContextTakeover, extensions: "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15",
 			deflate: agreedBoth},
+		{name: "default options against a server that refuses its own context takeover only",
+			policy: &noServerContextTakeover, extensions: "permessage-deflate; server_no_context_takeover; client_max_window_bits=15",
+			deflate: agreedNoServerContext},
+		{name: "default options against a server that refuses the client's context takeover only",
+			policy: &noClientContextTakeover, extensions: "permessage-deflate; client_no_context_takeover; client_max_window_bits=15",
+			deflate: agreedNoClientContext},
 		{name: "compression off", ws: map[string]any{"perMessageDeflate": false}, policy: &contextTakeover},
 		{name: "serverNoContextTakeover", ws: map[string]any{"perMessageDeflate": map[string]any{"serverNoContextTakeover": true}},
 			policy: &contextTakeover, extensions: "permessage-deflate; server_no_context_takeover; client_max_window_bits=15",
