@@ -29,6 +29,7 @@ import (
 // that honours what the Handshake reports was agreed.
 type cooperClient struct {
 	p   *peer
+	tap *tap // beneath p: the messages each way on the wire
 	hs  cooper.Handshake
 	ext string
 }
@@ -57,7 +58,8 @@ func dialCooper(offer *cooper.DeflateParams) wsclient.Dialer {
 		if err != nil {
 			return nil, err
 		}
-		c.p = newPeer(conn, c.hs.Deflate)
+		c.tap = &tap{Conn: conn}
+		c.p = newPeer(c.tap, c.hs.Deflate)
 		return c, nil
 	}
 }
@@ -127,8 +129,9 @@ type foreignServer struct {
 
 // runAgainst dials server with cooper's client offering offer, checks what
 // the Handshake reports was agreed and the answer's extensions, exchanges
-// every message both ways and closes.
-func runAgainst(t *testing.T, server foreignServer, offer, agreed *cooper.DeflateParams, extensions string) {
+// every message both ways, checks the client's context takeover on the
+// wire, closes, and returns the client.
+func runAgainst(t *testing.T, server foreignServer, offer, agreed *cooper.DeflateParams, extensions string) *cooperClient {
 	t.Helper()
 	url := server.start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -148,17 +151,23 @@ func runAgainst(t *testing.T, server foreignServer, offer, agreed *cooper.Deflat
 	if err := wsclient.Exchange(ctx, cl, exchange()); err != nil {
 		t.Fatal(err)
 	}
+	if c.hs.Deflate != nil {
+		checkTakeover(t, "client", c.tap.out.messages, c.hs.Deflate)
+	}
 	if err := cl.Close(ctx, 1000, ""); err != nil {
 		t.Errorf("closing: %v", err)
 	}
+	return c
 }
 
 // TestCooperClient runs cooper's client against WebSocket servers written
 // with gorilla/websocket, coder/websocket, gobwas/ws and the npm ws
 // package, offering no compression, compression with context takeover and
-// without, and a server window of 10 bits. gorilla and coder agree to their
+// without, and a server window of 10 bits, and against ws servers that
+// refuse context takeover one way only. gorilla and coder agree to their
 // own first subprotocol, not the client's; each server spells and orders
-// its answer its own way, which the client must accept.
+// its answer its own way, which the client must accept. The wire shows the
+// client's context takeover as agreed, and ws's too.
 func TestCooperClient(t *testing.T) {
 	both := "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 	coderBoth := "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
@@ -187,15 +196,35 @@ func TestCooperClient(t *testing.T) {
 		{"gobwas, no context takeover", gobwasServer, offerNoContext, agreedBoth, gobwasBoth},
 
 		{"ws, no offer", nodeServer(map[string]any{"perMessageDeflate": true}), nil, nil, ""},
-		{"ws, context takeover", nodeServer(map[string]any{"perMessageDeflate": true}), offerContext, noWindow, "permessage-deflate"},
-		{"ws, no context takeover", nodeServer(map[string]any{"perMessageDeflate": true}), offerNoContext, agreedBoth,
-			"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
 		{"ws, server window 10 honoured", nodeServer(map[string]any{"perMessageDeflate": true}), offerWindow10,
 			&cooper.DeflateParams{ServerMaxWindowBits: 10, ClientMaxWindowBits: 15}, "permessage-deflate; server_max_window_bits=10"},
 		{"ws without compression", nodeServer(map[string]any{"perMessageDeflate": false}), offerContext, nil, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { runAgainst(t, c.server, c.offer, c.agreed, c.extensions) })
+	}
+
+	// ws keeps its compression context whenever it may, so the wire shows
+	// the server's context takeover as agreed, as well as the client's.
+	for _, c := range []struct {
+		name       string
+		ws         any // the server's perMessageDeflate option
+		offer      *cooper.DeflateParams
+		agreed     *cooper.DeflateParams
+		extensions string
+	}{
+		{"ws, context takeover", true, offerContext, noWindow, "permessage-deflate"},
+		{"ws, no context takeover", true, offerNoContext, agreedBoth,
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{"ws refusing its own context takeover only", map[string]any{"serverNoContextTakeover": true}, offerContext,
+			agreedNoServerContext, "permessage-deflate; server_no_context_takeover"},
+		{"ws refusing the client's context takeover only", map[string]any{"clientNoContextTakeover": true}, offerContext,
+			agreedNoClientContext, "permessage-deflate; client_no_context_takeover"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl := runAgainst(t, nodeServer(map[string]any{"perMessageDeflate": c.ws}), c.offer, c.agreed, c.extensions)
+			checkTakeover(t, "server", cl.tap.in.messages, c.agreed)
+		})
 	}
 
 	t.Run("gorilla ignores server_max_window_bits and answers without it, which cooper's client refuses", func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,10 +29,13 @@ import (
 // Server policies for permessage-deflate: what the echo's framing layer,
 // coopergobwas, does. contextTakeover is the policy it exports: both sides
 // keep their windows across messages unless the client asks otherwise;
-// noContextTakeover makes every message stand alone both ways.
+// noContextTakeover makes every message stand alone both ways;
+// noServerContextTakeover and noClientContextTakeover, one way only.
 var (
-	contextTakeover   = coopergobwas.Deflate()
-	noContextTakeover = cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	contextTakeover         = coopergobwas.Deflate()
+	noContextTakeover       = cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	noServerContextTakeover = cooper.DeflateParams{ServerNoContextTakeover: true}
+	noClientContextTakeover = cooper.DeflateParams{ClientNoContextTakeover: true}
 )
 
 // maxMessage bounds the messages the echo accepts, so a client that goes
@@ -49,14 +53,15 @@ type echoServer struct {
 }
 
 // An echoReport is what the echo saw on one connection. The counts of
-// compressed messages come from the frames on the wire, not from the
-// framing layer.
+// compressed messages, and the messages received and sent, come from the
+// frames on the wire, not from the framing layer.
 type echoReport struct {
 	hs             *cooper.Handshake
 	replayed       bool          // the connection replayed bytes the client sent with its request
 	messages       int           // data messages echoed
 	compressed     int           // messages that came with RSV1 set: compressed
 	sentCompressed int           // messages the echo sent with RSV1 set
+	received, sent []wireMessage // the data messages each way, in order
 	closeCode      ws.StatusCode // the code of the client's close frame (1005: none); 0 if none came
 	err            error         // why the connection ended, when not by a close frame
 }
@@ -107,7 +112,7 @@ func (e *echoServer) report(t *testing.T) *echoReport {
 // echo runs a WebSocket echo on conn, framed by coopergobwas as hs says,
 // until the client closes it or breaks the protocol: it echoes each message
 // with its type, and coopergobwas answers a close frame with the same
-// code. A tap on conn counts the compressed messages each way.
+// code. A tap on conn follows the messages each way on the wire.
 func echo(conn net.Conn, hs *cooper.Handshake) *echoReport {
 	_, replayed := conn.(interface{ NetConn() net.Conn })
 	r := &echoReport{hs: hs, replayed: replayed}
@@ -129,7 +134,8 @@ func echo(conn net.Conn, hs *cooper.Handshake) *echoReport {
 		} else {
 			r.err = err
 		}
-		r.compressed, r.sentCompressed = tap.in.compressed, tap.out.compressed
+		r.received, r.sent = tap.in.messages, tap.out.messages
+		r.compressed, r.sentCompressed = tap.in.compressed(), tap.out.compressed()
 		return r
 	}
 }
@@ -153,13 +159,28 @@ func (t *tap) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// A frameCounter follows a stream of frames and counts the data messages
-// whose first frame has RSV1 set, which permessage-deflate says are
-// compressed (RFC 7692, section 6).
+// A frameCounter follows a stream of frames and notes each data message.
 type frameCounter struct {
-	header     []byte // the frame header read so far
-	skip       int64  // payload bytes of the frame still to come
-	compressed int
+	header   []byte // the frame header read so far
+	skip     int64  // payload bytes of the frame still to come
+	messages []wireMessage
+}
+
+// A wireMessage is a data message as it went over the wire.
+type wireMessage struct {
+	length     int64 // payload bytes, over all its frames
+	compressed bool  // RSV1 on its first frame (RFC 7692, section 6)
+}
+
+// compressed returns how many of the messages came compressed.
+func (f *frameCounter) compressed() int {
+	n := 0
+	for _, m := range f.messages {
+		if m.compressed {
+			n++
+		}
+	}
+	return n
 }
 
 func (f *frameCounter) scan(p []byte) {
@@ -175,8 +196,11 @@ func (f *frameCounter) scan(p []byte) {
 		}
 		h, _ := ws.ReadHeader(bytes.NewReader(f.header)) // complete: no error
 		f.header, f.skip = f.header[:0], h.Length
-		if (h.OpCode == ws.OpText || h.OpCode == ws.OpBinary) && h.Rsv1() {
-			f.compressed++
+		switch {
+		case h.OpCode == ws.OpText || h.OpCode == ws.OpBinary:
+			f.messages = append(f.messages, wireMessage{length: h.Length, compressed: h.Rsv1()})
+		case h.OpCode == ws.OpContinuation && len(f.messages) > 0:
+			f.messages[len(f.messages)-1].length += h.Length
 		}
 	}
 }
@@ -386,9 +410,13 @@ func (f *inflater) decompress(p []byte) ([]byte, error) {
 // exchange is what every client sends and expects back: text and binary,
 // small and large (1 MiB and more), compressible and not, so a compressed
 // connection sends some messages compressed whatever its threshold. The
-// last message repeats the one before it, so with context takeover its
-// compressed form refers back into that message, which a peer that reset
-// its window where it should not cannot decompress.
+// last message repeats the one before it, text that deflate shrinks only
+// against itself: with context takeover its compressed form refers back
+// into that message, which a peer that reset its window where it should
+// not cannot decompress, and is a fraction of its size; without, the two
+// are compressed alike (checkTakeover). At 1200 bytes they are over the
+// 1024 below which the npm ws package does not compress, and within the
+// 1786 bytes an 11-bit zlib window reaches back.
 func exchange() []wsclient.Message {
 	random := make([]byte, 1<<20+3)
 	var x uint32 = 2463534242 // xorshift: the same bytes every run, which deflate cannot shrink
@@ -399,13 +427,14 @@ func exchange() []wsclient.Message {
 		random[i] = byte(x)
 	}
 	const phrase = "a large text message that compresses well. "
+	text := hex.EncodeToString(random[:600])
 	return []wsclient.Message{
 		{Name: "small text", Data: []byte("hello, cooper ✓")},
 		{Name: "small binary", Binary: true, Data: []byte{0, 1, 0xfe, 0xff}},
 		{Name: "1 MiB of random binary", Binary: true, Data: random},
 		{Name: "1 MiB of text", Data: []byte(strings.Repeat(phrase, 1<<20/len(phrase)+1))},
-		{Name: "4300 bytes of the same text", Data: []byte(strings.Repeat(phrase, 100))},
-		{Name: "1290 bytes of it again", Data: []byte(strings.Repeat(phrase, 30))},
+		{Name: "1200 bytes of random hex", Data: []byte(text)},
+		{Name: "the same 1200 bytes again", Data: []byte(text)},
 	}
 }
 
@@ -429,6 +458,9 @@ func checkReport(t *testing.T, r *echoReport, subprotocol string, deflate *coope
 		t.Errorf("Handshake.Subprotocol = %q, want %q", r.hs.Subprotocol, subprotocol)
 	}
 	checkDeflate(t, r.hs.Deflate, deflate)
+	if r.hs.Deflate != nil {
+		checkTakeover(t, "server", r.sent, r.hs.Deflate)
+	}
 	if deflate == nil && r.compressed != 0 {
 		t.Errorf("the client sent %d messages compressed, without permessage-deflate", r.compressed)
 	}
@@ -450,5 +482,32 @@ func checkDeflate(t *testing.T, got, want *cooper.DeflateParams) {
 		t.Errorf("Handshake.Deflate = nil, want %+v", *want)
 	case want != nil && *got != *want:
 		t.Errorf("Handshake.Deflate = %+v, want %+v", *got, *want)
+	}
+}
+
+// checkTakeover checks how side, "server" or "client", sent the exchange's
+// last two messages, the same text twice, on the wire (sent: its data
+// messages, in order) under the agreed parameters d: with context takeover
+// the second refers back into the first and is a fraction of its size; with
+// side_no_context_takeover agreed the two are compressed alike (RFC 7692,
+// section 7.1.1). A sender may forgo a context takeover it was allowed;
+// cooper's never does, and the tests check a foreign sender only where it
+// does not either.
+func checkTakeover(t *testing.T, side string, sent []wireMessage, d *cooper.DeflateParams) {
+	t.Helper()
+	if len(sent) < 2 || !sent[len(sent)-2].compressed || !sent[len(sent)-1].compressed {
+		t.Errorf("the %s sent the last two messages uncompressed (%+v), want them compressed", side, sent[max(0, len(sent)-2):])
+		return
+	}
+	noTakeover := d.ClientNoContextTakeover
+	if side == "server" {
+		noTakeover = d.ServerNoContextTakeover
+	}
+	first, second := sent[len(sent)-2].length, sent[len(sent)-1].length
+	switch {
+	case noTakeover && second != first:
+		t.Errorf("the %s sent the same message compressed to %d, then %d bytes, with %s_no_context_takeover agreed; want the same size twice", side, first, second, side)
+	case !noTakeover && second*4 > first:
+		t.Errorf("the %s sent the same message compressed to %d, then %d bytes, with context takeover agreed; want the second a quarter of the first or less", side, first, second)
 	}
 }

@@ -29,8 +29,15 @@ var (
 
 const bothNoContext = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
-// agreedBoth is what an offer of no context takeover both ways agrees on.
-var agreedBoth = &cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
+// agreedBoth is what an offer of no context takeover both ways agrees on;
+// agreedNoServerContext and agreedNoClientContext, an offer that allows it
+// both ways, with the server or the client refusing it one way (as
+// noServerContextTakeover or noClientContextTakeover does).
+var (
+	agreedBoth            = &cooper.DeflateParams{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
+	agreedNoServerContext = &cooper.DeflateParams{ServerNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
+	agreedNoClientContext = &cooper.DeflateParams{ClientNoContextTakeover: true, ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
+)
 
 // runClients runs each case as a subtest, then checks with plain, a
 // dialer that does not compress, that a subprotocol the server does not
@@ -58,7 +65,9 @@ func runClient(t *testing.T, c clientCase) {
 
 // runClientAt dials url, which leads to e, with c's dialer, checks what
 // the client agreed to, exchanges every message of exchange both ways,
-// closes, and checks what e saw.
+// closes, and checks what e saw. The Go clients keep their compression
+// context whenever they may, so the wire shows the client's context
+// takeover as agreed, as well as the server's.
 func runClientAt(t *testing.T, e *echoServer, url string, c clientCase) {
 	t.Helper()
 	wsclient.Conversation{
@@ -70,8 +79,8 @@ func runClientAt(t *testing.T, e *echoServer, url string, c clientCase) {
 	}.Have(t, c.dial, url)
 	r := e.report(t)
 	checkReport(t, r, "v1.echo", c.deflate)
-	if c.deflate != nil && r.compressed == 0 {
-		t.Errorf("the client sent no message compressed, with permessage-deflate agreed")
+	if c.deflate != nil {
+		checkTakeover(t, "client", r.received, r.hs.Deflate)
 	}
 }
 
@@ -118,6 +127,10 @@ func TestCoderClient(t *testing.T) {
 			extensions: "permessage-deflate", deflate: &cooper.DeflateParams{ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}},
 		{name: "context takeover, against a server that refuses it both ways", dial: wsclient.Coder(coder.CompressionContextTakeover), policy: &noContextTakeover,
 			extensions: bothNoContext, deflate: agreedBoth},
+		{name: "context takeover, against a server that refuses its own only", dial: wsclient.Coder(coder.CompressionContextTakeover),
+			policy: &noServerContextTakeover, extensions: "permessage-deflate; server_no_context_takeover", deflate: agreedNoServerContext},
+		{name: "context takeover, against a server that refuses the client's only", dial: wsclient.Coder(coder.CompressionContextTakeover),
+			policy: &noClientContextTakeover, extensions: "permessage-deflate; client_no_context_takeover", deflate: agreedNoClientContext},
 		{name: "context takeover offered to a server without Deflate", dial: wsclient.Coder(coder.CompressionContextTakeover)},
 	})
 }
