@@ -30,7 +30,8 @@ type firefox struct {
 // startFirefox starts Debian's headless Firefox with a fresh profile in a
 // temporary folder, through the driver, which loads url in its page. The
 // test's cleanup stops the driver and then kills Firefox's process group,
-// whatever state either is in.
+// whatever state either is in, and fails the test if Firefox tried to
+// reach anything but loopback.
 func startFirefox(t *testing.T, url string) *firefox {
 	t.Helper()
 	ff := program(t, "firefox-esr", installFirefox)
@@ -40,6 +41,12 @@ func startFirefox(t *testing.T, url string) *firefox {
 	}
 	p := start(t, node, filepath.Join("node", "firefox.mjs"), ff, t.TempDir(), url)
 	t.Cleanup(func() {
+		// This runs after the cleanup below has stopped Firefox, which the
+		// driver runs with non-local connections disabled: Firefox says so
+		// in its output when anything in it tried one, and crashes.
+		if strings.Contains(p.output.String(), "Non-local network connections are disabled") {
+			t.Errorf("Firefox tried to connect to an address other than loopback")
+		}
 		if t.Failed() {
 			t.Logf("the Firefox driver printed:\n%s", p.output)
 		}

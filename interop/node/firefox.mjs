@@ -9,7 +9,8 @@
 // Once Firefox runs it prints a JSON line {"version", "pid"}: Firefox's
 // version and its process id (Firefox leads a process group of its own);
 // when the page has loaded, {"driver"}: the URL to post expressions to.
-// Anything that fails before then prints {"error": ...}.
+// Anything that fails before then prints {"error": ...}. What Firefox
+// prints goes to the driver's output too.
 //
 // A POST of an expression to the driver's URL answers {"value": ...}, the
 // expression's value awaited and as JSON, or {"error": ...}. A GET of
@@ -53,6 +54,19 @@ try {
     // A first start with a fresh profile on a loaded machine is slow.
     timeout: 60000,
     protocolTimeout: 60000,
+    // Firefox must reach loopback only. MOZ_DISABLE_NONLOCAL_CONNECTIONS, the
+    // switch of Firefox's own test harnesses, makes it crash, saying why on
+    // stderr, rather than connect to any other address, and makes it take
+    // services.settings.server, which a release build otherwise ignores.
+    env: { ...process.env, MOZ_DISABLE_NONLOCAL_CONNECTIONS: '1' },
+    extraPrefsFirefox: {
+      // Remote settings skip their syncs with firefox.settings.services.mozilla.com
+      // at this server; puppeteer's own, http://dummy.test/, would still be
+      // looked up in DNS.
+      'services.settings.server': 'data:,#remote-settings-dummy/v1',
+    },
+    // Firefox's output goes to ours, where the test looks for that crash.
+    dumpio: true,
   });
   browser.on('disconnected', () => quit(1));
   console.log(JSON.stringify({ version: await browser.version(), pid: browser.process().pid }));
