@@ -53,7 +53,7 @@ func (u *Upgrader) track(t *tracked, r *http.Request, o ownState) *UpgradeError 
 	if max := u.cfg.maxConns; max > 0 && n > max {
 		u.count.Add(-1)
 		return refusal(http.StatusServiceUnavailable, ErrTooManyConnections, retryAfter(5, 5),
-			"MaxConnections: %d connections are open", max)
+			"MaxConnections: %d open, the limit", max)
 	}
 	if u.cfg.rateInterval > 0 {
 		if rej := u.takeToken(); rej != nil {
@@ -72,7 +72,7 @@ func (u *Upgrader) track(t *tracked, r *http.Request, o ownState) *UpgradeError 
 			u.count.Add(-1)
 			u.returnToken()
 			return refusal(http.StatusTooManyRequests, ErrTooManyClientConnections, retryAfter(5, 5),
-				"MaxConnectionsPerClient: %s holds %d connections", o.client, held)
+				"MaxConnectionsPerClient: %s holds %d, the limit", o.client, held)
 		}
 		u.clients[o.client] = held + 1
 	}

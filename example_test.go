@@ -665,7 +665,7 @@ func ExampleMaxConnections() {
 	// Output:
 	// 1 upgraded
 	// 2 upgraded
-	// 3 cooper: status: "503 Service Unavailable" is not 101 Switching Protocols; body "cooper: MaxConnections: 2 connections are open"
+	// 3 cooper: status: "503 Service Unavailable" is not 101 Switching Protocols; body "cooper: MaxConnections: 2 open, the limit"
 }
 
 // MaxConnectionsPerClient keeps one client from taking every connection.
@@ -685,7 +685,7 @@ func ExampleMaxConnectionsPerClient() {
 	_, err = cooper.Dial(req)
 	fmt.Println(err)
 	// Output:
-	// cooper: status: "429 Too Many Requests" is not 101 Switching Protocols; body "cooper: MaxConnectionsPerClient: 127.0.0.1 holds 1 connections"
+	// cooper: status: "429 Too Many Requests" is not 101 Switching Protocols; body "cooper: MaxConnectionsPerClient: 127.0.0.1 holds 1, the limit"
 }
 
 // Behind a reverse proxy every request comes from the proxy's address, so
@@ -715,7 +715,7 @@ func ExampleTrustedProxies() {
 	// Output:
 	// 203.0.113.7: upgraded
 	// 198.51.100.9: upgraded
-	// 192.0.2.1, 203.0.113.7: cooper: status: "429 Too Many Requests" is not 101 Switching Protocols; body "cooper: MaxConnectionsPerClient: 203.0.113.7 holds 1 connections"
+	// 192.0.2.1, 203.0.113.7: cooper: status: "429 Too Many Requests" is not 101 Switching Protocols; body "cooper: MaxConnectionsPerClient: 203.0.113.7 holds 1, the limit"
 }
 
 // hold is the handler of the examples above: it keeps its connection
