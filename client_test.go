@@ -786,6 +786,34 @@ func TestMisbehavingServer(t *testing.T) {
 	}
 }
 
+// TestExtensionFaultOrder checks which fault the client reports when an
+// extensions answer has several: a list that is not well-formed before
+// any other, so a permessage-deflate answer after the first fault is still
+// parsed, and otherwise the first fault, which a valid extension after it
+// does not hide. A list of offers that is not well-formed offers nothing.
+func TestExtensionFaultOrder(t *testing.T) {
+	const prefix = "cooper: Sec-WebSocket-Extensions: "
+	cases := []struct{ name, offer, answer, msg string }{
+		{name: "a malformed permessage-deflate after another fault makes the list malformed",
+			offer: "permessage-deflate", answer: "x-unoffered, permessage-deflate; =",
+			msg: prefix + `"x-unoffered, permessage-deflate; =" is not a valid extension list`},
+		{name: "a valid permessage-deflate after a fault does not hide it",
+			offer: "permessage-deflate", answer: "x-unoffered, permessage-deflate",
+			msg: prefix + `"x-unoffered" was not offered`},
+		{name: "a malformed list of offers offers nothing",
+			offer: "permessage-deflate, permessage-deflate; =", answer: "permessage-deflate",
+			msg: prefix + `"permessage-deflate" was not offered`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			agreed, err := verifyExtensions([]string{tc.offer}, []string{tc.answer})
+			if agreed != nil || !errors.Is(err, ErrExtensionMismatch) || err.Error() != tc.msg {
+				t.Errorf("verifyExtensions(%q, %q) = %+v, %v, want %q", tc.offer, tc.answer, agreed, err, tc.msg)
+			}
+		})
+	}
+}
+
 // TestDialClosesOnError checks that a failed Dial leaves no connection
 // open: the server, which answers the first bytes it reads with a refusal,
 // then sees the client close, whether the upgrade or the TLS handshake
