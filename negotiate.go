@@ -5,12 +5,13 @@ import (
 	"strconv"
 )
 
-// negotiateProtocol picks the Upgrade protocol (RFC 9110, section 7.8): the
-// first protocol the client lists that is in accept, in the server's
-// spelling, or, when accept is empty, the client's first protocol in lower
-// case. ok is false when the Upgrade lists are malformed.
-func negotiateProtocol(h http.Header, accept []string) (proto string, ok bool) {
-	ok = scanList(h[hdrUpgrade], isProtocol, func(elem string) bool {
+// negotiateProtocol picks the Upgrade protocol (RFC 9110, section 7.8) from
+// the request's Upgrade lines: the first protocol the client lists that is
+// in accept, in the server's spelling, or, when accept is empty, the
+// client's first protocol in lower case. ok is false when the lines are
+// malformed.
+func negotiateProtocol(lines, accept []string) (proto string, ok bool) {
+	ok = scanList(lines, isProtocol, func(elem string) bool {
 		proto = acceptProtocol(elem, accept)
 		return proto == ""
 	})
