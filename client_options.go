@@ -133,6 +133,8 @@ func WithResponseValidator(fn func(req *http.Request, resp *http.Response) error
 // ResponseValidator is the older spelling of [WithResponseValidator], kept
 // so that code written for it compiles and works unchanged; the client's
 // options are all spelled With… now.
+//
+// Deprecated: Use [WithResponseValidator].
 func ResponseValidator(fn func(req *http.Request, resp *http.Response) error) UpgradeOption {
 	return WithResponseValidator(fn)
 }

@@ -786,6 +786,34 @@ func TestMisbehavingServer(t *testing.T) {
 	}
 }
 
+// TestExtensionFaultOrder checks which fault the client reports when an
+// extensions answer has several: a list that is not well-formed before
+// any other, so a permessage-deflate answer after the first fault is still
+// parsed, and otherwise the first fault, which a valid extension after it
+// does not hide. A list of offers that is not well-formed offers nothing.
+func TestExtensionFaultOrder(t *testing.T) {
+	const prefix = "cooper: Sec-WebSocket-Extensions: "
+	cases := []struct{ name, offer, answer, msg string }{
+		{name: "a malformed permessage-deflate after another fault makes the list malformed",
+			offer: "permessage-deflate", answer: "x-unoffered, permessage-deflate; =",
+			msg: prefix + `"x-unoffered, permessage-deflate; =" is not a valid extension list`},
+		{name: "a valid permessage-deflate after a fault does not hide it",
+			offer: "permessage-deflate", answer: "x-unoffered, permessage-deflate",
+			msg: prefix + `"x-unoffered" was not offered`},
+		{name: "a malformed list of offers offers nothing",
+			offer: "permessage-deflate, permessage-deflate; =", answer: "permessage-deflate",
+			msg: prefix + `"permessage-deflate" was not offered`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			agreed, err := verifyExtensions([]string{tc.offer}, []string{tc.answer})
+			if agreed != nil || !errors.Is(err, ErrExtensionMismatch) || err.Error() != tc.msg {
+				t.Errorf("verifyExtensions(%q, %q) = %+v, %v, want %q", tc.offer, tc.answer, agreed, err, tc.msg)
+			}
+		})
+	}
+}
+
 // TestDialClosesOnError checks that a failed Dial leaves no connection
 // open: the server, which answers the first bytes it reads with a refusal,
 // then sees the client close, whether the upgrade or the TLS handshake
@@ -1710,6 +1738,59 @@ func TestWithDialer(t *testing.T) {
 			t.Errorf("after WithDialer(nil) the server saw the client at %s, want 127.0.0.1", hs.Request.RemoteAddr)
 		}
 	})
+}
+
+// TestDialDefaultPorts checks the port Dial connects to when the URL, or
+// the proxy's URL, names none: 80 without TLS, 443 with it, whether TLS
+// comes from the scheme or from WithTLSConfig. The dialer's Control sees
+// the address and stops the dial before any packet is sent.
+func TestDialDefaultPorts(t *testing.T) {
+	proxy := func(rawURL string) DialOption {
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return WithProxy(http.ProxyURL(u))
+	}
+	cases := []struct {
+		name string
+		url  string
+		opts []DialOption
+		addr string // the address dialed
+	}{
+		{name: "ws dials port 80", url: "ws://127.0.0.1/", addr: "127.0.0.1:80"},
+		{name: "http dials port 80", url: "http://127.0.0.1/", addr: "127.0.0.1:80"},
+		{name: "no scheme dials port 80", url: "//127.0.0.1/", addr: "127.0.0.1:80"},
+		{name: "wss dials port 443", url: "wss://127.0.0.1/", addr: "127.0.0.1:443"},
+		{name: "https dials port 443", url: "HTTPS://127.0.0.1/", addr: "127.0.0.1:443"},
+		{name: "ws with WithTLSConfig dials port 443", url: "ws://127.0.0.1/",
+			opts: []DialOption{WithTLSConfig(&tls.Config{})}, addr: "127.0.0.1:443"},
+		{name: "a port in the URL is dialed", url: "wss://127.0.0.1:8443/", addr: "127.0.0.1:8443"},
+		{name: "a proxy without a port is dialed on port 80", url: "wss://127.0.0.1/",
+			opts: []DialOption{proxy("http://127.0.0.2")}, addr: "127.0.0.2:80"},
+		{name: "a proxy without a scheme or port is dialed on port 80", url: "wss://127.0.0.1/",
+			opts: []DialOption{proxy("//127.0.0.2")}, addr: "127.0.0.2:80"},
+		{name: "a port in the proxy's URL is dialed", url: "wss://127.0.0.1/",
+			opts: []DialOption{proxy("http://127.0.0.2:3128")}, addr: "127.0.0.2:3128"},
+	}
+	errStop := errors.New("stopped before connecting")
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var dialed string
+			d := &net.Dialer{Control: func(network, address string, c syscall.RawConn) error {
+				dialed = address
+				return errStop
+			}}
+			opts := append([]DialOption{WithProxy(nil), WithDialer(d)}, tc.opts...)
+			_, err := Dial(wsRequest(tc.url), opts...)
+			if !errors.Is(err, ErrDialFailed) || !errors.Is(err, errStop) {
+				t.Fatalf("Dial error = %v, want ErrDialFailed from the dialer's Control", err)
+			}
+			if dialed != tc.addr {
+				t.Errorf("dialed %q, want %q", dialed, tc.addr)
+			}
+		})
+	}
 }
 
 // TestWebSocketSchemeImpliesProtocol checks that a ws or wss URL upgrades

@@ -3,6 +3,7 @@ package cooper
 import (
 	"bufio"
 	"net/http"
+	"slices"
 )
 
 // This file is the client's check of the server's answer (RFC 9110,
@@ -133,7 +134,8 @@ func verifySubprotocol(offer, answer []string) (string, error) {
 // been offered and be answered once. permessage-deflate must answer one of
 // the offers: its parameters known, each given once, with a valid value,
 // as section 7.1 allows in an answer to that offer. Any other extension is
-// one the caller offered itself, and it is the caller's to check.
+// one the caller offered itself, and it is the caller's to check. A list
+// that is not well-formed is reported before any other fault.
 func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 	var (
 		agreed *DeflateParams
@@ -141,41 +143,26 @@ func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 		err    error
 		offers = deflateOffers(offer)
 	)
-	wellFormed := scanList(answer, isExtension, func(elem string) bool {
-		name, params, more, _ := cut(elem, &paramEnd)
-		for _, s := range seen {
-			if tokenEqual(s, name) {
-				err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s is answered twice", quote(name))
-				return false
+	wellFormed := scanExtensions(answer, true, func(x extension) bool {
+		switch {
+		case slices.ContainsFunc(seen, func(s string) bool { return tokenEqual(s, x.name) }):
+			err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s is answered twice", quote(x.name))
+		case x.deflate && len(offers) == 0, !x.deflate && !offersExtension(offer, x.name):
+			err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s was not offered", quote(x.name))
+		case x.fault.kind != faultNone:
+			err = answerFault(x.fault)
+		case x.deflate:
+			if err = answersOneOf(&x.params, offers); err == nil {
+				agreed = &DeflateParams{
+					ServerNoContextTakeover: x.params.serverNoContext,
+					ClientNoContextTakeover: x.params.clientNoContext,
+					ServerMaxWindowBits:     windowBits(x.params.serverBits),
+					ClientMaxWindowBits:     windowBits(x.params.clientBits),
+				}
 			}
 		}
-		seen = append(seen, name)
-		if !tokenEqual(name, "permessage-deflate") {
-			if !offersExtension(offer, name) {
-				err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s was not offered", quote(name))
-			}
-			return err == nil
-		}
-		if len(offers) == 0 {
-			err = fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s was not offered", quote(name))
-			return false
-		}
-		var fault deflateFault
-		a, kind := parseDeflate(params, more, true, &fault)
-		if kind != faultNone {
-			err = answerFault(fault)
-			return false
-		}
-		if err = answersOneOf(&a, offers); err != nil {
-			return false
-		}
-		agreed = &DeflateParams{
-			ServerNoContextTakeover: a.serverNoContext,
-			ClientNoContextTakeover: a.clientNoContext,
-			ServerMaxWindowBits:     windowBits(a.serverBits),
-			ClientMaxWindowBits:     windowBits(a.clientBits),
-		}
-		return true
+		seen = append(seen, x.name)
+		return err == nil
 	})
 	if !wellFormed {
 		return nil, fail(ErrExtensionMismatch, "Sec-WebSocket-Extensions: %s is not a valid extension list", quoteLines(answer))
@@ -191,11 +178,9 @@ func verifyExtensions(offer, answer []string) (*DeflateParams, error) {
 // a valid list.
 func deflateOffers(lines []string) []deflateElement {
 	var offers []deflateElement
-	if !scanList(lines, isExtension, func(elem string) bool {
-		if name, params, more, _ := cut(elem, &paramEnd); tokenEqual(name, "permessage-deflate") {
-			if o, fault := parseDeflate(params, more, false, nil); fault == faultNone {
-				offers = append(offers, o)
-			}
+	if !scanExtensions(lines, false, func(x extension) bool {
+		if x.deflate && x.fault.kind == faultNone {
+			offers = append(offers, x.params)
 		}
 		return true
 	}) {
@@ -208,8 +193,8 @@ func deflateOffers(lines []string) []deflateElement {
 // request, a valid list, offer the extension name.
 func offersExtension(lines []string, name string) bool {
 	found := false
-	ok := scanList(lines, isExtension, func(elem string) bool {
-		found = tokenEqual(extensionName(elem), name)
+	ok := scanExtensions(lines, false, func(x extension) bool {
+		found = tokenEqual(x.name, name)
 		return !found
 	})
 	return ok && found

@@ -100,10 +100,10 @@ func dialTarget(r *http.Request, forceTLS bool) (target, error) {
 		return target{}, fail(ErrInvalidHost, "URL: %s has no valid host", quote(u.Redacted()))
 	}
 	u.Scheme = "http"
-	port := "80"
 	if t.useTLS {
-		u.Scheme, port = "https", "443"
+		u.Scheme = "https"
 	}
+	port := defaultPort(u.Scheme)
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
 			return target{}, fail(ErrInvalidHost, "URL: port %s is not 1 to 65535", quote(p))
@@ -177,7 +177,7 @@ func proxyAddr(u *url.URL) (string, error) {
 	}
 	port := u.Port()
 	if port == "" {
-		port = "80"
+		port = defaultPort("http")
 	}
 	return net.JoinHostPort(host, port), nil
 }

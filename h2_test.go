@@ -75,18 +75,18 @@ func TestValidateConnect(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(r)
 			}
-			proto, rej := validate(r, c)
+			d, rej := validate(r, c)
 			if tc.status == 0 {
-				if rej != nil || proto != tc.proto {
-					t.Fatalf("validate = %q, %v, want %q accepted", proto, rej, tc.proto)
+				if rej != nil || d.protocol != tc.proto {
+					t.Fatalf("validate = %q, %v, want %q accepted", d.protocol, rej, tc.proto)
 				}
-				if _, rej := negotiate(r, c, proto); rej != nil {
+				if _, rej := negotiate(r, c, d); rej != nil {
 					t.Fatalf("negotiate refused: %v", rej)
 				}
 				return
 			}
 			if rej == nil || rej.Status != tc.status || !errors.Is(rej, tc.err) {
-				t.Fatalf("validate = %q, %v, want a %d refusal matching %v", proto, rej, tc.status, tc.err)
+				t.Fatalf("validate = %q, %v, want a %d refusal matching %v", d.protocol, rej, tc.status, tc.err)
 			}
 			for k, v := range tc.header {
 				if got := rej.Header[k]; strings.Join(got, ",") != strings.Join(v, ",") {

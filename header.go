@@ -310,6 +310,19 @@ func isParam(name, value string, hasValue bool) bool {
 	return isToken(name) && (!hasValue || isToken(value) || isQuotedToken(value))
 }
 
+// defaultPort returns the port a URL of scheme has when it names none: 80
+// for http and ws, 443 for https and wss (RFC 9110, sections 4.2.1 and
+// 4.2.2; RFC 6455, section 3), "" for any other scheme.
+func defaultPort(scheme string) string {
+	switch lowerToken(scheme) {
+	case "http", "ws":
+		return "80"
+	case "https", "wss":
+		return "443"
+	}
+	return ""
+}
+
 // isAuthority reports whether s is non-empty and each of its bytes may
 // stand in the host[:port] of a URL's authority as cooper reads one (RFC
 // 3986, section 3.2): printable ASCII, without white space, and none of

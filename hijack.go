@@ -296,15 +296,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // and the connection is not taken over. On success the connection is
 // t.netConn(), tracked until untrack.
 func (u *Upgrader) accept(w http.ResponseWriter, r *http.Request, h *handler) (*tracked, error) {
-	proto, rej := validate(r, u.cfg)
+	d, rej := validate(r, u.cfg)
 	if rej != nil {
 		return nil, u.refuse(w, r, rej)
 	}
-	d, rej := negotiate(r, u.cfg, proto)
+	d, rej = negotiate(r, u.cfg, d)
 	if rej != nil {
 		return nil, u.refuse(w, r, rej)
 	}
-	extra, rej := u.responseHeaders(r, proto)
+	extra, rej := u.responseHeaders(r, d.protocol)
 	if rej != nil {
 		return nil, u.refuse(w, r, rej)
 	}
@@ -357,7 +357,7 @@ var errClosedByShutdown = fmt.Errorf("%w: the connection was closed before its h
 type decision struct {
 	protocol    string // the agreed Upgrade protocol
 	subprotocol string // the agreed Sec-WebSocket-Protocol, or ""
-	key         string // Sec-WebSocket-Key without white space; "" unless protocol is websocket
+	key         string // Sec-WebSocket-Key without white space; "" unless protocol is websocket over HTTP/1.1
 	deflate     deflateAnswer
 	deflateOK   bool // permessage-deflate was agreed
 }
@@ -365,25 +365,26 @@ type decision struct {
 // validate checks r as an upgrade request and picks the protocol: over
 // HTTP/1.1 an Upgrade (RFC 9110, section 7.8), over HTTP/2 an extended
 // CONNECT (RFC 8441); for WebSocket, as RFC 6455, section 4.2.1 and RFC
-// 8441, section 5 ask; then the origin policy. It does no I/O and does not
-// allocate unless it refuses.
-func validate(r *http.Request, c *config) (proto string, rej *UpgradeError) {
+// 8441, section 5 ask; then the origin policy. The decision it returns
+// holds the protocol and, for WebSocket over HTTP/1.1, the key to answer.
+// It does no I/O and does not allocate unless it refuses.
+func validate(r *http.Request, c *config) (d decision, rej *UpgradeError) {
 	stream := r.ProtoMajor >= 2
 	if stream {
-		proto, rej = validateConnect(r, c)
+		d.protocol, rej = validateConnect(r, c)
 	} else {
-		proto, rej = validateUpgrade(r, c)
+		d.protocol, rej = validateUpgrade(r, c)
 	}
-	if rej == nil && isWebSocket(proto) {
-		rej = validateWebSocket(r.Header, stream)
+	if rej == nil && isWebSocket(d.protocol) {
+		d.key, rej = validateWebSocket(r.Header, stream)
 	}
 	if rej == nil {
 		rej = validateOrigin(r, c)
 	}
 	if rej != nil {
-		return "", rej
+		return decision{}, rej
 	}
-	return proto, nil
+	return d, nil
 }
 
 // validateUpgrade checks r, an HTTP/1.x request, as an upgrade request
@@ -413,7 +414,7 @@ func validateUpgrade(r *http.Request, c *config) (string, *UpgradeError) {
 		return "", c.upgradeRequired(ErrNotUpgrade, "Connection: %s has no \"upgrade\" token", quoteLines(conn))
 	}
 	upgrade := r.Header[hdrUpgrade]
-	proto, ok := negotiateProtocol(r.Header, c.protocols)
+	proto, ok := negotiateProtocol(upgrade, c.protocols)
 	switch {
 	case !ok:
 		return "", malformed(hdrUpgrade, upgrade)
@@ -446,12 +447,13 @@ func malformed(key string, lines []string) *UpgradeError {
 }
 
 // validateWebSocket checks the headers RFC 6455, section 4.2.1 requires of
-// a WebSocket opening handshake; over an HTTP/2 stream, those RFC 8441,
-// section 5 keeps: the version, not the key.
-func validateWebSocket(h http.Header, stream bool) *UpgradeError {
+// a WebSocket opening handshake and returns the key without white space;
+// over an HTTP/2 stream, those RFC 8441, section 5 keeps: the version, not
+// the key, and the key is "".
+func validateWebSocket(h http.Header, stream bool) (key string, rej *UpgradeError) {
 	switch v := h[hdrWSVersion]; {
 	case len(v) > 1:
-		return refusal(http.StatusBadRequest, ErrWebSocketVersion, http.Header{hdrWSVersion: {"13"}},
+		return "", refusal(http.StatusBadRequest, ErrWebSocketVersion, http.Header{hdrWSVersion: {"13"}},
 			"Sec-WebSocket-Version: sent %d times", len(v))
 	case len(v) == 0 || trimOWS(v[0]) != "13":
 		// RFC 6455, section 4.2.2: answer 426 with the versions understood;
@@ -462,35 +464,32 @@ func validateWebSocket(h http.Header, stream bool) *UpgradeError {
 			status, h = http.StatusBadRequest, http.Header{hdrWSVersion: {"13"}}
 		}
 		if len(v) == 0 {
-			return refusal(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
+			return "", refusal(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: missing")
 		}
-		return refusal(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
+		return "", refusal(status, ErrWebSocketVersion, h, "Sec-WebSocket-Version: %s is not 13", quote(v[0]))
 	}
 	if stream {
-		return nil
+		return "", nil
 	}
-	switch k := h[hdrWSKey]; {
+	k := h[hdrWSKey]
+	switch {
 	case len(k) == 0:
-		return refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: missing")
+		return "", refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: missing")
 	case len(k) > 1:
-		return refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: sent %d times", len(k))
+		return "", refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: sent %d times", len(k))
 	case !isValidKey(k[0]):
-		return refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: %s does not decode to 16 bytes", quote(k[0]))
+		return "", refusal(http.StatusBadRequest, ErrWebSocketKey, nil, "Sec-WebSocket-Key: %s does not decode to 16 bytes", quote(k[0]))
 	}
-	return nil
+	return trimOWS(k[0]), nil
 }
 
-// negotiate settles what the handler gets beyond the protocol: for
-// WebSocket, the key to answer, the subprotocol and permessage-deflate. It
-// does no I/O and does not allocate unless it refuses or a SelectSubprotocol
-// function is set.
-func negotiate(r *http.Request, c *config, proto string) (decision, *UpgradeError) {
-	d := decision{protocol: proto}
-	if !isWebSocket(proto) {
+// negotiate settles what the handler gets beyond validate's decision d:
+// for WebSocket, the subprotocol and permessage-deflate. It does no I/O and
+// does not allocate unless it refuses or a SelectSubprotocol function is
+// set.
+func negotiate(r *http.Request, c *config, d decision) (decision, *UpgradeError) {
+	if !isWebSocket(d.protocol) {
 		return d, nil
-	}
-	if r.ProtoMajor == 1 {
-		d.key = trimOWS(r.Header[hdrWSKey][0])
 	}
 	var sub string
 	var rej *UpgradeError

@@ -154,11 +154,11 @@ func TestSelectSubprotocol(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(r)
 			}
-			proto, rej := validate(r, c)
+			d, rej := validate(r, c)
 			if rej != nil {
 				t.Fatalf("validate refused: %v", rej)
 			}
-			d, rej := negotiate(r, c, proto)
+			d, rej = negotiate(r, c, d)
 			if called != (tc.offered != nil) || called && !slices.Equal(got, tc.offered) {
 				t.Errorf("the function was called %v with %q, want called %v with %q", called, got, tc.offered != nil, tc.offered)
 			}
@@ -186,8 +186,8 @@ func TestHookAllocs(t *testing.T) {
 	c := newConfig([]Option{Protocols("websocket"), Subprotocols("c"), CheckOrigin(func(r *http.Request) bool { return true })})
 	r := hookRequest()
 	n := testing.AllocsPerRun(100, func() {
-		proto, rej := validate(r, c)
-		if d, rej2 := negotiate(r, c, proto); rej != nil || rej2 != nil || d.subprotocol != "c" {
+		d, rej := validate(r, c)
+		if n, rej2 := negotiate(r, c, d); rej != nil || rej2 != nil || n.subprotocol != "c" {
 			t.Fatal("the request was refused or the subprotocol not agreed")
 		}
 	})
@@ -199,8 +199,8 @@ func TestHookAllocs(t *testing.T) {
 		return offered[len(offered)-1]
 	})})
 	n = testing.AllocsPerRun(100, func() {
-		proto, rej := validate(r, c)
-		if d, rej2 := negotiate(r, c, proto); rej != nil || rej2 != nil || d.subprotocol != "c" {
+		d, rej := validate(r, c)
+		if n, rej2 := negotiate(r, c, d); rej != nil || rej2 != nil || n.subprotocol != "c" {
 			t.Fatal("the request was refused or the subprotocol not agreed")
 		}
 	})

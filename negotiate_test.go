@@ -141,12 +141,11 @@ func FuzzTokenList(f *testing.F) {
 				t.Fatalf("protocol list %q = %q, reference says %q", s, protocols, want)
 			}
 		}
-		h := http.Header{hdrUpgrade: {s}}
-		proto, ok := negotiateProtocol(h, nil)
+		proto, ok := negotiateProtocol([]string{s}, nil)
 		if ok != protoOK || ok && len(protocols) > 0 && proto != strings.ToLower(protocols[0]) {
 			t.Fatalf("negotiateProtocol(%q, any) = %q, %v, want the first offer in lower case", s, proto, ok)
 		}
-		proto, ok = negotiateProtocol(h, []string{"websocket", "Chat/2"})
+		proto, ok = negotiateProtocol([]string{s}, []string{"websocket", "Chat/2"})
 		if ok && proto != "" && !slices.ContainsFunc(protocols, func(e string) bool { return strings.EqualFold(e, proto) }) {
 			t.Fatalf("negotiateProtocol(%q) = %q, which the client did not offer", s, proto)
 		}
@@ -296,8 +295,8 @@ func TestNegotiateAllocs(t *testing.T) {
 	for _, rc := range realOffers {
 		r := realRequest(rc.offer)
 		n := testing.AllocsPerRun(100, func() {
-			proto, rej := validate(r, c)
-			if d, rej2 := negotiate(r, c, proto); rej != nil || rej2 != nil || !d.deflateOK {
+			d, rej := validate(r, c)
+			if n, rej2 := negotiate(r, c, d); rej != nil || rej2 != nil || !n.deflateOK {
 				t.Fatal("the request was refused or deflate not agreed")
 			}
 		})
@@ -316,8 +315,8 @@ func BenchmarkNegotiate(b *testing.B) {
 			b.ReportAllocs()
 			r := realRequest(rc.offer)
 			for b.Loop() {
-				proto, _ := validate(r, c)
-				negotiate(r, c, proto)
+				d, _ := validate(r, c)
+				negotiate(r, c, d)
 			}
 		})
 	}

@@ -84,21 +84,15 @@ func parseOrigin(s string) (scheme, host string, ok bool) {
 // sameHost reports whether the origin's host[:port] is the request's Host,
 // ignoring ASCII case and the scheme's default port on either side.
 func sameHost(scheme, host, reqHost string) bool {
-	var port string
-	switch lowerToken(scheme) {
-	case "http", "ws":
-		port = ":80"
-	case "https", "wss":
-		port = ":443"
-	}
-	return tokenEqual(stripSuffix(host, port), stripSuffix(reqHost, port))
+	port := defaultPort(scheme)
+	return tokenEqual(stripPort(host, port), stripPort(reqHost, port))
 }
 
-// stripSuffix returns s without suffix, ignoring ASCII case, if it ends
-// with it.
-func stripSuffix(s, suffix string) string {
-	if suffix != "" && len(s) > len(suffix) && tokenEqual(s[len(s)-len(suffix):], suffix) {
-		return s[:len(s)-len(suffix)]
+// stripPort returns the host[:port] s without ":"+port, if it ends with it
+// after a host.
+func stripPort(s, port string) string {
+	if n := len(s) - len(port) - 1; port != "" && n > 0 && s[n] == ':' && s[n+1:] == port {
+		return s[:n]
 	}
 	return s
 }
