@@ -46,7 +46,7 @@ func dialCooper(offer *cooper.DeflateParams) wsclient.Dialer {
 		up := []cooper.UpgradeOption{
 			cooper.WithSubprotocols(subprotocols...),
 			cooper.WithHandshake(&c.hs),
-			cooper.ResponseValidator(func(req *http.Request, resp *http.Response) error {
+			cooper.WithResponseValidator(func(req *http.Request, resp *http.Response) error {
 				c.ext = resp.Header.Get("Sec-WebSocket-Extensions")
 				return nil
 			}),
