@@ -245,13 +245,13 @@ func setBits(bits *int, value string, hasValue, needValue bool) deflateFaultKind
 // 20 ns per request (BenchmarkNegotiate/chromium).
 func negotiateDeflate(lines []string, policy *DeflateParams) (a deflateAnswer, ok bool) {
 	malformed := false
-	wellFormed := scanList(lines, isOtherExtension, func(elem string) bool {
+	wellFormed := scanList(lines, anyElement, func(elem string) bool {
 		name, params, more, _ := cut(elem, &paramEnd)
 		if !tokenEqual(name, "permessage-deflate") {
-			return true
+			malformed = !isExtension(name, params, more)
+			return !malformed
 		}
-		// Offers after the agreed one are still parsed: scanList leaves
-		// their grammar to parseDeflate (see isOtherExtension).
+		// Offers after the agreed one are still parsed, for their grammar.
 		o, fault := parseDeflate(params, more, false)
 		switch {
 		case fault.kind == faultMalformed:
@@ -282,16 +282,17 @@ type extension struct {
 // after the one fn stopped at included.
 func scanExtensions(lines []string, answer bool, fn func(x extension) bool) bool {
 	more, malformed := true, false
-	wellFormed := scanList(lines, isOtherExtension, func(elem string) bool {
+	wellFormed := scanList(lines, anyElement, func(elem string) bool {
 		name, params, hasParams, _ := cut(elem, &paramEnd)
 		x := extension{name: name, deflate: tokenEqual(name, "permessage-deflate")}
 		if x.deflate {
-			// Also after fn stopped: scanList leaves the grammar of these
-			// parameters to parseDeflate (see isOtherExtension).
-			if x.params, x.fault = parseDeflate(params, hasParams, answer); x.fault.kind == faultMalformed {
-				malformed = true
-				return false
-			}
+			x.params, x.fault = parseDeflate(params, hasParams, answer)
+			malformed = x.fault.kind == faultMalformed
+		} else {
+			malformed = !isExtension(name, params, hasParams)
+		}
+		if malformed {
+			return false
 		}
 		if more {
 			more = fn(x)
@@ -301,13 +302,11 @@ func scanExtensions(lines []string, answer bool, fn func(x extension) bool) bool
 	return wellFormed && !malformed
 }
 
-// isOtherExtension reports whether elem is a well-formed extension, or a
-// permessage-deflate element, whose parameters parseDeflate checks as it
-// parses them: a scan with it must parse every such element, as
-// scanExtensions and negotiateDeflate do.
-func isOtherExtension(elem string) bool {
-	return tokenEqual(extensionName(elem), "permessage-deflate") || isExtension(elem)
-}
+// anyElement is the valid function of the scans of extension lists, which
+// check each element's grammar themselves as they parse it: its name is
+// cut off once, the parameters of permessage-deflate are checked by
+// parseDeflate and those of any other extension by isExtension.
+func anyElement(string) bool { return true }
 
 // acceptDeflate answers a valid offer o under policy, or declines it.
 func acceptDeflate(o *deflateElement, policy *DeflateParams) (deflateAnswer, bool) {
@@ -365,21 +364,13 @@ func parseWindowBits(value string) int {
 	return n
 }
 
-// extensionName returns the name of the extension element elem, whose
-// quoted strings are terminated: what comes before its first ";".
-func extensionName(elem string) string {
-	name, _, _, _ := cut(elem, &paramEnd)
-	return name
-}
-
-// isExtension reports whether elem is an extension element (RFC 6455,
-// section 9.1):
+// isExtension reports whether an element that cut(elem, &paramEnd) split
+// into name, params and more is an extension (RFC 6455, section 9.1):
 //
 //	extension = extension-token *( OWS ";" OWS extension-param )
 //
 // with each extension-param as isParam has it.
-func isExtension(elem string) bool {
-	name, params, more, _ := cut(elem, &paramEnd)
+func isExtension(name, params string, more bool) bool {
 	if !isToken(name) {
 		return false
 	}
