@@ -239,30 +239,14 @@ func setBits(bits *int, value string, hasValue, needValue bool) deflateFaultKind
 // (RFC 7692, sections 5 and 7). Other extensions are ignored. ok is false
 // when there is no such offer or the lines are malformed; the upgrade then
 // goes on without the extension.
-//
-// It is scanExtensions written out for offers, as the request path needs
-// it: going through scanExtensions' callback was measured to cost about
-// 20 ns per request (BenchmarkNegotiate/chromium).
 func negotiateDeflate(lines []string, policy *DeflateParams) (a deflateAnswer, ok bool) {
-	malformed := false
-	wellFormed := scanList(lines, anyElement, func(elem string) bool {
-		name, params, more, _ := cut(elem, &paramEnd)
-		if !tokenEqual(name, "permessage-deflate") {
-			malformed = !isExtension(name, params, more)
-			return !malformed
+	wellFormed := scanExtensions(lines, false, func(x extension) bool {
+		if x.deflate && x.fault.kind == faultNone {
+			a, ok = acceptDeflate(&x.params, policy)
 		}
-		// Offers after the agreed one are still parsed, for their grammar.
-		o, fault := parseDeflate(params, more, false)
-		switch {
-		case fault.kind == faultMalformed:
-			malformed = true
-			return false
-		case fault.kind == faultNone && !ok:
-			a, ok = acceptDeflate(&o, policy)
-		}
-		return true
+		return !ok
 	})
-	return a, ok && wellFormed && !malformed
+	return a, ok && wellFormed
 }
 
 // An extension is one element of a Sec-WebSocket-Extensions list, as
@@ -302,10 +286,10 @@ func scanExtensions(lines []string, answer bool, fn func(x extension) bool) bool
 	return wellFormed && !malformed
 }
 
-// anyElement is the valid function of the scans of extension lists, which
-// check each element's grammar themselves as they parse it: its name is
-// cut off once, the parameters of permessage-deflate are checked by
-// parseDeflate and those of any other extension by isExtension.
+// anyElement is scanExtensions' valid function: scanExtensions checks each
+// element's grammar itself as it parses it, so that its name is cut off
+// once; the parameters of permessage-deflate are checked by parseDeflate,
+// those of any other extension by isExtension.
 func anyElement(string) bool { return true }
 
 // acceptDeflate answers a valid offer o under policy, or declines it.
