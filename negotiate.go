@@ -137,8 +137,9 @@ const (
 	paramClientBits      = "client_max_window_bits"
 )
 
-// A deflateFault is why the parameters of a permessage-deflate answer are
-// not valid, for the client's message.
+// A deflateFault is why the parameters of a permessage-deflate element
+// are not valid: the kind, which declines an offer, and the parameter, which
+// the client's message about an answer names.
 type deflateFault struct {
 	kind  deflateFaultKind
 	name  string // the parameter: in its RFC spelling, or as sent when unknown
