@@ -188,10 +188,9 @@ func ExampleAppendAcceptKey() {
 // of them is upgraded without one, for the handler to serve or close.
 func ExampleSubprotocols() {
 	u := cooper.New(cooper.Protocols("websocket"), cooper.Subprotocols("v2.chat", "v1.chat"))
-	agreed := make(chan string, 1)
 	srv := httptest.NewServer(u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 		defer conn.Close()
-		agreed <- hs.Subprotocol
+		fmt.Fprintf(conn, "%q agreed", hs.Subprotocol)
 	}))
 	defer srv.Close()
 
@@ -201,8 +200,10 @@ func ExampleSubprotocols() {
 		if err != nil {
 			panic(err)
 		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		agreed, _ := io.ReadAll(conn) // until the handler closes the connection
 		conn.Close()
-		fmt.Printf("%q offered: %q agreed\n", offer, <-agreed)
+		fmt.Printf("%q offered: %s\n", offer, agreed)
 	}
 	// Output:
 	// ["v1.chat" "v2.chat"] offered: "v1.chat" agreed
@@ -530,6 +531,7 @@ func ExampleWithStreamTakeover() {
 		panic(err)
 	}
 	resp.Body.Close()
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
 	line, _ := bufio.NewReader(peer).ReadString('\n')
 	fmt.Print(resp.Status, ", then on the stream: ", line)
 	// Output: 200 OK, then on the stream: websocket over HTTP/3
@@ -554,6 +556,7 @@ func ExampleResponseHeaders() {
 	}
 	defer c.Close()
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\nUpgrade: lines/2\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	answer, _ := io.ReadAll(c) // until the handler closes the connection
 	fmt.Print(strings.ReplaceAll(string(answer), "\r\n", "\n"))
 	// Output:
@@ -584,9 +587,13 @@ func ExampleUpgradeError() {
 	if _, err := cooper.Dial(req, cooper.WithProtocol("chat/2")); err == nil {
 		panic("upgraded")
 	}
-	rej := <-refusals
-	fmt.Println(rej.Status, rej.Header, errors.Is(rej, cooper.ErrProtocol))
-	fmt.Println(rej)
+	select {
+	case rej := <-refusals:
+		fmt.Println(rej.Status, rej.Header, errors.Is(rej, cooper.ErrProtocol))
+		fmt.Println(rej)
+	case <-time.After(5 * time.Second):
+		fmt.Println("OnError was not called")
+	}
 	// Output:
 	// 426 map[Connection:[Upgrade] Upgrade:[websocket]] true
 	// cooper: Upgrade: "chat/2" has none of "websocket"
@@ -612,10 +619,15 @@ func ExamplePanicError() {
 		panic(err)
 	}
 	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, err = conn.Read(make([]byte, 1))
 	fmt.Println("client read:", err)
-	p := <-panics
-	fmt.Println(p.Value, errors.Is(p, cooper.ErrHandlerPanic), strings.Contains(string(p.Stack), "ExamplePanicError"))
+	select {
+	case p := <-panics:
+		fmt.Println(p.Value, errors.Is(p, cooper.ErrHandlerPanic), strings.Contains(string(p.Stack), "ExamplePanicError"))
+	case <-time.After(5 * time.Second):
+		fmt.Println("OnError was not called")
+	}
 	// Output:
 	// client read: EOF
 	// out of cheese true true
@@ -810,6 +822,7 @@ func ExampleWithProxy() {
 		return
 	}
 	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	line, _ := bufio.NewReader(conn).ReadString('\n')
 	fmt.Print(line)
 	// Output:

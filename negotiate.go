@@ -137,8 +137,9 @@ const (
 	paramClientBits      = "client_max_window_bits"
 )
 
-// A deflateFault is why the parameters of a permessage-deflate answer are
-// not valid, for the client's message.
+// A deflateFault is why the parameters of a permessage-deflate element
+// are not valid: the kind, which declines an offer, and the parameter, which
+// the client's message about an answer names.
 type deflateFault struct {
 	kind  deflateFaultKind
 	name  string // the parameter: in its RFC spelling, or as sent when unknown
@@ -239,30 +240,14 @@ func setBits(bits *int, value string, hasValue, needValue bool) deflateFaultKind
 // (RFC 7692, sections 5 and 7). Other extensions are ignored. ok is false
 // when there is no such offer or the lines are malformed; the upgrade then
 // goes on without the extension.
-//
-// It is scanExtensions written out for offers, as the request path needs
-// it: going through scanExtensions' callback was measured to cost about
-// 20 ns per request (BenchmarkNegotiate/chromium).
 func negotiateDeflate(lines []string, policy *DeflateParams) (a deflateAnswer, ok bool) {
-	malformed := false
-	wellFormed := scanList(lines, isOtherExtension, func(elem string) bool {
-		name, params, more, _ := cut(elem, &paramEnd)
-		if !tokenEqual(name, "permessage-deflate") {
-			return true
+	wellFormed := scanExtensions(lines, false, func(x extension) bool {
+		if x.deflate && x.fault.kind == faultNone {
+			a, ok = acceptDeflate(&x.params, policy)
 		}
-		// Offers after the agreed one are still parsed: scanList leaves
-		// their grammar to parseDeflate (see isOtherExtension).
-		o, fault := parseDeflate(params, more, false)
-		switch {
-		case fault.kind == faultMalformed:
-			malformed = true
-			return false
-		case fault.kind == faultNone && !ok:
-			a, ok = acceptDeflate(&o, policy)
-		}
-		return true
+		return !ok
 	})
-	return a, ok && wellFormed && !malformed
+	return a, ok && wellFormed
 }
 
 // An extension is one element of a Sec-WebSocket-Extensions list, as
@@ -282,16 +267,17 @@ type extension struct {
 // after the one fn stopped at included.
 func scanExtensions(lines []string, answer bool, fn func(x extension) bool) bool {
 	more, malformed := true, false
-	wellFormed := scanList(lines, isOtherExtension, func(elem string) bool {
+	wellFormed := scanList(lines, anyElement, func(elem string) bool {
 		name, params, hasParams, _ := cut(elem, &paramEnd)
 		x := extension{name: name, deflate: tokenEqual(name, "permessage-deflate")}
 		if x.deflate {
-			// Also after fn stopped: scanList leaves the grammar of these
-			// parameters to parseDeflate (see isOtherExtension).
-			if x.params, x.fault = parseDeflate(params, hasParams, answer); x.fault.kind == faultMalformed {
-				malformed = true
-				return false
-			}
+			x.params, x.fault = parseDeflate(params, hasParams, answer)
+			malformed = x.fault.kind == faultMalformed
+		} else {
+			malformed = !isExtension(name, params, hasParams)
+		}
+		if malformed {
+			return false
 		}
 		if more {
 			more = fn(x)
@@ -301,13 +287,11 @@ func scanExtensions(lines []string, answer bool, fn func(x extension) bool) bool
 	return wellFormed && !malformed
 }
 
-// isOtherExtension reports whether elem is a well-formed extension, or a
-// permessage-deflate element, whose parameters parseDeflate checks as it
-// parses them: a scan with it must parse every such element, as
-// scanExtensions and negotiateDeflate do.
-func isOtherExtension(elem string) bool {
-	return tokenEqual(extensionName(elem), "permessage-deflate") || isExtension(elem)
-}
+// anyElement is scanExtensions' valid function: scanExtensions checks each
+// element's grammar itself as it parses it, so that its name is cut off
+// once; the parameters of permessage-deflate are checked by parseDeflate,
+// those of any other extension by isExtension.
+func anyElement(string) bool { return true }
 
 // acceptDeflate answers a valid offer o under policy, or declines it.
 func acceptDeflate(o *deflateElement, policy *DeflateParams) (deflateAnswer, bool) {
@@ -365,21 +349,13 @@ func parseWindowBits(value string) int {
 	return n
 }
 
-// extensionName returns the name of the extension element elem, whose
-// quoted strings are terminated: what comes before its first ";".
-func extensionName(elem string) string {
-	name, _, _, _ := cut(elem, &paramEnd)
-	return name
-}
-
-// isExtension reports whether elem is an extension element (RFC 6455,
-// section 9.1):
+// isExtension reports whether an element that cut(elem, &paramEnd) split
+// into name, params and more is an extension (RFC 6455, section 9.1):
 //
 //	extension = extension-token *( OWS ";" OWS extension-param )
 //
 // with each extension-param as isParam has it.
-func isExtension(elem string) bool {
-	name, params, more, _ := cut(elem, &paramEnd)
+func isExtension(name, params string, more bool) bool {
 	if !isToken(name) {
 		return false
 	}
