@@ -118,11 +118,15 @@ func isTimeout(err error) bool {
 
 // needEcho finds out once whether the endpoint echoes messages, which the
 // cases that exchange messages need; when it does not, it returns the
-// skip those cases report.
+// verdict those cases report: a skip, or the failure of a valid request
+// that got no answer.
 func (p *prober) needEcho() (verdict, bool) {
 	if !p.echoChecked {
 		p.echoChecked = true
 		p.echoes, p.echoVerdict = p.checkEcho()
+	}
+	if !p.echoes && p.echoVerdict.result == Fail {
+		return p.echoVerdict, false
 	}
 	if !p.echoes {
 		return skip("needs an endpoint that echoes: %s", p.echoVerdict.detail), false
