@@ -31,6 +31,14 @@ const (
 	compressesDeclined       // compresses its frames when it declined the offer
 	losesEarlyData           // drops what came with the request
 	no426Upgrade             // 426 without Upgrade
+	acceptsCrossOrigin       // accepts any Origin
+	sendsAccept              // over HTTP/2, answers Sec-WebSocket-Accept
+	refusesConnect           // over HTTP/2, refuses every extended CONNECT
+	resetsConnect            // over HTTP/2, resets the stream of an extended CONNECT
+	masksFrames              // masks its frames
+	noEcho                   // ends the connection, or the stream, right after its answer
+	noEchoOverH2             // over HTTP/2, ends the stream right after its answer
+	garblesEcho              // echoes a text message as binary
 )
 
 // testServer is a WebSocket echo server on loopback written for these
@@ -94,6 +102,12 @@ func (s *testServer) handle(c net.Conn) {
 		refuse(c, 400)
 		return
 	}
+	s.upgrade(c, br, req)
+}
+
+// upgrade answers req, read from c through br, and echoes what follows
+// when it switched.
+func (s *testServer) upgrade(c net.Conn, br *bufio.Reader, req *http.Request) {
 	h := req.Header
 	upgradeHeaders := []string{"Upgrade: websocket", "Connection: Upgrade"}
 	if s.flaw == no426Upgrade {
@@ -165,7 +179,7 @@ func (s *testServer) handle(c net.Conn) {
 		b.WriteString("Sec-WebSocket-Extensions: " + ext + "\r\n")
 	}
 	b.WriteString("\r\n")
-	if _, err := c.Write(b.Bytes()); err != nil {
+	if _, err := c.Write(b.Bytes()); err != nil || s.flaw == noEcho {
 		return
 	}
 	if s.flaw == losesEarlyData {
