@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,25 +21,35 @@ import (
 type flaw int
 
 const (
-	correct             flaw = iota
-	wrongAccept              // Sec-WebSocket-Accept without the GUID
-	noConnection             // a 101 without Connection
-	acceptsVersion8          // version 8 is upgraded like 13
-	unofferedSub             // answers its subprotocol whether offered or not
-	largerServerWindow       // answers server_max_window_bits=15 to any offer of it
-	ignoresServerWindow      // answers the window offered, compresses with 32 KiB
-	keepsServerContext       // refers back into earlier messages despite server_no_context_takeover
-	compressesDeclined       // compresses its frames when it declined the offer
-	losesEarlyData           // drops what came with the request
-	no426Upgrade             // 426 without Upgrade
-	acceptsCrossOrigin       // accepts any Origin
-	sendsAccept              // over HTTP/2, answers Sec-WebSocket-Accept
-	refusesConnect           // over HTTP/2, refuses every extended CONNECT
-	resetsConnect            // over HTTP/2, resets the stream of an extended CONNECT
-	masksFrames              // masks its frames
-	noEcho                   // ends the connection, or the stream, right after its answer
-	noEchoOverH2             // over HTTP/2, ends the stream right after its answer
-	garblesEcho              // echoes a text message as binary
+	correct              flaw = iota
+	wrongAccept               // Sec-WebSocket-Accept without the GUID
+	noConnection              // a 101 without Connection
+	acceptsVersion8           // version 8 is upgraded like 13
+	unofferedSub              // answers its subprotocol whether offered or not
+	largerServerWindow        // answers server_max_window_bits=15 to any offer of it
+	ignoresServerWindow       // answers the window offered, compresses with 32 KiB
+	keepsServerContext        // refers back into earlier messages despite server_no_context_takeover
+	compressesDeclined        // compresses its frames when it declined the offer
+	losesEarlyData            // drops what came with the request
+	no426Upgrade              // 426 without Upgrade
+	acceptsCrossOrigin        // accepts any Origin
+	sendsAccept               // over HTTP/2, answers Sec-WebSocket-Accept
+	refusesConnect            // over HTTP/2, refuses every extended CONNECT
+	resetsConnect             // over HTTP/2, resets the stream of an extended CONNECT
+	masksFrames               // masks its frames
+	noEcho                    // ends the connection, or the stream, right after its answer
+	noEchoOverH2              // over HTTP/2, ends the stream right after its answer
+	garblesEcho               // echoes a text message as binary
+	firstOfferOnly            // reads only the first permessage-deflate offer
+	acceptsUnknownParam       // ignores permessage-deflate parameters it does not know
+	refusesBadOffer           // refuses the handshake when it declines a permessage-deflate offer (allowed, but not what RFC 7692 asks)
+	noClientContext           // answers client_no_context_takeover to every offer (allowed)
+	neverCompresses           // agrees permessage-deflate and sends uncompressed messages (allowed)
+	echoesRaw                 // under permessage-deflate, echoes messages as received, compressed, without RSV1
+	dropsClientContext        // inflates every message on its own, despite client context takeover
+	dropsFirstEarlyFrame      // drops the first frame that came with the request
+	closesOnPing              // answers a ping with a close frame
+	wrongPong                 // answers a ping with an empty pong
 )
 
 // testServer is a WebSocket echo server on loopback written for these
@@ -160,6 +171,11 @@ func (s *testServer) upgrade(c net.Conn, br *bufio.Reader, req *http.Request) {
 	}
 	offered := len(h.Values("Sec-Websocket-Extensions")) > 0
 	ext, agreed := s.negotiate(h.Values("Sec-Websocket-Extensions"))
+	if exts, _ := parseExtensions(h.Values("Sec-Websocket-Extensions")); s.flaw == refusesBadOffer && agreed == nil &&
+		slices.ContainsFunc(exts, func(e extension) bool { return e.name == "permessage-deflate" }) {
+		refuse(c, 400)
+		return
+	}
 
 	guid := "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 	if s.flaw == wrongAccept {
@@ -185,6 +201,11 @@ func (s *testServer) upgrade(c net.Conn, br *bufio.Reader, req *http.Request) {
 	if s.flaw == losesEarlyData {
 		br = bufio.NewReader(c)
 	}
+	if s.flaw == dropsFirstEarlyFrame && br.Buffered() > 0 {
+		if _, err := readFrame(br); err != nil {
+			return
+		}
+	}
 	if agreed == nil && offered && s.flaw == compressesDeclined {
 		agreed = &serverDeflate{window: 15, clientContext: false}
 	}
@@ -205,10 +226,14 @@ func (s *testServer) negotiate(lines []string) (string, *serverDeflate) {
 	if !ok {
 		return "", nil
 	}
+	read := 0
 offers:
 	for _, e := range exts {
 		if e.name != "permessage-deflate" {
 			continue
+		}
+		if read++; read > 1 && s.flaw == firstOfferOnly {
+			break
 		}
 		d := &serverDeflate{serverContext: true, clientContext: true, window: 15}
 		answer := []string{"permessage-deflate"}
@@ -239,9 +264,14 @@ offers:
 			case p.name == "client_max_window_bits" && !p.hasValue:
 			case p.name == "client_max_window_bits" && validBits:
 				answer = append(answer, p.name+"="+p.value)
+			case s.flaw == acceptsUnknownParam && !strings.HasSuffix(p.name, "_context_takeover") && !strings.HasSuffix(p.name, "_max_window_bits"):
 			default:
 				continue offers
 			}
+		}
+		if s.flaw == noClientContext && d.clientContext {
+			d.clientContext = false
+			answer = append(answer, "client_no_context_takeover")
 		}
 		return strings.Join(answer, "; "), d
 	}
@@ -262,7 +292,15 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 			}
 			switch f.op {
 			case opPing:
-				c.Write(serverFrame(opPong, false, f.payload))
+				switch s.flaw {
+				case closesOnPing:
+					c.Write(serverFrame(opClose, false, nil))
+					return
+				case wrongPong:
+					c.Write(serverFrame(opPong, false, nil))
+				default:
+					c.Write(serverFrame(opPong, false, f.payload))
+				}
 				continue
 			case opClose:
 				c.Write(serverFrame(opClose, false, f.payload))
@@ -277,12 +315,16 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 				break
 			}
 		}
+		if d != nil && s.flaw == echoesRaw {
+			c.Write(serverFrame(op, false, msg))
+			continue
+		}
 		if compressed {
 			if d == nil {
 				return
 			}
 			var dict []byte
-			if d.clientContext {
+			if d.clientContext && s.flaw != dropsClientContext {
 				dict = received
 			}
 			out, err := decompress(msg, dict)
@@ -294,7 +336,7 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 				received = window(received, msg)
 			}
 		}
-		if d == nil {
+		if d == nil || s.flaw == neverCompresses {
 			c.Write(serverFrame(op, false, msg))
 			continue
 		}
