@@ -34,7 +34,7 @@ func inExtendedConnectProcess(t *testing.T) bool {
 // test server does over HTTP/1.1 (without compressing); f may break one
 // rule (acceptsVersion8, unofferedSub, largerServerWindow, acceptsCrossOrigin,
 // sendsAccept, refusesConnect, resetsConnect, masksFrames, noEcho,
-// noEchoOverH2, garblesEcho). Over HTTP/1.1 it is the test server, with f.
+// noEchoOverH2, garblesEcho, declinesDeflate). Over HTTP/1.1 it is the test server, with f.
 func h2Server(t *testing.T, f flaw) string {
 	t.Helper()
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -53,6 +53,8 @@ func h2Server(t *testing.T, f flaw) string {
 		}
 		v := r.Header.Values("Sec-Websocket-Version")
 		switch {
+		case f == resetsConnect:
+			panic(http.ErrAbortHandler) // the stream is reset, unanswered
 		case r.Header.Get(":protocol") != "websocket":
 			http.Error(w, "not websocket", http.StatusBadRequest)
 			return
@@ -60,8 +62,6 @@ func h2Server(t *testing.T, f flaw) string {
 			w.Header().Set("Sec-WebSocket-Version", "13")
 			http.Error(w, "version 13 only", http.StatusBadRequest)
 			return
-		case f == resetsConnect:
-			panic(http.ErrAbortHandler) // the stream is reset, unanswered
 		case r.Header.Get("Origin") != "" && r.Header.Get("Origin") != "https://"+r.Host && f != acceptsCrossOrigin:
 			http.Error(w, "cross-origin", http.StatusForbidden)
 			return
@@ -72,7 +72,7 @@ func h2Server(t *testing.T, f flaw) string {
 		if slices.Contains(tokens(r.Header.Values("Sec-Websocket-Protocol")), "echo.v1") || f == unofferedSub {
 			w.Header().Set("Sec-WebSocket-Protocol", "echo.v1")
 		}
-		if ext, _ := (&testServer{flaw: f}).negotiate(r.Header.Values("Sec-Websocket-Extensions")); ext != "" {
+		if ext, _ := (&testServer{flaw: f}).negotiate(r.Header.Values("Sec-Websocket-Extensions")); ext != "" && f != declinesDeflate {
 			w.Header().Set("Sec-WebSocket-Extensions", ext)
 		}
 		if f == sendsAccept {
@@ -134,6 +134,7 @@ func TestH2(t *testing.T) {
 		{"accepting another site warns in h2-cross-origin", acceptsCrossOrigin, map[string]string{"h2-cross-origin": Warn}},
 		{"answering Sec-WebSocket-Accept warns in h2-no-accept", sendsAccept, map[string]string{"h2-no-accept": Warn}},
 		{"refusing extended CONNECT fails the cases that need a 2xx", refusesConnect, refused},
+		{"a server that declines permessage-deflate passes every case", declinesDeflate, nil},
 		{"resetting the stream fails the cases that need an answer", resetsConnect,
 			map[string]string{"h2-connect": Fail, "h2-no-accept": Fail, "h2-echo": Fail, "h2-subprotocol": Fail, "h2-deflate": Fail, "h2-cross-origin": Fail}},
 		{"masking its frames fails h2-echo", masksFrames, map[string]string{"h2-echo": Fail}},

@@ -143,6 +143,7 @@ func TestCannedAnswers(t *testing.T) {
 			map[string]string{"sub-unknown": Warn, "sub-chosen": Warn}},
 		{"an element that is not a token chosen", ok + "Sec-WebSocket-Protocol: cooperprobe/1\r\n\r\n", nil,
 			map[string]string{"sub-invalid-element": Fail}},
+		{"a subprotocol with a space chosen", ok + "Sec-WebSocket-Protocol: a b\r\n\r\n", []string{"-subprotocol", "a b"}, map[string]string{"sub-chosen": Fail}},
 		{"a case-changed subprotocol chosen", ok + "Sec-WebSocket-Protocol: ECHO.V1\r\n\r\n", nil, map[string]string{"sub-case": Warn}},
 		{"a 101 that names nothing and sends nothing", ok + "\r\n", nil, map[string]string{
 			"req-version-header": Skip, "ans-frames": Skip, "sub-none-offered": Pass, "sub-chosen": Warn, "pmd-plain": Pass, "pmd-exchange": Skip,
