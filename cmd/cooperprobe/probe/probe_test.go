@@ -104,6 +104,8 @@ func TestBrokenServers(t *testing.T) {
 		{"echoing compressed messages as received fails the exchanges", echoesRaw,
 			[]string{"pmd-client-context", "pmd-exchange", "pmd-smwb-10-honoured", "pmd-snct-honoured"}, nil, nil},
 		{"ignoring the client's context fails pmd-client-context", dropsClientContext, []string{"pmd-client-context"}, nil, nil},
+		{"keeping the compressed bytes as the window fails pmd-client-context", windowsCompressed, []string{"pmd-client-context"}, nil, nil},
+		{"inflating after a decline fails pmd-declined-uncompressed", inflatesDeclined, []string{"pmd-declined-uncompressed"}, nil, nil},
 		{"dropping the first frame sent with the request fails the early-data cases", dropsFirstEarlyFrame,
 			[]string{"early-close", "early-frame", "early-ping", "early-split-frame", "early-two-frames"}, nil, nil},
 		{"answering a ping with a close frame fails early-ping", closesOnPing, []string{"early-ping"}, nil, nil},

@@ -48,6 +48,8 @@ const (
 	neverCompresses           // agrees permessage-deflate and sends uncompressed messages (allowed)
 	echoesRaw                 // under permessage-deflate, echoes messages as received, compressed, without RSV1
 	dropsClientContext        // inflates every message on its own, despite client context takeover
+	windowsCompressed         // keeps the compressed messages as its window, not what they inflate to
+	inflatesDeclined          // inflates every message when it declined the offer
 	dropsFirstEarlyFrame      // drops the first frame that came with the request
 	closesOnPing              // answers a ping with a close frame
 	wrongPong                 // answers a ping with an empty pong
@@ -207,7 +209,7 @@ func (s *testServer) upgrade(c net.Conn, br *bufio.Reader, req *http.Request) {
 			return
 		}
 	}
-	if agreed == nil && offered && s.flaw == compressesDeclined {
+	if agreed == nil && offered && (s.flaw == compressesDeclined || s.flaw == inflatesDeclined) {
 		agreed = &serverDeflate{window: 15, clientContext: false}
 	}
 	s.echo(c, br, agreed)
@@ -320,7 +322,7 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 			c.Write(serverFrame(op, false, msg))
 			continue
 		}
-		if compressed {
+		if compressed || (d != nil && s.flaw == inflatesDeclined) {
 			if d == nil {
 				return
 			}
@@ -332,10 +334,12 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 			if err != nil {
 				return
 			}
-			msg = out
-			if d.clientContext {
+			if d.clientContext && s.flaw == windowsCompressed {
 				received = window(received, msg)
+			} else if d.clientContext {
+				received = window(received, out)
 			}
+			msg = out
 		}
 		if d == nil || s.flaw == neverCompresses {
 			c.Write(serverFrame(op, false, msg))

@@ -148,6 +148,7 @@ func TestCannedAnswers(t *testing.T) {
 		{"a 101 that names nothing and sends nothing", ok + "\r\n", nil, map[string]string{
 			"req-version-header": Skip, "ans-frames": Skip, "sub-none-offered": Pass, "sub-chosen": Warn, "pmd-plain": Pass, "pmd-exchange": Skip,
 			"origin-cross": Warn, "origin-403": Skip, "early-frame": Skip}},
+		{"HTTP/2 asked of a ws:// URL", ok + "\r\n", []string{"-h2"}, map[string]string{"h2-settings": Skip}},
 		{"a subprotocol without letters", ok + "\r\n", []string{"-subprotocol", "13"}, map[string]string{"sub-case": Skip}},
 		{"every request refused", refused, nil, map[string]string{
 			"req-method-405-allow": Skip, "req-426-upgrade": Skip, "req-upgrade-list": Warn, "ans-status-line": Skip, "ans-frames": Skip,
