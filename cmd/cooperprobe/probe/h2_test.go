@@ -34,7 +34,7 @@ func inExtendedConnectProcess(t *testing.T) bool {
 // test server does over HTTP/1.1 (without compressing); f may break one
 // rule (acceptsVersion8, unofferedSub, largerServerWindow, acceptsCrossOrigin,
 // sendsAccept, refusesConnect, resetsConnect, masksFrames, noEcho,
-// noEchoOverH2, garblesEcho, declinesDeflate). Over HTTP/1.1 it is the test server, with f.
+// noEchoOverH2, garblesEcho, declinesDeflate, twoSubprotocols). Over HTTP/1.1 it is the test server, with f.
 func h2Server(t *testing.T, f flaw) string {
 	t.Helper()
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +71,9 @@ func h2Server(t *testing.T, f flaw) string {
 		}
 		if slices.Contains(tokens(r.Header.Values("Sec-Websocket-Protocol")), "echo.v1") || f == unofferedSub {
 			w.Header().Set("Sec-WebSocket-Protocol", "echo.v1")
+		}
+		if f == twoSubprotocols {
+			w.Header()["Sec-Websocket-Protocol"] = []string{unknownSub1, unknownSub1}
 		}
 		if ext, _ := (&testServer{flaw: f}).negotiate(r.Header.Values("Sec-Websocket-Extensions")); ext != "" && f != declinesDeflate {
 			w.Header().Set("Sec-WebSocket-Extensions", ext)
@@ -130,6 +133,7 @@ func TestH2(t *testing.T) {
 		{"a server that follows RFC 8441 passes every case", correct, nil},
 		{"upgrading version 8 fails h2-version-8", acceptsVersion8, map[string]string{"h2-version-8": Fail}},
 		{"answering a subprotocol not offered fails h2-subprotocol", unofferedSub, map[string]string{"h2-subprotocol": Fail}},
+		{"answering two subprotocol fields fails h2-subprotocol", twoSubprotocols, map[string]string{"h2-subprotocol": Fail}},
 		{"answering a server window larger than offered fails h2-deflate", largerServerWindow, map[string]string{"h2-deflate": Fail}},
 		{"accepting another site warns in h2-cross-origin", acceptsCrossOrigin, map[string]string{"h2-cross-origin": Warn}},
 		{"answering Sec-WebSocket-Accept warns in h2-no-accept", sendsAccept, map[string]string{"h2-no-accept": Warn}},

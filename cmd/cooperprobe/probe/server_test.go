@@ -45,6 +45,7 @@ const (
 	refusesBadOffer           // refuses the handshake when it declines a permessage-deflate offer (allowed, but not what RFC 7692 asks)
 	noClientContext           // answers client_no_context_takeover to every offer (allowed)
 	declinesDeflate           // over HTTP/2, declines every permessage-deflate offer (allowed)
+	twoSubprotocols           // over HTTP/2, answers Sec-WebSocket-Protocol twice
 	neverCompresses           // agrees permessage-deflate and sends uncompressed messages (allowed)
 	echoesRaw                 // under permessage-deflate, echoes messages as received, compressed, without RSV1
 	dropsClientContext        // inflates every message on its own, despite client context takeover
