@@ -32,14 +32,14 @@ const (
 	compressesDeclined        // compresses its frames when it declined the offer
 	losesEarlyData            // drops what came with the request
 	no426Upgrade              // 426 without Upgrade
-	acceptsCrossOrigin        // accepts any Origin
+	acceptsCrossOrigin        // over HTTP/2, accepts any Origin
 	sendsAccept               // over HTTP/2, answers Sec-WebSocket-Accept
 	refusesConnect            // over HTTP/2, refuses every extended CONNECT
 	resetsConnect             // over HTTP/2, resets the stream of an extended CONNECT
-	masksFrames               // masks its frames
+	masksFrames               // over HTTP/2, masks its frames
 	noEcho                    // ends the connection, or the stream, right after its answer
 	noEchoOverH2              // over HTTP/2, ends the stream right after its answer
-	garblesEcho               // echoes a text message as binary
+	garblesEcho               // over HTTP/2, echoes a text message as binary
 	firstOfferOnly            // reads only the first permessage-deflate offer
 	acceptsUnknownParam       // ignores permessage-deflate parameters it does not know
 	refusesBadOffer           // refuses the handshake when it declines a permessage-deflate offer (allowed, but not what RFC 7692 asks)
