@@ -100,6 +100,8 @@ func TestBrokenServers(t *testing.T) {
 		{"compressing past the agreed window fails pmd-smwb-10-honoured", ignoresServerWindow, map[string]string{"pmd-smwb-10-honoured": Fail}},
 		{"keeping context despite server_no_context_takeover fails pmd-snct-honoured", keepsServerContext, map[string]string{"pmd-snct-honoured": Fail}},
 		{"compressing after a decline fails pmd-declined-uncompressed", compressesDeclined, map[string]string{"pmd-declined-uncompressed": Fail}},
+		{"compressing without RSV1 after a decline fails pmd-declined-uncompressed", compressesSilently, map[string]string{
+			"pmd-declined-uncompressed": Fail, "pmd-client-context": Skip, "pmd-exchange": Skip, "pmd-smwb-10-honoured": Skip, "pmd-snct-honoured": Skip}},
 		{"inflating after a decline fails pmd-declined-uncompressed", inflatesDeclined, map[string]string{"pmd-declined-uncompressed": Fail}},
 		{"reading only the first offer warns in pmd-fallback", firstOfferOnly, map[string]string{"pmd-fallback": Warn}},
 		{"accepting an unknown parameter fails pmd-unknown-param", acceptsUnknownParam,

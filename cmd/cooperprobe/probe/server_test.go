@@ -30,6 +30,7 @@ const (
 	ignoresServerWindow       // answers the window offered, compresses with 32 KiB
 	keepsServerContext        // refers back into earlier messages despite server_no_context_takeover
 	compressesDeclined        // compresses its frames when it declined the offer
+	compressesSilently        // declines every offer, then compresses its frames without RSV1 all the same
 	losesEarlyData            // drops what came with the request
 	no426Upgrade              // 426 without Upgrade
 	acceptsCrossOrigin        // over HTTP/2, accepts any Origin
@@ -210,7 +211,7 @@ func (s *testServer) upgrade(c net.Conn, br *bufio.Reader, req *http.Request) {
 			return
 		}
 	}
-	if agreed == nil && offered && (s.flaw == compressesDeclined || s.flaw == inflatesDeclined) {
+	if agreed == nil && offered && (s.flaw == compressesDeclined || s.flaw == compressesSilently || s.flaw == inflatesDeclined) {
 		agreed = &serverDeflate{window: 15, clientContext: false}
 	}
 	s.echo(c, br, agreed)
@@ -227,7 +228,7 @@ type serverDeflate struct {
 // (RFC 7692, sections 5 and 7) and returns its answer.
 func (s *testServer) negotiate(lines []string) (string, *serverDeflate) {
 	exts, ok := parseExtensions(lines)
-	if !ok {
+	if !ok || s.flaw == compressesSilently {
 		return "", nil
 	}
 	read := 0
@@ -355,7 +356,7 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 			dict = sent
 			sent = window(sent, msg)
 		}
-		c.Write(serverFrame(op, true, compress(msg, dict, level)))
+		c.Write(serverFrame(op, s.flaw != compressesSilently, compress(msg, dict, level)))
 	}
 }
 

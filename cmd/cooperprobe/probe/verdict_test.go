@@ -146,7 +146,7 @@ func TestCannedAnswers(t *testing.T) {
 		{"a subprotocol with a space chosen", ok + "Sec-WebSocket-Protocol: a b\r\n\r\n", []string{"-subprotocol", "a b"}, map[string]string{"sub-chosen": Fail}},
 		{"a case-changed subprotocol chosen", ok + "Sec-WebSocket-Protocol: ECHO.V1\r\n\r\n", nil, map[string]string{"sub-case": Warn}},
 		{"a 101 that names nothing and sends nothing", ok + "\r\n", nil, map[string]string{
-			"req-version-header": Skip, "ans-frames": Skip, "sub-none-offered": Pass, "sub-chosen": Warn, "pmd-plain": Pass, "pmd-exchange": Skip,
+			"req-version-header": Skip, "ans-frames": Skip, "sub-none-offered": Pass, "sub-chosen": Warn, "sub-invalid-element": Pass, "pmd-plain": Pass, "pmd-exchange": Skip,
 			"origin-cross": Warn, "origin-403": Skip, "early-frame": Skip}},
 		{"HTTP/2 asked of a ws:// URL", ok + "\r\n", []string{"-h2"}, map[string]string{"h2-settings": Skip}},
 		{"a subprotocol without letters", ok + "\r\n", []string{"-subprotocol", "13"}, map[string]string{"sub-case": Skip}},
