@@ -118,14 +118,15 @@ func isTimeout(err error) bool {
 
 // needEcho finds out once whether the endpoint echoes messages, which the
 // cases that exchange messages need; when it does not, it returns the
-// skip those cases report.
+// verdict those cases report: a skip, or the failure of a valid request
+// that got no answer.
 func (p *prober) needEcho() (verdict, bool) {
 	if !p.echoChecked {
 		p.echoChecked = true
 		p.echoes, p.echoVerdict = p.checkEcho()
 	}
 	if !p.echoes {
-		return skip("needs an endpoint that echoes: %s", p.echoVerdict.detail), false
+		return p.echoVerdict, false
 	}
 	return verdict{}, true
 }
@@ -133,35 +134,39 @@ func (p *prober) needEcho() (verdict, bool) {
 // checkEcho upgrades with a valid request, sends a text and a binary
 // message, and expects them back as the server's frames must be: unmasked
 // (RFC 6455, section 5.1) and without RSV bits, no extension being agreed
-// (RFC 6455, section 5.2).
+// (RFC 6455, section 5.2). When it finds no echo, its verdict is what the
+// cases that need one report.
 func (p *prober) checkEcho() (bool, verdict) {
+	noEcho := func(format string, args ...any) verdict {
+		return skip("needs an endpoint that echoes: "+format, args...)
+	}
 	resp, err := p.send(p.request())
 	if err != nil {
 		return false, fail("a valid request: %v", err)
 	}
 	defer resp.close()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return false, skip("a valid request was refused with %s", resp.Status)
+		return false, noEcho("a valid request was refused with %s", resp.Status)
 	}
 	for _, m := range []struct {
 		op   byte
 		data []byte
 	}{{opText, []byte("cooperprobe: echo")}, {opBinary, []byte{0, 1, 2, 0xff, 0xfe}}} {
 		if err := resp.sendMessage(m.op, false, m.data); err != nil {
-			return false, skip("sending a message: %v", err)
+			return false, noEcho("sending a message: %v", err)
 		}
 		got, err := resp.readMessage()
 		switch {
 		case err != nil && isTimeout(err):
-			return false, skip("no echo within %v", p.timeout)
+			return false, noEcho("no echo within %v", p.timeout)
 		case err != nil:
-			return false, skip("no echo: %v", err)
+			return false, noEcho("no echo: %v", err)
 		case got.masked:
 			return true, fail("the server masked its frame")
 		case got.compressed || got.rsv23:
 			return true, fail("RSV bits set on the server's frame, no extension being agreed")
 		case got.op != m.op || !bytes.Equal(got.payload, m.data):
-			return false, skip("the answer to %q was opcode %d %s, not its echo", m.data, got.op, clip(got.payload))
+			return false, noEcho("the answer to %q was opcode %d %s, not its echo", m.data, got.op, clip(got.payload))
 		}
 	}
 	return true, pass("a text and a binary message echoed")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,17 +21,40 @@ import (
 type flaw int
 
 const (
-	correct             flaw = iota
-	wrongAccept              // Sec-WebSocket-Accept without the GUID
-	noConnection             // a 101 without Connection
-	acceptsVersion8          // version 8 is upgraded like 13
-	unofferedSub             // answers its subprotocol whether offered or not
-	largerServerWindow       // answers server_max_window_bits=15 to any offer of it
-	ignoresServerWindow      // answers the window offered, compresses with 32 KiB
-	keepsServerContext       // refers back into earlier messages despite server_no_context_takeover
-	compressesDeclined       // compresses its frames when it declined the offer
-	losesEarlyData           // drops what came with the request
-	no426Upgrade             // 426 without Upgrade
+	correct              flaw = iota
+	wrongAccept               // Sec-WebSocket-Accept without the GUID
+	noConnection              // a 101 without Connection
+	acceptsVersion8           // version 8 is upgraded like 13
+	unofferedSub              // answers its subprotocol whether offered or not
+	largerServerWindow        // answers server_max_window_bits=15 to any offer of it
+	ignoresServerWindow       // answers the window offered, compresses with 32 KiB
+	keepsServerContext        // refers back into earlier messages despite server_no_context_takeover
+	compressesDeclined        // compresses its frames when it declined the offer
+	compressesSilently        // declines every offer, then compresses its frames without RSV1 all the same
+	losesEarlyData            // drops what came with the request
+	no426Upgrade              // 426 without Upgrade
+	acceptsCrossOrigin        // over HTTP/2, accepts any Origin
+	sendsAccept               // over HTTP/2, answers Sec-WebSocket-Accept
+	refusesConnect            // over HTTP/2, refuses every extended CONNECT
+	resetsConnect             // over HTTP/2, resets the stream of an extended CONNECT
+	masksFrames               // over HTTP/2, masks its frames
+	noEcho                    // ends the connection, or the stream, right after its answer
+	noEchoOverH2              // over HTTP/2, ends the stream right after its answer
+	garblesEcho               // over HTTP/2, echoes a text message as binary
+	firstOfferOnly            // reads only the first permessage-deflate offer
+	acceptsUnknownParam       // ignores permessage-deflate parameters it does not know
+	refusesBadOffer           // refuses the handshake when it declines a permessage-deflate offer (allowed, but not what RFC 7692 asks)
+	noClientContext           // answers client_no_context_takeover to every offer (allowed)
+	declinesDeflate           // over HTTP/2, declines every permessage-deflate offer (allowed)
+	twoSubprotocols           // over HTTP/2, answers Sec-WebSocket-Protocol twice
+	neverCompresses           // agrees permessage-deflate and sends uncompressed messages (allowed)
+	echoesRaw                 // under permessage-deflate, echoes messages as received, compressed, without RSV1
+	dropsClientContext        // inflates every message on its own, despite client context takeover
+	windowsCompressed         // keeps the compressed messages as its window, not what they inflate to
+	inflatesDeclined          // inflates every message when it declined the offer
+	dropsFirstEarlyFrame      // drops the first frame that came with the request
+	closesOnPing              // answers a ping with a close frame
+	wrongPong                 // answers a ping with an empty pong
 )
 
 // testServer is a WebSocket echo server on loopback written for these
@@ -94,6 +118,12 @@ func (s *testServer) handle(c net.Conn) {
 		refuse(c, 400)
 		return
 	}
+	s.upgrade(c, br, req)
+}
+
+// upgrade answers req, read from c through br, and echoes what follows
+// when it switched.
+func (s *testServer) upgrade(c net.Conn, br *bufio.Reader, req *http.Request) {
 	h := req.Header
 	upgradeHeaders := []string{"Upgrade: websocket", "Connection: Upgrade"}
 	if s.flaw == no426Upgrade {
@@ -146,6 +176,11 @@ func (s *testServer) handle(c net.Conn) {
 	}
 	offered := len(h.Values("Sec-Websocket-Extensions")) > 0
 	ext, agreed := s.negotiate(h.Values("Sec-Websocket-Extensions"))
+	if exts, _ := parseExtensions(h.Values("Sec-Websocket-Extensions")); s.flaw == refusesBadOffer && agreed == nil &&
+		slices.ContainsFunc(exts, func(e extension) bool { return e.name == "permessage-deflate" }) {
+		refuse(c, 400)
+		return
+	}
 
 	guid := "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 	if s.flaw == wrongAccept {
@@ -165,13 +200,18 @@ func (s *testServer) handle(c net.Conn) {
 		b.WriteString("Sec-WebSocket-Extensions: " + ext + "\r\n")
 	}
 	b.WriteString("\r\n")
-	if _, err := c.Write(b.Bytes()); err != nil {
+	if _, err := c.Write(b.Bytes()); err != nil || s.flaw == noEcho {
 		return
 	}
 	if s.flaw == losesEarlyData {
 		br = bufio.NewReader(c)
 	}
-	if agreed == nil && offered && s.flaw == compressesDeclined {
+	if s.flaw == dropsFirstEarlyFrame && br.Buffered() > 0 {
+		if _, err := readFrame(br); err != nil {
+			return
+		}
+	}
+	if agreed == nil && offered && (s.flaw == compressesDeclined || s.flaw == compressesSilently || s.flaw == inflatesDeclined) {
 		agreed = &serverDeflate{window: 15, clientContext: false}
 	}
 	s.echo(c, br, agreed)
@@ -188,13 +228,17 @@ type serverDeflate struct {
 // (RFC 7692, sections 5 and 7) and returns its answer.
 func (s *testServer) negotiate(lines []string) (string, *serverDeflate) {
 	exts, ok := parseExtensions(lines)
-	if !ok {
+	if !ok || s.flaw == compressesSilently {
 		return "", nil
 	}
+	read := 0
 offers:
 	for _, e := range exts {
 		if e.name != "permessage-deflate" {
 			continue
+		}
+		if read++; read > 1 && s.flaw == firstOfferOnly {
+			break
 		}
 		d := &serverDeflate{serverContext: true, clientContext: true, window: 15}
 		answer := []string{"permessage-deflate"}
@@ -225,9 +269,14 @@ offers:
 			case p.name == "client_max_window_bits" && !p.hasValue:
 			case p.name == "client_max_window_bits" && validBits:
 				answer = append(answer, p.name+"="+p.value)
+			case s.flaw == acceptsUnknownParam && !strings.HasSuffix(p.name, "_context_takeover") && !strings.HasSuffix(p.name, "_max_window_bits"):
 			default:
 				continue offers
 			}
+		}
+		if s.flaw == noClientContext && d.clientContext {
+			d.clientContext = false
+			answer = append(answer, "client_no_context_takeover")
 		}
 		return strings.Join(answer, "; "), d
 	}
@@ -248,7 +297,15 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 			}
 			switch f.op {
 			case opPing:
-				c.Write(serverFrame(opPong, false, f.payload))
+				switch s.flaw {
+				case closesOnPing:
+					c.Write(serverFrame(opClose, false, nil))
+					return
+				case wrongPong:
+					c.Write(serverFrame(opPong, false, nil))
+				default:
+					c.Write(serverFrame(opPong, false, f.payload))
+				}
 				continue
 			case opClose:
 				c.Write(serverFrame(opClose, false, f.payload))
@@ -263,24 +320,30 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 				break
 			}
 		}
-		if compressed {
+		if d != nil && s.flaw == echoesRaw {
+			c.Write(serverFrame(op, false, msg))
+			continue
+		}
+		if compressed || (d != nil && s.flaw == inflatesDeclined) {
 			if d == nil {
 				return
 			}
 			var dict []byte
-			if d.clientContext {
+			if d.clientContext && s.flaw != dropsClientContext {
 				dict = received
 			}
 			out, err := decompress(msg, dict)
 			if err != nil {
 				return
 			}
-			msg = out
-			if d.clientContext {
+			if d.clientContext && s.flaw == windowsCompressed {
 				received = window(received, msg)
+			} else if d.clientContext {
+				received = window(received, out)
 			}
+			msg = out
 		}
-		if d == nil {
+		if d == nil || s.flaw == neverCompresses {
 			c.Write(serverFrame(op, false, msg))
 			continue
 		}
@@ -293,7 +356,7 @@ func (s *testServer) echo(c net.Conn, br *bufio.Reader, d *serverDeflate) {
 			dict = sent
 			sent = window(sent, msg)
 		}
-		c.Write(serverFrame(op, true, compress(msg, dict, level)))
+		c.Write(serverFrame(op, s.flaw != compressesSilently, compress(msg, dict, level)))
 	}
 }
 

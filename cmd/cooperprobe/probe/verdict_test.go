@@ -5,8 +5,10 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,7 +66,8 @@ func TestWindowBits(t *testing.T) {
 
 // startCanned starts a server on loopback that answers every request with
 // head, ACCEPT in it replaced by the request key's Sec-WebSocket-Accept,
-// then reads until the client goes away.
+// then reads until the client goes away. With head "" nothing listens at
+// the URL returned: every connection is refused.
 func startCanned(t *testing.T, head string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -72,6 +75,11 @@ func startCanned(t *testing.T, head string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	url := "ws://" + ln.Addr().String() + "/ws"
+	if head == "" {
+		ln.Close()
+		return url
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -91,39 +99,74 @@ func startCanned(t *testing.T, head string) string {
 			}()
 		}
 	}()
-	return "ws://" + ln.Addr().String() + "/ws"
+	return url
 }
 
-// TestCannedAnswers: an answer that breaks the rule of one case, sent to
-// every request, gets that case's verdict.
+// TestCannedAnswers: an answer that breaks the rule of a case, sent to
+// every request, gets that case's verdict; so does an answer that leaves
+// a case nothing to judge.
 func TestCannedAnswers(t *testing.T) {
-	const ok = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n"
+	const (
+		ok      = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n"
+		refused = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
+	)
 	for _, tt := range []struct {
-		id, head, want string
+		name, head string
+		flags      []string          // after -subprotocol echo.v1 -timeout 1s
+		want       map[string]string // case id: verdict
 	}{
-		{"req-method-post", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", Fail},
-		{"req-method-405-allow", "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n", Fail},
-		{"req-version-header", "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n", Fail},
-		{"req-upgrade-list", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: cooperprobe/1, websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n", Fail},
-		{"ans-upgrade", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n", Fail},
-		{"ans-status-line", strings.Replace(ok, "HTTP/1.1", "HTTP/1.0", 1) + "\r\n", Fail},
-		{"ans-accept-once", ok + "Sec-WebSocket-Accept: ACCEPT\r\n\r\n", Fail},
-		{"ans-no-content-length", ok + "Content-Length: 0\r\n\r\n", Fail},
-		{"ans-no-extension-unasked", ok + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n", Fail},
-		{"ans-no-body", ok + "\r\nhello", Fail},
-		{"sub-none-offered", ok + "Sec-WebSocket-Protocol: chat\r\n\r\n", Fail},
-		{"sub-unknown", ok + "Sec-WebSocket-Protocol: " + unknownSub1 + "\r\nSec-WebSocket-Protocol: " + unknownSub2 + "\r\n\r\n", Fail},
-		{"pmd-plain", "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", Fail},
-		{"pmd-unknown-param", "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", Warn},
-		{"origin-cross", ok + "\r\n", Warn},
-		{"origin-403", "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", Warn},
+		{"a 200 to a POST", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", nil, map[string]string{"req-method-post": Fail}},
+		{"a 405 without Allow", "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n", nil, map[string]string{"req-method-405-allow": Fail}},
+		{"a 426 without Sec-WebSocket-Version", "HTTP/1.1 426 Upgrade Required\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n", nil, map[string]string{"req-version-header": Fail}},
+		{"an Upgrade list answered as sent", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: cooperprobe/1, websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n", nil,
+			map[string]string{"req-upgrade-list": Fail}},
+		{"an Upgrade with two protocols", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ACCEPT\r\n\r\n", nil,
+			map[string]string{"ans-upgrade": Fail}},
+		{"an HTTP/1.0 status line", strings.Replace(ok, "HTTP/1.1", "HTTP/1.0", 1) + "\r\n", nil, map[string]string{"ans-status-line": Fail}},
+		{"two Sec-WebSocket-Accept lines", ok + "Sec-WebSocket-Accept: ACCEPT\r\n\r\n", nil, map[string]string{"ans-accept-once": Fail}},
+		{"a Content-Length", ok + "Content-Length: 0\r\n\r\n", nil, map[string]string{"ans-no-content-length": Fail}},
+		{"a Transfer-Encoding", ok + "Transfer-Encoding: chunked\r\n\r\n", nil, map[string]string{"ans-no-transfer-encoding": Fail}},
+		{"an extension not offered", ok + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n", nil,
+			map[string]string{"ans-no-extension-unasked": Fail, "pmd-exchange": Skip}},
+		{"a body after the 101", ok + "\r\nhello", nil, map[string]string{"ans-no-body": Fail}},
+		{"a frame before the client spoke, not an echo", ok + "\r\n" + string(serverFrame(opText, false, []byte("x"))), nil,
+			map[string]string{"ans-no-body": Pass, "ans-frames": Skip}},
+		{"a masked frame", ok + "\r\n" + string(frameBytes(true, false, opText, []byte("x"))), nil,
+			map[string]string{"ans-no-body": Fail, "ans-frames": Fail}},
+		{"a frame with RSV2 set", ok + "\r\n\xa1\x00", nil, map[string]string{"ans-frames": Fail}},
+		{"a close frame before any echo", ok + "\r\n" + string(serverFrame(opClose, false, []byte{0x03, 0xe8})), nil,
+			map[string]string{"ans-frames": Skip, "early-frame": Skip}},
+		{"a subprotocol not offered", ok + "Sec-WebSocket-Protocol: chat\r\n\r\n", nil, map[string]string{"sub-none-offered": Fail}},
+		{"two subprotocols", ok + "Sec-WebSocket-Protocol: " + unknownSub1 + "\r\nSec-WebSocket-Protocol: " + unknownSub2 + "\r\n\r\n", nil,
+			map[string]string{"sub-unknown": Fail}},
+		{"a subprotocol it does not speak chosen", ok + "Sec-WebSocket-Protocol: " + unknownSub1 + "\r\n\r\n", nil,
+			map[string]string{"sub-unknown": Warn, "sub-chosen": Warn}},
+		{"an element that is not a token chosen", ok + "Sec-WebSocket-Protocol: cooperprobe/1\r\n\r\n", nil,
+			map[string]string{"sub-invalid-element": Fail}},
+		{"a subprotocol with a space chosen", ok + "Sec-WebSocket-Protocol: a b\r\n\r\n", []string{"-subprotocol", "a b"}, map[string]string{"sub-chosen": Fail}},
+		{"a case-changed subprotocol chosen", ok + "Sec-WebSocket-Protocol: ECHO.V1\r\n\r\n", nil, map[string]string{"sub-case": Warn}},
+		{"a 101 that names nothing and sends nothing", ok + "\r\n", nil, map[string]string{
+			"req-version-header": Skip, "ans-frames": Skip, "sub-none-offered": Pass, "sub-chosen": Warn, "sub-invalid-element": Pass, "pmd-plain": Pass, "pmd-exchange": Skip,
+			"origin-cross": Warn, "origin-403": Skip, "early-frame": Skip}},
+		{"HTTP/2 asked of a ws:// URL", ok + "\r\n", []string{"-h2"}, map[string]string{"h2-settings": Skip}},
+		{"a subprotocol without letters", ok + "\r\n", []string{"-subprotocol", "13"}, map[string]string{"sub-case": Skip}},
+		{"every request refused", refused, nil, map[string]string{
+			"req-method-405-allow": Skip, "req-426-upgrade": Skip, "req-upgrade-list": Warn, "ans-status-line": Skip, "ans-frames": Skip,
+			"sub-none-offered": Skip, "sub-unknown": Pass, "sub-chosen": Warn, "sub-one": Warn, "sub-empty-elements": Fail,
+			"sub-invalid-element": Pass, "sub-case": Pass, "pmd-plain": Fail, "pmd-unknown-param": Warn, "origin-same": Warn, "origin-403": Warn}},
+		{"nothing listening", "", []string{"-subprotocol", ""}, map[string]string{
+			"req-valid": Fail, "req-method-post": Fail, "req-method-405-allow": Skip, "req-version-header": Fail, "ans-frames": Fail,
+			"early-frame": Fail, "sub-chosen": Skip, "origin-cross": Fail, "origin-403": Fail}},
 	} {
-		t.Run(tt.id, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			results, _, _ := probe(t, startCanned(t, tt.head), "-run", "^"+tt.id+"$")
-			if r := results[tt.id]; r.Result != tt.want {
-				t.Errorf("%s: %s %q, want %s", tt.id, r.Result, r.Detail, tt.want)
+			ids := slices.Sorted(maps.Keys(tt.want))
+			flags := append([]string{"-subprotocol", "echo.v1", "-timeout", "1s", "-run", "^(" + strings.Join(ids, "|") + ")$"}, tt.flags...)
+			results, _, _ := probe(t, startCanned(t, tt.head), flags...)
+			if len(results) != len(ids) {
+				t.Errorf("%d results, want one for each of %q", len(results), ids)
 			}
+			checkVerdicts(t, results, tt.want)
 		})
 	}
 }
