@@ -92,7 +92,7 @@ func TestGuide(t *testing.T) {
 		{"/cooper", "chat.v1"},  // the client's first
 		{"/accept", "chat.v1"},
 	} {
-		t.Run(tc.path+" echoes and agrees on "+tc.subprotocol, func(t *testing.T) {
+		t.Run(tc.path[1:]+" echoes and agrees on "+tc.subprotocol, func(t *testing.T) {
 			conn, resp, err := dial(t, ws+tc.path, "https://app.example")
 			if err != nil {
 				t.Fatal(err)
@@ -117,7 +117,7 @@ func TestGuide(t *testing.T) {
 	}
 
 	for _, path := range []string{"/gorilla", "/coder", "/cooper"} {
-		t.Run(path+" refuses a page on another site with 403", func(t *testing.T) {
+		t.Run(path[1:]+" refuses a page on another site with 403", func(t *testing.T) {
 			_, resp, err := dial(t, ws+path, "https://evil.example")
 			if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("dial: %v, %v; want 403", err, resp)
