@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // This file is the client's upgrade over a connection it has: Upgrade, the
@@ -207,7 +208,8 @@ func (c *upgradeConfig) exchange(ctx context.Context, conn net.Conn, r *http.Req
 // readResponse reads the answer to r from conn, a server's or a proxy's,
 // skipping up to max1xx interim responses (RFC 9110, section 15.2) before
 // it, and returns it with the reader that holds what came after its head.
-// The heads may take maxResponseHead bytes in all.
+// The heads may take maxResponseHead bytes in all. An error's message is
+// cut to maxForeignMessage bytes.
 func readResponse(conn net.Conn, r *http.Request) (*http.Response, *bufio.Reader, error) {
 	lr := &io.LimitedReader{R: conn, N: maxResponseHead}
 	br := bufio.NewReader(lr)
@@ -217,7 +219,7 @@ func readResponse(conn net.Conn, r *http.Request) (*http.Response, *bufio.Reader
 			if lr.N == 0 {
 				err = fmt.Errorf("head longer than %d bytes", maxResponseHead)
 			}
-			return nil, nil, err
+			return nil, nil, cutMessage(err)
 		}
 		if resp.StatusCode/100 != 1 || resp.StatusCode == http.StatusSwitchingProtocols || n == max1xx {
 			return resp, br, nil
@@ -397,6 +399,35 @@ func ctxCause(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// maxForeignMessage is how much of a foreign error's message the client's
+// error keeps: net/http quotes a malformed line of a response whole, and a
+// server may send one of nearly maxResponseHead bytes.
+const maxForeignMessage = 2 * maxQuoted
+
+// cutMessage returns err, or when its message is longer than
+// maxForeignMessage, err with its message cut there, at the start of a
+// rune, and marked with "...".
+func cutMessage(err error) error {
+	msg := err.Error()
+	if len(msg) <= maxForeignMessage {
+		return err
+	}
+	i := maxForeignMessage
+	for i > 0 && !utf8.RuneStart(msg[i]) {
+		i--
+	}
+	return &cutError{msg: msg[:i] + "...", err: err}
+}
+
+// A cutError is a foreign error whose message is cut.
+type cutError struct {
+	msg string
+	err error
+}
+
+func (e *cutError) Error() string { return e.msg }
+func (e *cutError) Unwrap() error { return e.err }
 
 // A clientError is an error of Dial or Upgrade: a one-line message that
 // names what was wrong, wrapping the foreign error that caused it if any,

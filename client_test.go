@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -566,8 +567,10 @@ const (
 )
 
 // TestMisbehavingServer answers a WebSocket request (key testKey, offers
-// set by each case) with canned bytes, one defect per case, and checks the
-// exact error, the sentinel it matches, and that a valid answer passes.
+// set by each case) with canned bytes, one defect per case, then closes,
+// and checks the exact error, the sentinel it matches, and that a valid
+// answer passes, with the bytes after its head replayed to the caller and
+// then the end of the connection.
 func TestMisbehavingServer(t *testing.T) {
 	errRejected := errors.New("no session cookie")
 	pmd := func(o DeflateParams) []UpgradeOption { return []UpgradeOption{WithDeflate(o)} }
@@ -578,6 +581,7 @@ func TestMisbehavingServer(t *testing.T) {
 		answer string
 		err    error  // nil: the upgrade succeeds
 		msg    string // the error's message
+		replay string // on success, what the caller reads before the end
 	}{
 		{name: "a valid 101 is accepted",
 			answer: head101 + "\r\n"},
@@ -751,6 +755,33 @@ func TestMisbehavingServer(t *testing.T) {
 		{name: "a response head longer than 1 MiB is refused",
 			answer: head101 + "X-Padding: " + strings.Repeat("a", 1<<20) + "\r\n\r\n",
 			err:    ErrReadResponse, msg: `cooper: read response: head longer than 1048576 bytes`},
+		{name: "header lines that add up to more than 1 MiB are refused",
+			answer: head101 + manyHeaderLines(1<<20) + "\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: head longer than 1048576 bytes`},
+		{name: "a malformed status line of nearly 1 MiB is quoted cut",
+			answer: strings.Repeat("x", 1<<19) + "\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: malformed HTTP response "` + strings.Repeat("x", 103) + `...`},
+		{name: "a malformed header line of nearly 1 MiB is quoted cut",
+			answer: head101 + strings.Repeat("\x01", 1<<19) + "\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: malformed MIME header: missing colon: "` + strings.Repeat(`\x01`, 22) + `\...`},
+		{name: "more interim answers than are skipped are refused",
+			answer: strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </app.js>\r\n\r\n", 6) + head101 + "\r\n",
+			err:    ErrUnexpectedStatus, msg: `cooper: status: "103 Early Hints" is not 101 Switching Protocols`},
+		{name: "the bytes after a 101 are replayed, then the end of the connection",
+			answer: head101 + "\r\n\x81\x05hello", replay: "\x81\x05hello"},
+		{name: "a Content-Length on a 101 frames no body: the bytes after it are replayed",
+			answer: head101 + "Content-Length: 5\r\n\r\nhello, and more", replay: "hello, and more"},
+		{name: "a Transfer-Encoding on a 101 frames no body: the bytes after it are replayed",
+			answer: head101 + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", replay: "5\r\nhello\r\n0\r\n\r\n"},
+		{name: "two different Content-Lengths on a 101 are refused",
+			answer: head101 + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: http: message cannot contain multiple Content-Length headers; got ["5" "6"]`},
+		{name: "a Content-Length on a 101 that is not a number is refused",
+			answer: head101 + "Content-Length: five\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: bad Content-Length "five"`},
+		{name: "a Transfer-Encoding on a 101 other than chunked is refused",
+			answer: head101 + "Transfer-Encoding: gzip\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: unsupported transfer encoding: "gzip"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -766,7 +797,10 @@ func TestMisbehavingServer(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Dial: %v, want success", err)
 				}
-				conn.Close()
+				defer conn.Close()
+				if got, err := io.ReadAll(conn); string(got) != tc.replay || err != nil {
+					t.Errorf("the caller read %q, %v, want %q then the end", got, err, tc.replay)
+				}
 				return
 			}
 			if err == nil {
@@ -784,6 +818,16 @@ func TestMisbehavingServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyHeaderLines returns header lines, each with a name of its own, that
+// add up to n bytes or a little more.
+func manyHeaderLines(n int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "X-%d: v\r\n", i)
+	}
+	return b.String()
 }
 
 // TestExtensionFaultOrder checks which fault the client reports when an
