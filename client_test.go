@@ -3,6 +3,7 @@ package cooper
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -993,6 +995,153 @@ func TestClientContext(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHostileServer has a server, or a proxy, that a canned answer cannot
+// play misbehave on the socket: it drips its answer, never answers, resets
+// the connection, or answers a CONNECT with what ends badly. Each Dial
+// must end by the context's deadline at the latest, with the error
+// matching its sentinel and cause; or succeed, when the 101 was whole,
+// and hand the caller the bytes after it, then the reset.
+func TestHostileServer(t *testing.T) {
+	const dripLines = "X-Drip: v\r\n"
+	cases := []struct {
+		name    string
+		proxy   bool // the server is the proxy that Dial is told to use
+		serve   func(c *net.TCPConn, br *bufio.Reader, wrote *atomic.Int64)
+		timeout time.Duration // of the request's context; 5 s when 0
+		wrote   int64         // the least the server must have written
+		err     error         // nil: the upgrade succeeds
+		cause   error
+		msg     string // "": any message of cooper's
+		replay  string // on success, what the caller reads before the reset
+	}{
+		{name: "an answer dripped a byte at a time is cut off by the context's deadline",
+			serve:   func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) { drip(c, head101, dripLines, wrote) },
+			timeout: 300 * time.Millisecond, wrote: 4,
+			err: ErrReadResponse, cause: context.DeadlineExceeded, msg: "cooper: read response: context deadline exceeded"},
+		{name: "a 101 then a reset hands the caller the reset",
+			serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) { reset(c, head101+"\r\n") }},
+		{name: "a 101 with bytes after it then a reset hands the caller the bytes, then the reset",
+			serve:  func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) { reset(c, head101+"\r\n\x81\x02hi") },
+			replay: "\x81\x02hi"},
+		{name: "a reset halfway through the answer is refused",
+			serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) { reset(c, head101) },
+			err:   ErrReadResponse},
+		{name: "a proxy that never answers CONNECT is cut off by the context's deadline",
+			proxy: true, serve: func(c *net.TCPConn, br *bufio.Reader, _ *atomic.Int64) { io.Copy(io.Discard, br) },
+			timeout: 300 * time.Millisecond,
+			err:     ErrDialFailed, cause: context.DeadlineExceeded, msg: "cooper: proxy: read answer to CONNECT: context deadline exceeded"},
+		{name: "a proxy that drips its answer to CONNECT is cut off by the context's deadline",
+			proxy: true, serve: func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) {
+				drip(c, "HTTP/1.1 200 Connection established\r\n", dripLines, wrote)
+			},
+			timeout: 300 * time.Millisecond, wrote: 4,
+			err: ErrDialFailed, cause: context.DeadlineExceeded, msg: "cooper: proxy: read answer to CONNECT: context deadline exceeded"},
+		{name: "a proxy whose answer to CONNECT never ends is refused after 1 MiB",
+			proxy: true, serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) {
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n")
+				for line := []byte(manyHeaderLines(64 << 10)); ; {
+					if _, err := c.Write(line); err != nil {
+						return
+					}
+				}
+			},
+			err: ErrDialFailed, msg: "cooper: proxy: read answer to CONNECT: head longer than 1048576 bytes"},
+		{name: "a proxy that answers 200 then garbage fails the upgrade",
+			proxy: true, serve: func(c *net.TCPConn, br *bufio.Reader, _ *atomic.Int64) {
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-OpenSSH_9.6\r\n")
+				io.Copy(io.Discard, br)
+			},
+			err: ErrReadResponse, msg: `cooper: read response: malformed HTTP response "SSH-2.0-OpenSSH_9.6"`},
+		{name: "a 101 in the same write as the proxy's 200 reaches the upgrade",
+			proxy: true, serve: func(c *net.TCPConn, br *bufio.Reader, _ *atomic.Int64) {
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"+head101+"\r\n\x81\x02hi")
+				http.ReadRequest(br)
+				reset(c, "")
+			},
+			replay: "\x81\x02hi"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLoopback(t)
+			var wrote atomic.Int64
+			served := make(chan struct{})
+			l.serve(func(c net.Conn) {
+				defer close(served)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err == nil {
+					tc.serve(c.(*net.TCPConn), br, &wrote)
+				}
+			})
+			timeout := cmp.Or(tc.timeout, 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			target := "ws://" + l.addr() + "/"
+			var opts []DialOption
+			if tc.proxy {
+				target = "ws://127.0.0.1:1/"
+				opts = append(opts, WithProxy(http.ProxyURL(&url.URL{Scheme: "http", Host: l.addr()})))
+			}
+			req, _ := http.NewRequestWithContext(ctx, "GET", target, nil)
+			req.Header.Set("Sec-WebSocket-Key", testKey)
+			start := time.Now()
+			conn, err := Dial(req, opts...)
+			if d := time.Since(start); d > timeout+2*time.Second {
+				t.Errorf("Dial took %v, with a context of %v", d, timeout)
+			}
+			if tc.err == nil {
+				if err != nil {
+					t.Fatalf("Dial: %v, want success", err)
+				}
+				defer conn.Close()
+				if got, err := io.ReadAll(conn); string(got) != tc.replay || !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("the caller read %q, %v, want %q then the reset", got, err, tc.replay)
+				}
+				return
+			}
+			if err == nil {
+				conn.Close()
+				t.Fatalf("Dial succeeded, want %v", tc.err)
+			}
+			if !errors.Is(err, tc.err) || tc.cause != nil && !errors.Is(err, tc.cause) {
+				t.Errorf("Dial error %q does not match %v and %v", err, tc.err, tc.cause)
+			}
+			if tc.msg != "" && err.Error() != tc.msg || !strings.HasPrefix(err.Error(), "cooper: ") {
+				t.Errorf("Dial error = %q, want %q", err, tc.msg)
+			}
+			wait(t, served, "the server's end once Dial closed the connection")
+			if n := wrote.Load(); n < tc.wrote {
+				t.Errorf("the server wrote %d bytes before Dial gave up, want at least %d", n, tc.wrote)
+			}
+		})
+	}
+}
+
+// drip writes head to w a byte every 10 ms, then lines, over and over,
+// until a write fails, counting the bytes written in wrote.
+func drip(w io.Writer, head, lines string, wrote *atomic.Int64) {
+	for i := 0; ; i++ {
+		var b byte
+		if i < len(head) {
+			b = head[i]
+		} else {
+			b = lines[(i-len(head))%len(lines)]
+		}
+		if _, err := w.Write([]byte{b}); err != nil {
+			return
+		}
+		wrote.Add(1)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// reset writes b to c, then resets the connection instead of closing it.
+func reset(c *net.TCPConn, b string) {
+	io.WriteString(c, b)
+	c.SetLinger(0)
+	c.Close()
 }
 
 // TestAppendUpgradeRequestAllocs holds the encoding of a WebSocket upgrade
