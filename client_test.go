@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -1117,6 +1118,72 @@ func TestHostileServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEndlessHeadAllocs bounds what a server that sends its head without
+// end costs the client, whatever the lines are like: Upgrade reads no more
+// than maxResponseHead bytes of it before refusing, and allocates no more
+// than 32 times that meanwhile: net/http's parser makes a map entry, a
+// slice and strings of each short line, 22 times the bytes at worst.
+func TestEndlessHeadAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under coverage or the race detector")
+	}
+	const budget = 32 * maxResponseHead
+	shapes := []struct{ name, head string }{
+		{"lines with a name each", head101 + manyHeaderLines(maxResponseHead)},
+		{"lines of one name without a value", head101 + strings.Repeat("A:\r\n", maxResponseHead/4)},
+		{"one line", head101 + "X-Padding: " + strings.Repeat("a", maxResponseHead)},
+		{"interim answers", strings.Repeat("HTTP/1.1 100 Continue\r\n"+manyHeaderLines(maxResponseHead/4)+"\r\n", max1xx)},
+	}
+	for _, tc := range shapes {
+		t.Run(tc.name, func(t *testing.T) {
+			answer := []byte(tc.head)
+			buf := make([]byte, 4096)
+			l := newLoopback(t)
+			l.serve(func(c net.Conn) {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Read(buf); err == nil {
+					c.Write(answer)
+				}
+			})
+			raw, err := net.Dial("tcp", l.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			conn := &readCounter{Conn: raw}
+			req := wsRequest("ws://" + l.addr() + "/")
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err = Upgrade(conn, req)
+			runtime.ReadMemStats(&after)
+			if want := "cooper: read response: head longer than 1048576 bytes"; !errors.Is(err, ErrReadResponse) || err.Error() != want {
+				t.Errorf("Upgrade error = %v, want %q", err, want)
+			}
+			if conn.n > maxResponseHead {
+				t.Errorf("Upgrade read %d bytes, more than the %d a head may have", conn.n, maxResponseHead)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("read %d bytes, allocated %d bytes (%.1f times the head's limit)", conn.n, alloc, float64(alloc)/maxResponseHead)
+			if alloc > budget {
+				t.Errorf("Upgrade allocated %d bytes, want at most %d", alloc, budget)
+			}
+		})
+	}
+}
+
+// A readCounter counts the bytes read from a connection.
+type readCounter struct {
+	net.Conn
+	n int
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n += n
+	return n, err
 }
 
 // drip writes head to w a byte every 10 ms, then lines, over and over,
