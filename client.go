@@ -36,11 +36,15 @@ import (
 //
 // The answer must be 101 Switching Protocols, with Upgrade naming the
 // protocol requested (ASCII case ignored) and Connection carrying the
-// "upgrade" token (RFC 9110, section 7.8); interim 1xx answers before it are
-// skipped. For the "websocket" protocol Upgrade also does the client's part
-// of the RFC 6455 opening handshake (section 4.1): it sends a fresh
-// Sec-WebSocket-Key (unless req has one) and Sec-WebSocket-Version: 13,
-// checks Sec-WebSocket-Accept, and checks that any subprotocol and
+// "upgrade" token (RFC 9110, section 7.8); up to five interim 1xx answers
+// before it are skipped, and a sixth fails with [ErrUnexpectedStatus]. The
+// heads of the answers may take 1 MiB in all ([http.DefaultMaxHeaderBytes]);
+// past that the upgrade fails with [ErrReadResponse]. The 101's head ends at
+// its blank line whatever Content-Length or Transfer-Encoding it has (RFC
+// 9112, section 6.3). For the "websocket" protocol Upgrade also does the
+// client's part of the RFC 6455 opening handshake (section 4.1): it sends a
+// fresh Sec-WebSocket-Key (unless req has one) and Sec-WebSocket-Version:
+// 13, checks Sec-WebSocket-Accept, and checks that any subprotocol and
 // extension answered was offered ([WithSubprotocols], [WithDeflate]). The
 // [WithResponseValidator] function, if any, runs last.
 //
