@@ -61,7 +61,7 @@ import (
 // caller to close; where it stands in the HTTP exchange is unknown. The
 // error matches one of the client side's sentinels with [errors.Is].
 func Upgrade(conn net.Conn, req *http.Request, opts ...UpgradeOption) (net.Conn, error) {
-	return upgrade(conn, req, rand.Reader, opts)
+	return upgrade(conn, req, rand.Reader, clientTimeout, opts)
 }
 
 // clientTimeout bounds Dial and Upgrade when the request's context has no
@@ -76,9 +76,9 @@ const maxResponseHead = http.DefaultMaxHeaderBytes
 // that must be 101, as net/http's Transport does.
 const max1xx = 5
 
-// upgrade is Upgrade with the source of Sec-WebSocket-Key nonces as a
-// parameter.
-func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeOption) (net.Conn, error) {
+// upgrade is Upgrade with the source of Sec-WebSocket-Key nonces and the
+// bound of a context without a deadline as parameters.
+func upgrade(conn net.Conn, req *http.Request, random io.Reader, timeout time.Duration, opts []UpgradeOption) (net.Conn, error) {
 	if req == nil {
 		return nil, fail(ErrNilRequest, "request: nil")
 	}
@@ -94,7 +94,7 @@ func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeO
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := handshakeContext(r.Context())
+	ctx, cancel := handshakeContext(r.Context(), timeout)
 	defer cancel()
 	w := watch(ctx, conn)
 	nc, err := c.exchange(ctx, conn, r, b, proto, key)
@@ -104,13 +104,13 @@ func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeO
 	return nc, nil
 }
 
-// handshakeContext returns ctx, bounded by clientTimeout when it has no
+// handshakeContext returns ctx, bounded by timeout when it has no
 // deadline.
-func handshakeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func handshakeContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, clientTimeout)
+	return context.WithTimeout(ctx, timeout)
 }
 
 // cloneRequest returns a copy of req to send, which the upgrade may modify,

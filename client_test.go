@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -373,20 +374,32 @@ func TestNoDeadlineLeftAfterFailedUpgrade(t *testing.T) {
 }
 
 // TestDefaultClientTimeout checks that a request whose context has no
-// deadline is bounded by 30 s, and that Upgrade clears the deadlines
-// afterwards, whatever the caller had set.
+// deadline is bounded by 30 s, the context Dial dials with included, and
+// that Upgrade clears the deadlines afterwards, whatever the caller had
+// set.
 func TestDefaultClientTimeout(t *testing.T) {
 	if d, ok := mustHandshakeDeadline(t); !ok || d < 29*time.Second || d > 30*time.Second {
 		t.Errorf("a context without a deadline gets one %v away, want 30 s", d)
 	}
 	f := newFixture(t, h1, Protocols("websocket"))
+	var dialDeadline time.Duration
+	d := &net.Dialer{ControlContext: func(ctx context.Context, _, _ string, _ syscall.RawConn) error {
+		deadline, _ := ctx.Deadline()
+		dialDeadline = time.Until(deadline)
+		return nil
+	}}
+	req, _ := http.NewRequest("GET", f.clientURL("/"), nil)
+	mustDial(t, req, WithProtocol("websocket"), WithDialer(d)).Close()
+	if dialDeadline < 29*time.Second || dialDeadline > 30*time.Second {
+		t.Errorf("Dial dials with a deadline %v away, want 30 s", dialDeadline)
+	}
 	raw, err := net.Dial("tcp", f.host())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
 	conn := &deadlineConn{Conn: raw}
-	req, _ := http.NewRequest("GET", f.clientURL("/"), nil)
+	req, _ = http.NewRequest("GET", f.clientURL("/"), nil)
 	req.Header.Set("Upgrade", "websocket")
 	if _, err := Upgrade(conn, req); err != nil {
 		t.Fatalf("Upgrade: %v", err)
@@ -398,11 +411,53 @@ func TestDefaultClientTimeout(t *testing.T) {
 	}
 }
 
+// TestDefaultTimeoutEndsHandshake has Dial and Upgrade, with a context
+// without a deadline, wait for a server that never answers: the default
+// bound, cut short for the test, ends the wait, as the context's own
+// deadline would.
+func TestDefaultTimeoutEndsHandshake(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	cases := []struct {
+		name string
+		call func(req *http.Request, addr string) (net.Conn, error)
+	}{
+		{"Dial", func(req *http.Request, _ string) (net.Conn, error) {
+			return dial(req, rand.Reader, timeout, nil)
+		}},
+		{"Upgrade", func(req *http.Request, addr string) (net.Conn, error) {
+			raw, err := net.Dial("tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			defer raw.Close()
+			return upgrade(raw, req, rand.Reader, timeout, nil)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRawServer(t, "")
+			start := time.Now()
+			conn, err := tc.call(wsRequest("ws://"+s.addr()+"/"), s.addr())
+			if err == nil {
+				conn.Close()
+				t.Fatal("the upgrade succeeded")
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the upgrade took %v, with a bound of %v", d, timeout)
+			}
+			const want = "cooper: read response: context deadline exceeded"
+			if !errors.Is(err, ErrReadResponse) || !errors.Is(err, context.DeadlineExceeded) || err.Error() != want {
+				t.Errorf("error = %v, want %q matching ErrReadResponse and context.DeadlineExceeded", err, want)
+			}
+		})
+	}
+}
+
 // mustHandshakeDeadline returns how far away the deadline is that
 // handshakeContext gives a context without one.
 func mustHandshakeDeadline(t *testing.T) (time.Duration, bool) {
 	t.Helper()
-	ctx, cancel := handshakeContext(context.Background())
+	ctx, cancel := handshakeContext(context.Background(), clientTimeout)
 	defer cancel()
 	d, ok := ctx.Deadline()
 	return time.Until(d), ok
@@ -414,7 +469,7 @@ func TestHandshakeContextKeepsDeadline(t *testing.T) {
 	want := time.Now().Add(time.Hour)
 	parent, cancel := context.WithDeadline(context.Background(), want)
 	defer cancel()
-	ctx, cancel2 := handshakeContext(parent)
+	ctx, cancel2 := handshakeContext(parent, clientTimeout)
 	defer cancel2()
 	if d, ok := ctx.Deadline(); !ok || !d.Equal(want) {
 		t.Errorf("deadline = %v, %v, want %v", d, ok, want)
@@ -1250,7 +1305,7 @@ func TestRequestSent(t *testing.T) {
 	req.Header["Host"] = []string{"ignored.example"}
 	var hs Handshake
 	nonce := bytes.NewReader([]byte("the sample nonce")) // testKey decoded
-	conn, err := dial(req, nonce, []DialOption{WithProtocol("websocket"), WithUpgradeOptions(
+	conn, err := dial(req, nonce, clientTimeout, []DialOption{WithProtocol("websocket"), WithUpgradeOptions(
 		WithSubprotocols("v2", "v1"), WithDeflate(DeflateParams{ClientNoContextTakeover: true, ClientMaxWindowBits: 10}), WithHandshake(&hs))})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
