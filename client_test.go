@@ -1054,8 +1054,9 @@ func TestClientContext(t *testing.T) {
 }
 
 // TestHostileServer has a server, or a proxy, that a canned answer cannot
-// play misbehave on the socket: it drips its answer, never answers, resets
-// the connection, or answers a CONNECT with what ends badly. Each Dial
+// play misbehave on the socket: it drips its answer or its TLS handshake,
+// never answers, resets the connection, or answers a CONNECT with what ends
+// badly. Each Dial
 // must end by the context's deadline at the latest, with the error
 // matching its sentinel and cause; or succeed, when the 101 was whole,
 // and hand the caller the bytes after it, then the reset.
@@ -1064,6 +1065,7 @@ func TestHostileServer(t *testing.T) {
 	cases := []struct {
 		name    string
 		proxy   bool // the server is the proxy that Dial is told to use
+		tls     bool // Dial asks for wss, and the server reads no request
 		serve   func(c *net.TCPConn, br *bufio.Reader, wrote *atomic.Int64)
 		timeout time.Duration // of the request's context; 5 s when 0
 		wrote   int64         // the least the server must have written
@@ -1076,6 +1078,12 @@ func TestHostileServer(t *testing.T) {
 			serve:   func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) { drip(c, head101, dripLines, wrote) },
 			timeout: 300 * time.Millisecond, wrote: 4,
 			err: ErrReadResponse, cause: context.DeadlineExceeded, msg: "cooper: read response: context deadline exceeded"},
+		{name: "a TLS handshake dripped a byte at a time is cut off by the context's deadline",
+			tls: true, serve: func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) {
+				drip(c, "\x16\x03\x03\x40\x00", "\x00", wrote) // a handshake record of 16 KiB
+			},
+			timeout: 300 * time.Millisecond, wrote: 4,
+			err: ErrTLSHandshakeFailed, cause: context.DeadlineExceeded, msg: "cooper: TLS handshake: context deadline exceeded"},
 		{name: "a 101 then a reset hands the caller the reset",
 			serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) { reset(c, head101+"\r\n") }},
 		{name: "a 101 with bytes after it then a reset hands the caller the bytes, then the reset",
@@ -1127,15 +1135,21 @@ func TestHostileServer(t *testing.T) {
 				defer close(served)
 				c.SetDeadline(time.Now().Add(10 * time.Second))
 				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err == nil {
-					tc.serve(c.(*net.TCPConn), br, &wrote)
+				if !tc.tls {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
 				}
+				tc.serve(c.(*net.TCPConn), br, &wrote)
 			})
 			timeout := cmp.Or(tc.timeout, 5*time.Second)
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			target := "ws://" + l.addr() + "/"
 			var opts []DialOption
+			if tc.tls {
+				target = "wss://" + l.addr() + "/"
+			}
 			if tc.proxy {
 				target = "ws://127.0.0.1:1/"
 				opts = append(opts, WithProxy(http.ProxyURL(&url.URL{Scheme: "http", Host: l.addr()})))
