@@ -1076,13 +1076,13 @@ func TestHostileServer(t *testing.T) {
 	}{
 		{name: "an answer dripped a byte at a time is cut off by the context's deadline",
 			serve:   func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) { drip(c, head101, dripLines, wrote) },
-			timeout: 300 * time.Millisecond, wrote: 2,
+			timeout: time.Second, wrote: 2,
 			err: ErrReadResponse, cause: context.DeadlineExceeded, msg: "cooper: read response: context deadline exceeded"},
 		{name: "a TLS handshake dripped a byte at a time is cut off by the context's deadline",
 			tls: true, serve: func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) {
 				drip(c, "\x16\x03\x03\x40\x00", "\x00", wrote) // a handshake record of 16 KiB
 			},
-			timeout: 300 * time.Millisecond, wrote: 2,
+			timeout: time.Second, wrote: 2,
 			err: ErrTLSHandshakeFailed, cause: context.DeadlineExceeded, msg: "cooper: TLS handshake: context deadline exceeded"},
 		{name: "a 101 then a reset hands the caller the reset",
 			serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) { reset(c, head101+"\r\n") }},
@@ -1100,7 +1100,7 @@ func TestHostileServer(t *testing.T) {
 			proxy: true, serve: func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) {
 				drip(c, "HTTP/1.1 200 Connection established\r\n", dripLines, wrote)
 			},
-			timeout: 300 * time.Millisecond, wrote: 2,
+			timeout: time.Second, wrote: 2,
 			err: ErrDialFailed, cause: context.DeadlineExceeded, msg: "cooper: proxy: read answer to CONNECT: context deadline exceeded"},
 		{name: "a proxy whose answer to CONNECT never ends is refused after 1 MiB",
 			proxy: true, serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) {
