@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // This file is the client's upgrade over a connection it has: Upgrade, the
@@ -35,11 +36,15 @@ import (
 //
 // The answer must be 101 Switching Protocols, with Upgrade naming the
 // protocol requested (ASCII case ignored) and Connection carrying the
-// "upgrade" token (RFC 9110, section 7.8); interim 1xx answers before it are
-// skipped. For the "websocket" protocol Upgrade also does the client's part
-// of the RFC 6455 opening handshake (section 4.1): it sends a fresh
-// Sec-WebSocket-Key (unless req has one) and Sec-WebSocket-Version: 13,
-// checks Sec-WebSocket-Accept, and checks that any subprotocol and
+// "upgrade" token (RFC 9110, section 7.8); up to five interim 1xx answers
+// before it are skipped, and a sixth fails with [ErrUnexpectedStatus]. The
+// heads of the answers may take 1 MiB in all ([http.DefaultMaxHeaderBytes]);
+// past that the upgrade fails with [ErrReadResponse]. The 101's head ends at
+// its blank line whatever Content-Length or Transfer-Encoding it has (RFC
+// 9112, section 6.3). For the "websocket" protocol Upgrade also does the
+// client's part of the RFC 6455 opening handshake (section 4.1): it sends a
+// fresh Sec-WebSocket-Key (unless req has one) and Sec-WebSocket-Version:
+// 13, checks Sec-WebSocket-Accept, and checks that any subprotocol and
 // extension answered was offered ([WithSubprotocols], [WithDeflate]). The
 // [WithResponseValidator] function, if any, runs last.
 //
@@ -56,7 +61,7 @@ import (
 // caller to close; where it stands in the HTTP exchange is unknown. The
 // error matches one of the client side's sentinels with [errors.Is].
 func Upgrade(conn net.Conn, req *http.Request, opts ...UpgradeOption) (net.Conn, error) {
-	return upgrade(conn, req, rand.Reader, opts)
+	return upgrade(conn, req, rand.Reader, clientTimeout, opts)
 }
 
 // clientTimeout bounds Dial and Upgrade when the request's context has no
@@ -71,9 +76,9 @@ const maxResponseHead = http.DefaultMaxHeaderBytes
 // that must be 101, as net/http's Transport does.
 const max1xx = 5
 
-// upgrade is Upgrade with the source of Sec-WebSocket-Key nonces as a
-// parameter.
-func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeOption) (net.Conn, error) {
+// upgrade is Upgrade with the source of Sec-WebSocket-Key nonces and the
+// bound of a context without a deadline as parameters.
+func upgrade(conn net.Conn, req *http.Request, random io.Reader, timeout time.Duration, opts []UpgradeOption) (net.Conn, error) {
 	if req == nil {
 		return nil, fail(ErrNilRequest, "request: nil")
 	}
@@ -89,7 +94,7 @@ func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeO
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := handshakeContext(r.Context())
+	ctx, cancel := handshakeContext(r.Context(), timeout)
 	defer cancel()
 	w := watch(ctx, conn)
 	nc, err := c.exchange(ctx, conn, r, b, proto, key)
@@ -99,13 +104,13 @@ func upgrade(conn net.Conn, req *http.Request, random io.Reader, opts []UpgradeO
 	return nc, nil
 }
 
-// handshakeContext returns ctx, bounded by clientTimeout when it has no
+// handshakeContext returns ctx, bounded by timeout when it has no
 // deadline.
-func handshakeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func handshakeContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
 		return context.WithCancel(ctx)
 	}
-	return context.WithTimeout(ctx, clientTimeout)
+	return context.WithTimeout(ctx, timeout)
 }
 
 // cloneRequest returns a copy of req to send, which the upgrade may modify,
@@ -207,7 +212,8 @@ func (c *upgradeConfig) exchange(ctx context.Context, conn net.Conn, r *http.Req
 // readResponse reads the answer to r from conn, a server's or a proxy's,
 // skipping up to max1xx interim responses (RFC 9110, section 15.2) before
 // it, and returns it with the reader that holds what came after its head.
-// The heads may take maxResponseHead bytes in all.
+// The heads may take maxResponseHead bytes in all. An error's message is
+// cut to maxForeignMessage bytes.
 func readResponse(conn net.Conn, r *http.Request) (*http.Response, *bufio.Reader, error) {
 	lr := &io.LimitedReader{R: conn, N: maxResponseHead}
 	br := bufio.NewReader(lr)
@@ -217,7 +223,7 @@ func readResponse(conn net.Conn, r *http.Request) (*http.Response, *bufio.Reader
 			if lr.N == 0 {
 				err = fmt.Errorf("head longer than %d bytes", maxResponseHead)
 			}
-			return nil, nil, err
+			return nil, nil, cutMessage(err)
 		}
 		if resp.StatusCode/100 != 1 || resp.StatusCode == http.StatusSwitchingProtocols || n == max1xx {
 			return resp, br, nil
@@ -397,6 +403,35 @@ func ctxCause(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// maxForeignMessage is how much of a foreign error's message the client's
+// error keeps: net/http quotes a malformed line of a response whole, and a
+// server may send one of nearly maxResponseHead bytes.
+const maxForeignMessage = 2 * maxQuoted
+
+// cutMessage returns err, or when its message is longer than
+// maxForeignMessage, err with its message cut there, at the start of a
+// rune, and marked with "...".
+func cutMessage(err error) error {
+	msg := err.Error()
+	if len(msg) <= maxForeignMessage {
+		return err
+	}
+	i := maxForeignMessage
+	for i > 0 && !utf8.RuneStart(msg[i]) {
+		i--
+	}
+	return &cutError{msg: msg[:i] + "...", err: err}
+}
+
+// A cutError is a foreign error whose message is cut.
+type cutError struct {
+	msg string
+	err error
+}
+
+func (e *cutError) Error() string { return e.msg }
+func (e *cutError) Unwrap() error { return e.err }
 
 // A clientError is an error of Dial or Upgrade: a one-line message that
 // names what was wrong, wrapping the foreign error that caused it if any,

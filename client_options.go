@@ -79,7 +79,9 @@ func WithDialer(d *net.Dialer) DialOption {
 // or wss scheme spelled http or https, and returns the proxy's URL, or nil
 // for none. The proxy URL's scheme must be http (or empty); Dial asks it to
 // CONNECT to the server, with Basic Proxy-Authorization when the URL has a
-// user, and fails with [ErrDialFailed] unless it answers 200.
+// user, and fails with [ErrDialFailed] unless it answers 200, within the
+// limits [Upgrade] sets on the server's answer: five interim answers, 1 MiB
+// of heads.
 //
 // Default: [http.ProxyFromEnvironment], which reads HTTP_PROXY, HTTPS_PROXY
 // and NO_PROXY, and never proxies a loopback address. A nil fn dials

@@ -3,10 +3,13 @@ package cooper
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -14,9 +17,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -369,20 +374,32 @@ func TestNoDeadlineLeftAfterFailedUpgrade(t *testing.T) {
 }
 
 // TestDefaultClientTimeout checks that a request whose context has no
-// deadline is bounded by 30 s, and that Upgrade clears the deadlines
-// afterwards, whatever the caller had set.
+// deadline is bounded by 30 s, the context Dial dials with included, and
+// that Upgrade clears the deadlines afterwards, whatever the caller had
+// set.
 func TestDefaultClientTimeout(t *testing.T) {
 	if d, ok := mustHandshakeDeadline(t); !ok || d < 29*time.Second || d > 30*time.Second {
 		t.Errorf("a context without a deadline gets one %v away, want 30 s", d)
 	}
 	f := newFixture(t, h1, Protocols("websocket"))
+	var dialDeadline time.Duration
+	d := &net.Dialer{ControlContext: func(ctx context.Context, _, _ string, _ syscall.RawConn) error {
+		deadline, _ := ctx.Deadline()
+		dialDeadline = time.Until(deadline)
+		return nil
+	}}
+	req, _ := http.NewRequest("GET", f.clientURL("/"), nil)
+	mustDial(t, req, WithProtocol("websocket"), WithDialer(d)).Close()
+	if dialDeadline < 29*time.Second || dialDeadline > 30*time.Second {
+		t.Errorf("Dial dials with a deadline %v away, want 30 s", dialDeadline)
+	}
 	raw, err := net.Dial("tcp", f.host())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
 	conn := &deadlineConn{Conn: raw}
-	req, _ := http.NewRequest("GET", f.clientURL("/"), nil)
+	req, _ = http.NewRequest("GET", f.clientURL("/"), nil)
 	req.Header.Set("Upgrade", "websocket")
 	if _, err := Upgrade(conn, req); err != nil {
 		t.Fatalf("Upgrade: %v", err)
@@ -394,11 +411,53 @@ func TestDefaultClientTimeout(t *testing.T) {
 	}
 }
 
+// TestDefaultTimeoutEndsHandshake has Dial and Upgrade, with a context
+// without a deadline, wait for a server that never answers: the default
+// bound, cut short for the test, ends the wait, as the context's own
+// deadline would.
+func TestDefaultTimeoutEndsHandshake(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	cases := []struct {
+		name string
+		call func(req *http.Request, addr string) (net.Conn, error)
+	}{
+		{"Dial", func(req *http.Request, _ string) (net.Conn, error) {
+			return dial(req, rand.Reader, timeout, nil)
+		}},
+		{"Upgrade", func(req *http.Request, addr string) (net.Conn, error) {
+			raw, err := net.Dial("tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			defer raw.Close()
+			return upgrade(raw, req, rand.Reader, timeout, nil)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRawServer(t, "")
+			start := time.Now()
+			conn, err := tc.call(wsRequest("ws://"+s.addr()+"/"), s.addr())
+			if err == nil {
+				conn.Close()
+				t.Fatal("the upgrade succeeded")
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("the upgrade took %v, with a bound of %v", d, timeout)
+			}
+			const want = "cooper: read response: context deadline exceeded"
+			if !errors.Is(err, ErrReadResponse) || !errors.Is(err, context.DeadlineExceeded) || err.Error() != want {
+				t.Errorf("error = %v, want %q matching ErrReadResponse and context.DeadlineExceeded", err, want)
+			}
+		})
+	}
+}
+
 // mustHandshakeDeadline returns how far away the deadline is that
 // handshakeContext gives a context without one.
 func mustHandshakeDeadline(t *testing.T) (time.Duration, bool) {
 	t.Helper()
-	ctx, cancel := handshakeContext(context.Background())
+	ctx, cancel := handshakeContext(context.Background(), clientTimeout)
 	defer cancel()
 	d, ok := ctx.Deadline()
 	return time.Until(d), ok
@@ -410,7 +469,7 @@ func TestHandshakeContextKeepsDeadline(t *testing.T) {
 	want := time.Now().Add(time.Hour)
 	parent, cancel := context.WithDeadline(context.Background(), want)
 	defer cancel()
-	ctx, cancel2 := handshakeContext(parent)
+	ctx, cancel2 := handshakeContext(parent, clientTimeout)
 	defer cancel2()
 	if d, ok := ctx.Deadline(); !ok || !d.Equal(want) {
 		t.Errorf("deadline = %v, %v, want %v", d, ok, want)
@@ -566,8 +625,10 @@ const (
 )
 
 // TestMisbehavingServer answers a WebSocket request (key testKey, offers
-// set by each case) with canned bytes, one defect per case, and checks the
-// exact error, the sentinel it matches, and that a valid answer passes.
+// set by each case) with canned bytes, one defect per case, then closes,
+// and checks the exact error, the sentinel it matches, and that a valid
+// answer passes, with the bytes after its head replayed to the caller and
+// then the end of the connection.
 func TestMisbehavingServer(t *testing.T) {
 	errRejected := errors.New("no session cookie")
 	pmd := func(o DeflateParams) []UpgradeOption { return []UpgradeOption{WithDeflate(o)} }
@@ -578,6 +639,7 @@ func TestMisbehavingServer(t *testing.T) {
 		answer string
 		err    error  // nil: the upgrade succeeds
 		msg    string // the error's message
+		replay string // on success, what the caller reads before the end
 	}{
 		{name: "a valid 101 is accepted",
 			answer: head101 + "\r\n"},
@@ -751,6 +813,33 @@ func TestMisbehavingServer(t *testing.T) {
 		{name: "a response head longer than 1 MiB is refused",
 			answer: head101 + "X-Padding: " + strings.Repeat("a", 1<<20) + "\r\n\r\n",
 			err:    ErrReadResponse, msg: `cooper: read response: head longer than 1048576 bytes`},
+		{name: "header lines that add up to more than 1 MiB are refused",
+			answer: head101 + manyHeaderLines(1<<20) + "\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: head longer than 1048576 bytes`},
+		{name: "a malformed status line of nearly 1 MiB is quoted cut",
+			answer: strings.Repeat("x", 1<<19) + "\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: malformed HTTP response "` + strings.Repeat("x", 103) + `...`},
+		{name: "a malformed header line of nearly 1 MiB is quoted cut",
+			answer: head101 + strings.Repeat("\x01", 1<<19) + "\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: malformed MIME header: missing colon: "` + strings.Repeat(`\x01`, 22) + `\...`},
+		{name: "more interim answers than are skipped are refused",
+			answer: strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </app.js>\r\n\r\n", 6) + head101 + "\r\n",
+			err:    ErrUnexpectedStatus, msg: `cooper: status: "103 Early Hints" is not 101 Switching Protocols`},
+		{name: "the bytes after a 101 are replayed, then the end of the connection",
+			answer: head101 + "\r\n\x81\x05hello", replay: "\x81\x05hello"},
+		{name: "a Content-Length on a 101 frames no body: the bytes after it are replayed",
+			answer: head101 + "Content-Length: 5\r\n\r\nhello, and more", replay: "hello, and more"},
+		{name: "a Transfer-Encoding on a 101 frames no body: the bytes after it are replayed",
+			answer: head101 + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", replay: "5\r\nhello\r\n0\r\n\r\n"},
+		{name: "two different Content-Lengths on a 101 are refused",
+			answer: head101 + "Content-Length: 5\r\nContent-Length: 6\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: http: message cannot contain multiple Content-Length headers; got ["5" "6"]`},
+		{name: "a Content-Length on a 101 that is not a number is refused",
+			answer: head101 + "Content-Length: five\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: bad Content-Length "five"`},
+		{name: "a Transfer-Encoding on a 101 other than chunked is refused",
+			answer: head101 + "Transfer-Encoding: gzip\r\n\r\n",
+			err:    ErrReadResponse, msg: `cooper: read response: unsupported transfer encoding: "gzip"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -766,7 +855,10 @@ func TestMisbehavingServer(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Dial: %v, want success", err)
 				}
-				conn.Close()
+				defer conn.Close()
+				if got, err := io.ReadAll(conn); string(got) != tc.replay || err != nil {
+					t.Errorf("the caller read %q, %v, want %q then the end", got, err, tc.replay)
+				}
 				return
 			}
 			if err == nil {
@@ -784,6 +876,16 @@ func TestMisbehavingServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyHeaderLines returns header lines, each with a name of its own, that
+// add up to n bytes or a little more.
+func manyHeaderLines(n int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, "X-%d: v\r\n", i)
+	}
+	return b.String()
 }
 
 // TestExtensionFaultOrder checks which fault the client reports when an
@@ -951,6 +1053,233 @@ func TestClientContext(t *testing.T) {
 	}
 }
 
+// TestHostileServer has a server, or a proxy, that a canned answer cannot
+// play misbehave on the socket: it drips its answer or its TLS handshake,
+// never answers, resets the connection, or answers a CONNECT with what ends
+// badly. Each Dial
+// must end by the context's deadline at the latest, with the error
+// matching its sentinel and cause; or succeed, when the 101 was whole,
+// and hand the caller the bytes after it, then the reset.
+func TestHostileServer(t *testing.T) {
+	const dripLines = "X-Drip: v\r\n"
+	cases := []struct {
+		name    string
+		proxy   bool // the server is the proxy that Dial is told to use
+		tls     bool // Dial asks for wss, and the server reads no request
+		serve   func(c *net.TCPConn, br *bufio.Reader, wrote *atomic.Int64)
+		timeout time.Duration // of the request's context; 5 s when 0
+		wrote   int64         // the least the server must have written
+		err     error         // nil: the upgrade succeeds
+		cause   error
+		msg     string // "": any message of cooper's
+		replay  string // on success, what the caller reads before the reset
+	}{
+		{name: "an answer dripped a byte at a time is cut off by the context's deadline",
+			serve:   func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) { drip(c, head101, dripLines, wrote) },
+			timeout: time.Second, wrote: 2,
+			err: ErrReadResponse, cause: context.DeadlineExceeded, msg: "cooper: read response: context deadline exceeded"},
+		{name: "a TLS handshake dripped a byte at a time is cut off by the context's deadline",
+			tls: true, serve: func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) {
+				drip(c, "\x16\x03\x03\x40\x00", "\x00", wrote) // a handshake record of 16 KiB
+			},
+			timeout: time.Second, wrote: 2,
+			err: ErrTLSHandshakeFailed, cause: context.DeadlineExceeded, msg: "cooper: TLS handshake: context deadline exceeded"},
+		{name: "a 101 then a reset hands the caller the reset",
+			serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) { reset(c, head101+"\r\n") }},
+		{name: "a 101 with bytes after it then a reset hands the caller the bytes, then the reset",
+			serve:  func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) { reset(c, head101+"\r\n\x81\x02hi") },
+			replay: "\x81\x02hi"},
+		{name: "a reset halfway through the answer is refused",
+			serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) { reset(c, head101) },
+			err:   ErrReadResponse},
+		{name: "a proxy that never answers CONNECT is cut off by the context's deadline",
+			proxy: true, serve: func(c *net.TCPConn, br *bufio.Reader, _ *atomic.Int64) { io.Copy(io.Discard, br) },
+			timeout: 300 * time.Millisecond,
+			err:     ErrDialFailed, cause: context.DeadlineExceeded, msg: "cooper: proxy: read answer to CONNECT: context deadline exceeded"},
+		{name: "a proxy that drips its answer to CONNECT is cut off by the context's deadline",
+			proxy: true, serve: func(c *net.TCPConn, _ *bufio.Reader, wrote *atomic.Int64) {
+				drip(c, "HTTP/1.1 200 Connection established\r\n", dripLines, wrote)
+			},
+			timeout: time.Second, wrote: 2,
+			err: ErrDialFailed, cause: context.DeadlineExceeded, msg: "cooper: proxy: read answer to CONNECT: context deadline exceeded"},
+		{name: "a proxy whose answer to CONNECT never ends is refused after 1 MiB",
+			proxy: true, serve: func(c *net.TCPConn, _ *bufio.Reader, _ *atomic.Int64) {
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n")
+				for line := []byte(manyHeaderLines(64 << 10)); ; {
+					if _, err := c.Write(line); err != nil {
+						return
+					}
+				}
+			},
+			err: ErrDialFailed, msg: "cooper: proxy: read answer to CONNECT: head longer than 1048576 bytes"},
+		{name: "a proxy that answers 200 then garbage fails the upgrade",
+			proxy: true, serve: func(c *net.TCPConn, br *bufio.Reader, _ *atomic.Int64) {
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-OpenSSH_9.6\r\n")
+				io.Copy(io.Discard, br)
+			},
+			err: ErrReadResponse, msg: `cooper: read response: malformed HTTP response "SSH-2.0-OpenSSH_9.6"`},
+		{name: "a 101 in the same write as the proxy's 200 reaches the upgrade",
+			proxy: true, serve: func(c *net.TCPConn, br *bufio.Reader, _ *atomic.Int64) {
+				io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"+head101+"\r\n\x81\x02hi")
+				http.ReadRequest(br)
+				reset(c, "")
+			},
+			replay: "\x81\x02hi"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLoopback(t)
+			var wrote atomic.Int64
+			served := make(chan struct{})
+			l.serve(func(c net.Conn) {
+				defer close(served)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				if !tc.tls {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+				}
+				tc.serve(c.(*net.TCPConn), br, &wrote)
+			})
+			timeout := cmp.Or(tc.timeout, 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			target := "ws://" + l.addr() + "/"
+			var opts []DialOption
+			if tc.tls {
+				target = "wss://" + l.addr() + "/"
+			}
+			if tc.proxy {
+				target = "ws://127.0.0.1:1/"
+				opts = append(opts, WithProxy(http.ProxyURL(&url.URL{Scheme: "http", Host: l.addr()})))
+			}
+			req, _ := http.NewRequestWithContext(ctx, "GET", target, nil)
+			req.Header.Set("Sec-WebSocket-Key", testKey)
+			start := time.Now()
+			conn, err := Dial(req, opts...)
+			if d := time.Since(start); d > timeout+2*time.Second {
+				t.Errorf("Dial took %v, with a context of %v", d, timeout)
+			}
+			if tc.err == nil {
+				if err != nil {
+					t.Fatalf("Dial: %v, want success", err)
+				}
+				defer conn.Close()
+				if got, err := io.ReadAll(conn); string(got) != tc.replay || !errors.Is(err, syscall.ECONNRESET) {
+					t.Errorf("the caller read %q, %v, want %q then the reset", got, err, tc.replay)
+				}
+				return
+			}
+			if err == nil {
+				conn.Close()
+				t.Fatalf("Dial succeeded, want %v", tc.err)
+			}
+			if !errors.Is(err, tc.err) || tc.cause != nil && !errors.Is(err, tc.cause) {
+				t.Errorf("Dial error %q does not match %v and %v", err, tc.err, tc.cause)
+			}
+			if tc.msg != "" && err.Error() != tc.msg || !strings.HasPrefix(err.Error(), "cooper: ") {
+				t.Errorf("Dial error = %q, want %q", err, tc.msg)
+			}
+			wait(t, served, "the server's end once Dial closed the connection")
+			if n := wrote.Load(); n < tc.wrote {
+				t.Errorf("the server wrote %d bytes before Dial gave up, want at least %d", n, tc.wrote)
+			}
+		})
+	}
+}
+
+// TestEndlessHeadAllocs bounds what a server that sends its head without
+// end costs the client, whatever the lines are like: Upgrade reads no more
+// than maxResponseHead bytes of it before refusing, and allocates no more
+// than 32 times that meanwhile: net/http's parser makes a map entry, a
+// slice and strings of each short line, 22 times the bytes at worst.
+func TestEndlessHeadAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under coverage or the race detector")
+	}
+	const budget = 32 * maxResponseHead
+	shapes := []struct{ name, head string }{
+		{"lines with a name each", head101 + manyHeaderLines(maxResponseHead)},
+		{"lines of one name without a value", head101 + strings.Repeat("A:\r\n", maxResponseHead/4)},
+		{"one line", head101 + "X-Padding: " + strings.Repeat("a", maxResponseHead)},
+		{"interim answers", strings.Repeat("HTTP/1.1 100 Continue\r\n"+manyHeaderLines(maxResponseHead/4)+"\r\n", max1xx)},
+	}
+	for _, tc := range shapes {
+		t.Run(tc.name, func(t *testing.T) {
+			answer := []byte(tc.head)
+			buf := make([]byte, 4096)
+			l := newLoopback(t)
+			l.serve(func(c net.Conn) {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if _, err := c.Read(buf); err == nil {
+					c.Write(answer)
+				}
+			})
+			raw, err := net.Dial("tcp", l.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			conn := &readCounter{Conn: raw}
+			req := wsRequest("ws://" + l.addr() + "/")
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err = Upgrade(conn, req)
+			runtime.ReadMemStats(&after)
+			if want := "cooper: read response: head longer than 1048576 bytes"; !errors.Is(err, ErrReadResponse) || err.Error() != want {
+				t.Errorf("Upgrade error = %v, want %q", err, want)
+			}
+			if conn.n > maxResponseHead {
+				t.Errorf("Upgrade read %d bytes, more than the %d a head may have", conn.n, maxResponseHead)
+			}
+			alloc := after.TotalAlloc - before.TotalAlloc
+			t.Logf("read %d bytes, allocated %d bytes (%.1f times the head's limit)", conn.n, alloc, float64(alloc)/maxResponseHead)
+			if alloc > budget {
+				t.Errorf("Upgrade allocated %d bytes, want at most %d", alloc, budget)
+			}
+		})
+	}
+}
+
+// A readCounter counts the bytes read from a connection.
+type readCounter struct {
+	net.Conn
+	n int
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n += n
+	return n, err
+}
+
+// drip writes head to w a byte every 10 ms, then lines, over and over,
+// until a write fails, counting the bytes written in wrote.
+func drip(w io.Writer, head, lines string, wrote *atomic.Int64) {
+	for i := 0; ; i++ {
+		var b byte
+		if i < len(head) {
+			b = head[i]
+		} else {
+			b = lines[(i-len(head))%len(lines)]
+		}
+		if _, err := w.Write([]byte{b}); err != nil {
+			return
+		}
+		wrote.Add(1)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// reset writes b to c, then resets the connection instead of closing it.
+func reset(c *net.TCPConn, b string) {
+	io.WriteString(c, b)
+	c.SetLinger(0)
+	c.Close()
+}
+
 // TestAppendUpgradeRequestAllocs holds the encoding of a WebSocket upgrade
 // request, with its subprotocol and permessage-deflate offers, to no
 // allocation beyond the buffer it is given.
@@ -990,7 +1319,7 @@ func TestRequestSent(t *testing.T) {
 	req.Header["Host"] = []string{"ignored.example"}
 	var hs Handshake
 	nonce := bytes.NewReader([]byte("the sample nonce")) // testKey decoded
-	conn, err := dial(req, nonce, []DialOption{WithProtocol("websocket"), WithUpgradeOptions(
+	conn, err := dial(req, nonce, clientTimeout, []DialOption{WithProtocol("websocket"), WithUpgradeOptions(
 		WithSubprotocols("v2", "v1"), WithDeflate(DeflateParams{ClientNoContextTakeover: true, ClientMaxWindowBits: 10}), WithHandshake(&hs))})
 	if err != nil {
 		t.Fatalf("dial: %v", err)

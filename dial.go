@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // This file is Dial and how it reaches the server: the target the URL
@@ -39,11 +40,12 @@ import (
 // open, and the error matches one of the client side's sentinels, such as
 // [ErrDialFailed] or [ErrUnexpectedStatus], with [errors.Is].
 func Dial(req *http.Request, opts ...DialOption) (net.Conn, error) {
-	return dial(req, rand.Reader, opts)
+	return dial(req, rand.Reader, clientTimeout, opts)
 }
 
-// dial is Dial with the source of Sec-WebSocket-Key nonces as a parameter.
-func dial(req *http.Request, random io.Reader, opts []DialOption) (net.Conn, error) {
+// dial is Dial with the source of Sec-WebSocket-Key nonces and the bound
+// of a context without a deadline as parameters.
+func dial(req *http.Request, random io.Reader, timeout time.Duration, opts []DialOption) (net.Conn, error) {
 	if req == nil {
 		return nil, fail(ErrNilRequest, "request: nil")
 	}
@@ -61,7 +63,7 @@ func dial(req *http.Request, random io.Reader, opts []DialOption) (net.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := handshakeContext(r.Context())
+	ctx, cancel := handshakeContext(r.Context(), timeout)
 	defer cancel()
 	raw, conn, w, err := c.connect(ctx, r, t)
 	if err != nil {
