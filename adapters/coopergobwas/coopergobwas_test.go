@@ -249,10 +249,13 @@ func rawTest(t *testing.T, policy *cooper.DeflateParams, fn func(*coopergobwas.C
 // section 7.2.2), with an empty final block so that the reader stops.
 const tail = "\x00\x00\xff\xff\x01\x00\x00\xff\xff"
 
-// inflate decompresses one message's payload with dict as the window.
-func inflate(p, dict []byte) ([]byte, error) {
-	return io.ReadAll(flate.NewReaderDict(io.MultiReader(bytes.NewReader(p), strings.NewReader(tail)), dict))
+// inflater decompresses one message's payload with dict as the window.
+func inflater(p, dict []byte) io.Reader {
+	return flate.NewReaderDict(io.MultiReader(bytes.NewReader(p), strings.NewReader(tail)), dict)
 }
+
+// inflate returns one message's payload decompressed with dict as the window.
+func inflate(p, dict []byte) ([]byte, error) { return io.ReadAll(inflater(p, dict)) }
 
 // A deflater compresses a client's messages, keeping its window across
 // them unless reset.
