@@ -3,13 +3,13 @@ package coopergobwas_test
 import (
 	"bytes"
 	"cmp"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -280,48 +280,59 @@ func readAll(t *testing.T, in []byte, deflate *cooper.DeflateParams, limit int64
 	}
 }
 
-// clientFrame returns a frame as a client sends it: masked, with RSV1 if
-// compressed.
-func clientFrame(op ws.OpCode, fin, compressed bool, p string) []byte {
+// clientFrame returns a frame as a client sends it: masked with key, with
+// RSV1 if compressed.
+func clientFrame(op ws.OpCode, fin, compressed bool, p string, key [4]byte) []byte {
 	f := ws.NewFrame(op, fin, []byte(p))
 	f.Header.Rsv = ws.Rsv(compressed, false, false)
-	b, _ := ws.CompileFrame(ws.MaskFrameInPlaceWith(f, [4]byte{0x37, 0xfa, 0x21, 0x3d})) // a valid header: never an error
+	b, _ := ws.CompileFrame(ws.MaskFrameInPlaceWith(f, key)) // a valid header: never an error
 	return b
 }
 
 // FuzzReadMessage feeds arbitrary bytes as what a client sent to a Conn
 // without permessage-deflate, with it, and with client_no_context_takeover,
-// each under a read limit of 1 KiB and the default, and checks what
-// ReadMessage's doc promises and that a plain reading of the RFCs agrees
-// on the messages, the pongs, and the error.
+// each under a read limit of 64 bytes, which short inputs cross, and the
+// default, and checks what ReadMessage's doc promises and that a plain
+// reading of the RFCs agrees on the messages, the pongs, and the error.
 func FuzzReadMessage(f *testing.F) {
-	frame := func(op ws.OpCode, p string) []byte { return clientFrame(op, true, false, p) }
+	// A key of zeros leaves payloads as they are, for the mutator to change
+	// codes and lengths in; one message is masked with another key.
+	part := func(op ws.OpCode, fin, compressed bool, p string) []byte {
+		return clientFrame(op, fin, compressed, p, [4]byte{})
+	}
+	frame := func(op ws.OpCode, p string) []byte { return part(op, true, false, p) }
 	join := func(frames ...[]byte) []byte { return bytes.Join(frames, nil) }
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
 	bye := frame(ws.OpClose, string(ws.NewCloseFrameBody(ws.StatusNormalClosure, "bye ✓")))
-	text := strings.Repeat(phrase, 8)
-	d := newDeflater()
-	kept := join(clientFrame(ws.OpText, true, true, string(d.compress([]byte(text)))), clientFrame(ws.OpText, true, true, string(d.compress([]byte(text)))))
-	alone := clientFrame(ws.OpBinary, true, true, string(newDeflater().compress([]byte(text))))
-	split := string(newDeflater().compress([]byte(text)))
+	// Unlike newDeflater's BestSpeed, DefaultCompression refers back in
+	// messages under 128 bytes, such as phrase: the second to the first.
+	d := &deflater{}
+	d.w, _ = flate.NewWriter(&d.buf, flate.DefaultCompression)
+	kept := join(part(ws.OpText, true, true, string(d.compress([]byte(phrase)))), part(ws.OpText, true, true, string(d.compress([]byte(phrase)))))
+	alone := part(ws.OpBinary, true, true, string(newDeflater().compress([]byte(phrase))))
+	split := string(newDeflater().compress([]byte(phrase)))
 	for _, seed := range [][]byte{
 		nil,
 		join(frame(ws.OpText, "hello, cooper ✓"), frame(ws.OpBinary, "\x00\x01\xfe\xff"), frame(ws.OpText, ""), bye),
-		join(clientFrame(ws.OpText, false, false, "caf\xc3"), frame(ws.OpPing, "between"), clientFrame(ws.OpContinuation, false, false, "\xa9 "),
-			clientFrame(ws.OpContinuation, true, false, "au lait"), frame(ws.OpClose, "")),
+		join(clientFrame(ws.OpText, false, false, "caf\xc3", key), clientFrame(ws.OpPing, true, false, "between", key),
+			clientFrame(ws.OpContinuation, false, false, "\xa9 ", key), clientFrame(ws.OpContinuation, true, false, "au lait", key), frame(ws.OpClose, "")),
 		join(frame(ws.OpPing, "are you there?"), frame(ws.OpPong, "unasked"), frame(ws.OpClose, string(ws.NewCloseFrameBody(4001, "")))),
 		join(kept, bye),
 		join(alone, alone, bye),
-		join(clientFrame(ws.OpText, false, true, split[:10]), frame(ws.OpPing, ""), clientFrame(ws.OpContinuation, true, false, split[10:]), bye),
-		clientFrame(ws.OpBinary, true, true, string(newDeflater().compress(make([]byte, 2000)))), // over 1 KiB once decompressed
-		frame(ws.OpBinary, string(make([]byte, 1025))),                                           // over 1 KiB as sent
+		join(part(ws.OpText, false, true, split[:10]), frame(ws.OpPing, ""), part(ws.OpContinuation, true, false, split[10:]), bye),
+		part(ws.OpBinary, true, true, string(newDeflater().compress(make([]byte, 2000)))), // over 64 bytes once decompressed, and 1 KiB
+		frame(ws.OpBinary, string(make([]byte, 1025))),                                    // over 64 bytes as sent, and 1 KiB
 		join(frame(ws.OpText, "hello"), frame(ws.OpText, "\xff")),
 		frame(ws.OpText, "hello")[:8],
 		frame(ws.OpText, "hello")[:1],
+		join(part(ws.OpBinary, false, false, string(random(30))), part(ws.OpContinuation, false, false, string(random(30))),
+			part(ws.OpContinuation, true, false, string(random(30)))), // fragments under 64 bytes, over it together
 		frame(ws.OpClose, "\x03"),
+		frame(ws.OpClose, string(ws.NewCloseFrameBody(1004, ""))), // reserved
 		frame(ws.OpClose, string(ws.NewCloseFrameBody(ws.StatusNoStatusRcvd, ""))),
 		frame(ws.OpClose, string(ws.NewCloseFrameBody(ws.StatusNormalClosure, "\xff"))),
 		frame(3, ""),
-		clientFrame(ws.OpText, true, true, "\xff\xff\xff\xff"),
+		part(ws.OpText, true, true, "\xff\xff\xff\xff"),
 		{0x82, 0xff, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}, // a length with its most significant bit set
 		{0x81, 0x05, 'h', 'e', 'l', 'l', 'o'},               // unmasked
 	} {
@@ -337,7 +348,7 @@ func FuzzReadMessage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, d := range deflates {
-			for _, limit := range []int64{1 << 10, 0} {
+			for _, limit := range []int64{64, 0} {
 				t.Run(fmt.Sprintf("%s, read limit %d", d.name, limit), func(t *testing.T) { readAll(t, in, d.params, limit) })
 			}
 		}
