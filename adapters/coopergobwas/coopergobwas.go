@@ -31,8 +31,7 @@ func Deflate() cooper.DeflateParams {
 }
 
 const (
-	// DefaultReadLimit is the largest message, in bytes, a [Conn] reads
-	// unless [Conn.SetReadLimit] says otherwise.
+	// DefaultReadLimit is the largest message, in bytes, a [Conn] reads without [Conn.SetReadLimit].
 	DefaultReadLimit = 1 << 20
 	closeTimeout     = 5 * time.Second                        // the wait for the peer's close frame after ours
 	maxWindow        = 1 << 15                                // the largest LZ77 window (RFC 7692, section 7.1.2)
@@ -97,8 +96,9 @@ var closeCodes = map[error]ws.StatusCode{ErrProtocol: ws.StatusProtocolError, Er
 // protocol, sends text that is not UTF-8 or a message over the read limit
 // gets close code 1002, 1007 or 1009, its close frame is awaited for up to
 // 5 s, conn closed, and [ErrProtocol], [ErrInvalidData] or [ErrReadLimit]
-// returned. An error of conn's (a deadline, EOF) leaves it open, for
-// CloseWith. After an error every call returns that error.
+// returned. An error of conn's (a deadline; io.EOF, or io.ErrUnexpectedEOF
+// if conn ends within a frame) leaves it open, for CloseWith. After an error
+// every call returns that error.
 func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -106,9 +106,6 @@ func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
 		return 0, nil, c.rerr
 	}
 	op, p, err := c.read()
-	if err != nil && errors.As(err, new(wsutil.ClosedError)) { // the check allocates: on an error only
-		c.conn.Close() // RFC 6455, section 7.1.1: the server closes the TCP connection first
-	}
 	for sentinel, code := range closeCodes {
 		if errors.Is(err, sentinel) {
 			c.fail(code, err)
@@ -123,9 +120,14 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 	op, compressed := ws.OpCode(0), false // the message's, once its first frame is read
 	msg := c.msg[:0]
 	for {
+		if _, err := c.br.Peek(1); err != nil { // io.EOF between frames
+			return 0, nil, err
+		}
 		h, err := ws.ReadHeader(c.br)
 		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
 			return 0, nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+		} else if err == io.EOF { // after the first byte: the connection ended within the header
+			return 0, nil, io.ErrUnexpectedEOF
 		} else if err != nil {
 			return 0, nil, err
 		}
@@ -145,10 +147,8 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 			return 0, nil, fmt.Errorf("%w of %d bytes", ErrReadLimit, c.limit)
 		}
 		n, buf := len(msg), bytes.NewBuffer(msg) // grown as bytes come, not as the header says
-		if k, err := buf.ReadFrom(io.LimitReader(c.br, h.Length)); err != nil {
-			return 0, nil, err
-		} else if k < h.Length {
-			return 0, nil, io.ErrUnexpectedEOF
+		if k, err := buf.ReadFrom(io.LimitReader(c.br, h.Length)); err != nil || k < h.Length {
+			return 0, nil, cmp.Or(err, io.ErrUnexpectedEOF)
 		}
 		msg, c.skip = buf.Bytes(), 0
 		ws.Cipher(msg[n:], h.Mask, 0)
@@ -214,6 +214,7 @@ func (c *Conn) control(op ws.OpCode, p []byte) error {
 		return fmt.Errorf("%w: a close reason that is not UTF-8", ErrInvalidData)
 	}
 	c.send(ws.OpClose, p[:min(len(p), 2)]) // RFC 6455, section 5.5.1: answer with the same code
+	c.conn.Close()                         // RFC 6455, section 7.1.1: the server closes the TCP connection first
 	return wsutil.ClosedError{Code: cmp.Or(code, ws.StatusNoStatusRcvd), Reason: reason}
 }
 
@@ -255,7 +256,7 @@ func (c *Conn) send(op ws.OpCode, p []byte) error {
 		return ErrCloseSent
 	}
 	c.closeSent = op == ws.OpClose // it was false
-	h := ws.Header{Fin: true, OpCode: op}
+	rsv := byte(0)
 	if c.deflate != nil && c.deflate.ServerMaxWindowBits%15 == 0 && op.IsData() { // 15, or 0 for 15: compress/flate's
 		c.zbuf.Reset()
 		if c.def == nil {
@@ -265,11 +266,10 @@ func (c *Conn) send(op ws.OpCode, p []byte) error {
 		}
 		c.def.Write(p) // into a bytes.Buffer, which cannot fail
 		c.def.Flush()
-		p, h.Rsv = bytes.TrimSuffix(c.zbuf.Bytes(), []byte(tail[:4])), ws.Rsv(true, false, false)
+		p, rsv = bytes.TrimSuffix(c.zbuf.Bytes(), []byte(tail[:4])), ws.Rsv(true, false, false)
 	}
-	h.Length = int64(len(p))
 	c.out.Reset()
-	ws.WriteFrame(&c.out, ws.Frame{Header: h, Payload: p}) // as above
+	ws.WriteFrame(&c.out, ws.Frame{Header: ws.Header{Fin: true, Rsv: rsv, OpCode: op, Length: int64(len(p))}, Payload: p}) // as above
 	_, err := c.conn.Write(c.out.Bytes())
 	return err
 }
