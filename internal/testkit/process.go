@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // InChildProcess runs the calling test, a subtest too, again and alone in a
@@ -45,7 +46,14 @@ func runChild(t *testing.T, setting string) {
 	for i, name := range names {
 		names[i] = "^" + regexp.QuoteMeta(name) + "$"
 	}
-	cmd := exec.Command(os.Args[0], "-test.run="+strings.Join(names, "/"), "-test.count=1", "-test.v")
+	// The child's -test.timeout ends before this process's: otherwise a
+	// child that hangs outlives it by up to 10 minutes, and its stacks are
+	// lost with it.
+	timeout := time.Duration(0) // none, as here
+	if d, ok := t.Deadline(); ok {
+		timeout = time.Until(d) * 9 / 10
+	}
+	cmd := exec.Command(os.Args[0], "-test.run="+strings.Join(names, "/"), "-test.count=1", "-test.v", "-test.timeout="+timeout.String())
 	cmd.Env = append(os.Environ(), setting)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {

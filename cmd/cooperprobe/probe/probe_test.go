@@ -44,12 +44,18 @@ func failed(results map[string]Result) []string {
 }
 
 // checkVerdicts checks that every case in results has the verdict want
-// gives it, or passes when want gives none.
+// gives it, or passes when want gives none, and that every case want
+// names has a result.
 func checkVerdicts(t *testing.T, results map[string]Result, want map[string]string) {
 	t.Helper()
 	for _, id := range slices.Sorted(maps.Keys(results)) {
 		if r, w := results[id], cmp.Or(want[id], Pass); r.Result != w {
 			t.Errorf("%s: %s %q, want %s", id, r.Result, r.Detail, w)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := results[id]; !ok {
+			t.Errorf("%s: no result, want %s", id, want[id])
 		}
 	}
 }

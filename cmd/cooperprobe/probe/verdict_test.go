@@ -163,9 +163,6 @@ func TestCannedAnswers(t *testing.T) {
 			ids := slices.Sorted(maps.Keys(tt.want))
 			flags := append([]string{"-subprotocol", "echo.v1", "-timeout", "1s", "-run", "^(" + strings.Join(ids, "|") + ")$"}, tt.flags...)
 			results, _, _ := probe(t, startCanned(t, tt.head), flags...)
-			if len(results) != len(ids) {
-				t.Errorf("%d results, want one for each of %q", len(results), ids)
-			}
 			checkVerdicts(t, results, tt.want)
 		})
 	}
