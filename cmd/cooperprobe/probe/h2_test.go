@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // inExtendedConnectProcess runs the calling test again in a child process
@@ -19,7 +20,13 @@ func inExtendedConnectProcess(t *testing.T) bool {
 	if strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1") {
 		return true
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	// The child's -test.timeout ends before this process's, so a child that
+	// hangs does not outlive it and its stacks reach the failure.
+	timeout := time.Duration(0) // none, as here
+	if d, ok := t.Deadline(); ok {
+		timeout = time.Until(d) * 9 / 10
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v", "-test.timeout="+timeout.String())
 	cmd.Env = append(os.Environ(), "GODEBUG="+os.Getenv("GODEBUG")+",http2xconnect=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
