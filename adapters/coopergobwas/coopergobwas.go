@@ -97,7 +97,7 @@ var closeCodes = map[error]ws.StatusCode{ErrProtocol: ws.StatusProtocolError, Er
 // gets close code 1002, 1007 or 1009, its close frame is awaited for up to
 // 5 s, conn closed, and [ErrProtocol], [ErrInvalidData] or [ErrReadLimit]
 // returned. An error of conn's (a deadline; io.EOF, or io.ErrUnexpectedEOF
-// if conn ends within a frame) leaves it open, for CloseWith. After an error
+// if conn ends within a message) leaves it open, for CloseWith. After an error
 // every call returns that error.
 func (c *Conn) ReadMessage() (ws.OpCode, []byte, error) {
 	c.rmu.Lock()
@@ -120,13 +120,13 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 	op, compressed := ws.OpCode(0), false // the message's, once its first frame is read
 	msg := c.msg[:0]
 	for {
-		if _, err := c.br.Peek(1); err != nil { // io.EOF between frames
+		if _, err := c.br.Peek(1); err != nil && op == 0 { // io.EOF between messages
 			return 0, nil, err
 		}
 		h, err := ws.ReadHeader(c.br)
 		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
 			return 0, nil, fmt.Errorf("%w: %w", ErrProtocol, err)
-		} else if err == io.EOF { // after the first byte: the connection ended within the header
+		} else if err == io.EOF { // the connection ended within a message
 			return 0, nil, io.ErrUnexpectedEOF
 		} else if err != nil {
 			return 0, nil, err

@@ -877,6 +877,9 @@ func reference(in []byte, deflate *cooper.DeflateParams, limit int64) (r reading
 	for {
 		if len(in) == 0 {
 			r.err = io.EOF
+			if op != 0 { // within a message, whose last frame never came
+				r.err = io.ErrUnexpectedEOF
+			}
 			return r
 		}
 		header, length := 2, uint64(0)
@@ -1122,6 +1125,7 @@ func FuzzReadMessage(f *testing.F) {
 		join(frame(ws.OpText, "hello"), frame(ws.OpText, "\xff")),
 		frame(ws.OpText, "hello")[:8],
 		frame(ws.OpText, "hello")[:1],
+		part(ws.OpText, false, false, "a message whose last frame never comes"),
 		join(part(ws.OpBinary, false, false, string(random(30))), part(ws.OpContinuation, false, false, string(random(30))),
 			part(ws.OpContinuation, true, false, string(random(30)))), // fragments under 64 bytes, over it together
 		frame(ws.OpClose, "\x03"),
