@@ -139,14 +139,14 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 		if err := ws.CheckHeader(h, state); err != nil {
 			return 0, nil, fmt.Errorf("%w: %w", ErrProtocol, err)
 		}
-		// RFC 7692, section 6: RSV1 marks the first frame of a compressed message.
-		if h.Rsv&^ws.Rsv(true, false, false) != 0 || h.Rsv1() && (c.deflate == nil || h.OpCode.IsControl() || h.OpCode == ws.OpContinuation) {
+		if h.Rsv&^ws.Rsv(true, false, false) != 0 || h.Rsv1() && (c.deflate == nil || h.OpCode.IsControl() || h.OpCode == ws.OpContinuation) { // RFC 7692, section 6: RSV1 marks a compressed message's first frame
 			return 0, nil, fmt.Errorf("%w: RSV bits %03b on a frame of opcode %d", ErrProtocol, h.Rsv, h.OpCode)
 		}
 		if !h.OpCode.IsControl() && c.limit > 0 && h.Length > c.limit-int64(len(msg)) {
 			return 0, nil, fmt.Errorf("%w of %d bytes", ErrReadLimit, c.limit)
 		}
-		n, buf := len(msg), bytes.NewBuffer(msg) // grown as bytes come, not as the header says
+		n, buf := len(msg), bytes.NewBuffer(msg)                             // grown as bytes come, not as the header says: first by those here
+		buf.Grow(int(min(h.Length, int64(c.br.Buffered()))) + bytes.MinRead) // and ReadFrom's MinRead: one allocation for a message in one read
 		if k, err := buf.ReadFrom(io.LimitReader(c.br, h.Length)); err != nil || k < h.Length {
 			return 0, nil, cmp.Or(err, io.ErrUnexpectedEOF)
 		}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -1154,6 +1155,81 @@ func FuzzReadMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// loopback returns the two ends of a TCP connection on the loopback
+// interface, closed when the test ends.
+func loopback(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	if server, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return server, client
+}
+
+// TestReadMessageAllocs holds ReadMessage to its allocations for a small
+// message in one frame: gobwas/ws's header, the reader of the payload,
+// and the message, which the caller keeps.
+func TestReadMessageAllocs(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under coverage or the race detector")
+	}
+	const runs, budget = 100, 3
+	server, client := loopback(t)
+	var frames bytes.Buffer // runs+1 frames: AllocsPerRun reads one more first
+	for range runs + 1 {
+		ws.WriteFrame(&frames, ws.MaskFrameInPlace(ws.NewBinaryFrame(random(128))))
+	}
+	if _, err := client.Write(frames.Bytes()); err != nil { // a few KiB: the socket's buffers hold them
+		t.Fatal(err)
+	}
+	server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	c := coopergobwas.NewConn(server, nil)
+	allocs := testing.AllocsPerRun(runs, func() {
+		if _, p, err := c.ReadMessage(); err != nil || len(p) != 128 {
+			t.Fatalf("ReadMessage: %d bytes, %v; want 128", len(p), err)
+		}
+	})
+	if allocs > budget {
+		t.Errorf("ReadMessage of 128 bytes: %.0f allocations, want at most %d", allocs, budget)
+	}
+}
+
+// TestReadMessageLyingLength checks that a frame header announcing more
+// than comes does not make ReadMessage allocate what it announces: the
+// message grows as bytes come.
+func TestReadMessageLyingLength(t *testing.T) {
+	server, client := loopback(t)
+	head := ws.Header{Fin: true, OpCode: ws.OpBinary, Length: coopergobwas.DefaultReadLimit, Masked: true, Mask: [4]byte{1, 2, 3, 4}}
+	if err := ws.WriteHeader(client, head); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Write([]byte("ten bytes.")); err != nil {
+		t.Fatal(err)
+	}
+	server.SetReadDeadline(time.Now().Add(500 * time.Millisecond)) // ends the read the missing bytes would
+	c := coopergobwas.NewConn(server, nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := c.ReadMessage()
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadMessage: %v, want the read deadline's error", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Errorf("ReadMessage allocated %d bytes for a frame announcing %d of which 10 came; want at most 64 KiB", n, head.Length)
+	}
 }
 
 // BenchmarkEcho measures a message's round trip through an echo on Conn
