@@ -20,6 +20,8 @@ package cooperh3
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -28,6 +30,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/quic-go/quicvarint"
 
 	"lowbit.dev/cooper"
 )
@@ -45,8 +48,10 @@ import (
 // The connection cooper hands over is the request's stream as a net.Conn:
 // its addresses are those of the QUIC connection; Close sends the end of
 // the stream, or resets it while a Write is blocked, and ends any Read or
-// Write blocked on it; deadlines are the stream's; a stream the peer resets
-// or a QUIC connection that ends fails Read and Write. Panics if h is nil.
+// Write blocked on it; deadlines are the stream's, and a Read that one ends
+// loses nothing; a stream the peer resets or a QUIC connection that ends
+// fails Read and Write, and a stream that ends inside an HTTP/3 frame fails
+// Read with io.ErrUnexpectedEOF. Panics if h is nil.
 func Handler(h http.Handler) http.Handler {
 	if h == nil {
 		panic("cooperh3: Handler: nil handler")
@@ -78,7 +83,7 @@ func (a *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return nil, err
 		}
-		return &conn{s: s, local: local, remote: remote}, nil
+		return &conn{s: s, q: s.QUICStream(), local: local, remote: remote}, nil
 	}
 	// allocates: the request is the server's; cooper reads the copy.
 	r2 := cooper.WithStreamTakeover(r.WithContext(ctx), take)
@@ -98,8 +103,9 @@ func isExtendedConnect(r *http.Request) bool {
 
 // Stream error codes (RFC 9114, section 8.1).
 const (
-	codeNoError       = quic.StreamErrorCode(http3.ErrCodeNoError)
-	codeRequestCancel = quic.StreamErrorCode(http3.ErrCodeRequestCanceled)
+	codeNoError         = quic.StreamErrorCode(http3.ErrCodeNoError)
+	codeRequestCancel   = quic.StreamErrorCode(http3.ErrCodeRequestCanceled)
+	codeFrameUnexpected = quic.StreamErrorCode(http3.ErrCodeFrameUnexpected)
 )
 
 // A conn is an HTTP/3 request stream as a net.Conn. quic-go's streams may
@@ -111,14 +117,95 @@ const (
 // (see [cooper.StreamTakeover]).
 type conn struct {
 	s      *http3.Stream
+	q      *quic.Stream // s's QUIC stream, which Read reads
 	local  net.Addr
 	remote net.Addr
 
 	wmu sync.Mutex // held by Write, and by Close while it ends the stream
+
+	// Read's place in the framing, kept across a Read that fails.
+	hdr  [16]byte // the start of the next frame's header: hdr[:nhdr]
+	nhdr int
+	left uint64 // bytes of the current frame not yet read
+	data bool   // the current frame is a DATA frame
 }
 
-// Read reads what the peer sent on the stream, without the HTTP/3 framing.
-func (c *conn) Read(p []byte) (int, error) { return c.s.Read(p) }
+// Read reads what the peer sent in the stream's DATA frames. It parses the
+// frames itself, from the QUIC stream: quic-go's Stream.Read loses the part
+// of a frame header it read when a deadline passes, and the stream then
+// reads as garbage; net.Conn's deadlines lose nothing. Other frames are
+// skipped: trailers, and types unknown (RFC 9114, section 9); a frame that
+// is no request stream's stops the reading (section 7.2.8). A stream that
+// ends inside a frame fails Read with io.ErrUnexpectedEOF (section 7.1).
+func (c *conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for c.left == 0 || !c.data {
+		var err error
+		if c.left > 0 { // p is scratch space until a DATA frame comes
+			var n int
+			n, err = c.q.Read(p[:min(uint64(len(p)), c.left)])
+			c.left -= uint64(n)
+		} else {
+			err = c.readHeader()
+		}
+		if err != nil {
+			return 0, c.cut(err)
+		}
+	}
+	n, err := c.q.Read(p[:min(uint64(len(p)), c.left)])
+	c.left -= uint64(n)
+	return n, c.cut(err)
+}
+
+// cut returns err, a failed read of the QUIC stream, or
+// io.ErrUnexpectedEOF for an end of the stream inside a frame.
+func (c *conn) cut(err error) error {
+	if err == io.EOF && (c.left > 0 || c.nhdr > 0) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readHeader reads the next frame's header, its type and length (RFC
+// 9114, section 7.1), into hdr a read at a time, and sets left and data
+// from it.
+func (c *conn) readHeader() error {
+	for need := headerLen(c.hdr[:c.nhdr]); c.nhdr < need; need = headerLen(c.hdr[:c.nhdr]) {
+		n, err := c.q.Read(c.hdr[c.nhdr:need])
+		c.nhdr += n
+		if err != nil && (err != io.EOF || c.nhdr < need) {
+			return err // an EOF after a whole header comes again, after the frame
+		}
+	}
+	typ, n, _ := quicvarint.Parse(c.hdr[:c.nhdr])
+	c.left, _, _ = quicvarint.Parse(c.hdr[n:c.nhdr])
+	c.nhdr, c.data = 0, typ == 0x0
+	switch typ {
+	case 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0x9, 0xd, 0xf0700, 0xf0701:
+		// HTTP/2's reserved types, and the frames of the control stream
+		// (RFC 9114, sections 7.2.3 to 7.2.8; RFC 9218, section 7.1).
+		c.s.CancelRead(codeFrameUnexpected)
+		return fmt.Errorf("cooperh3: frame: type %#x has no place on a request stream (RFC 9114, section 7.2)", typ)
+	}
+	return nil
+}
+
+// headerLen returns the length of the frame header that begins with h:
+// two variable-length integers, each of which gives its length in the
+// two high bits of its first byte (RFC 9000, section 16). While h is too
+// short to tell, it counts the first byte it lacks, which tells the rest.
+func headerLen(h []byte) int {
+	if len(h) == 0 {
+		return 1
+	}
+	t := 1 << (h[0] >> 6)
+	if len(h) <= t {
+		return t + 1
+	}
+	return t + 1<<(h[t]>>6)
+}
 
 // Write sends p on the stream, in an HTTP/3 DATA frame.
 func (c *conn) Write(p []byte) (int, error) {

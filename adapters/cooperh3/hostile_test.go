@@ -1,0 +1,186 @@
+package cooperh3_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/quic-go/qpack"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"github.com/quic-go/quic-go/quicvarint"
+
+	"lowbit.dev/cooper"
+)
+
+// HTTP/3 frame types (RFC 9114, section 7.2).
+const (
+	frameData    = 0x0
+	frameHeaders = 0x1
+)
+
+// appendFrame appends an HTTP/3 frame of type typ with payload p to b.
+func appendFrame(b []byte, typ uint64, p []byte) []byte {
+	b = quicvarint.Append(b, typ)
+	b = quicvarint.Append(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+// openRaw opens a request stream on c's QUIC connection behind quic-go's
+// HTTP/3 client, and sends on it, written by hand, a HEADERS frame with the
+// extended CONNECT of a WebSocket to /ws on s (RFC 9220, section 3) and
+// then the bytes of more, so that a test can frame the stream as quic-go's
+// client never would. The answer is left unread.
+func (c *client) openRaw(t *testing.T, s *server, more []byte) *quic.Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	str, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatalf("opening a stream: %v", err)
+	}
+	var block bytes.Buffer
+	enc := qpack.NewEncoder(&block)
+	for _, f := range [][2]string{
+		{":method", http.MethodConnect}, {":protocol", "websocket"}, {":scheme", "https"},
+		{":authority", s.addr.String()}, {":path", "/ws"},
+		{"sec-websocket-version", "13"}, {"origin", "https://" + s.addr.String()},
+	} {
+		enc.WriteField(qpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if _, err := str.Write(append(appendFrame(nil, frameHeaders, block.Bytes()), more...)); err != nil {
+		t.Fatalf("sending the request: %v", err)
+	}
+	return str
+}
+
+// TestReadDeadlineInAFrame makes a read deadline pass while the handler's
+// Read is inside a frame's header or inside a frame it skips: the timeout
+// must lose nothing, so that once the deadline is lifted Read returns the
+// next DATA frame's payload, as net.Conn's rule on deadlines asks.
+func TestReadDeadlineInAFrame(t *testing.T) {
+	u := cooper.New(cooper.Protocols("websocket"))
+	conns := make(chan net.Conn, 1)
+	release := make(chan struct{})
+	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		conns <- conn
+		<-release
+	}), nil)
+	defer close(release)
+	c := s.dial(t)
+	for _, tc := range []struct {
+		name         string
+		before, rest []byte // sent before and after the deadline passes
+	}{
+		{"in a DATA frame's header", []byte{frameData}, []byte{5, 'w', 'o', 'r', 'l', 'd'}},
+		{"in the two-byte length of a DATA frame's header", []byte{frameData, 0x40}, append([]byte{5}, "world"...)},
+		{"in an unknown frame's payload", []byte{0x21, 4, 'x', 'x'}, appendFrame([]byte("xx"), frameData, []byte("world"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A first frame, then what the deadline is to find, in the
+			// same write: the server has the one once it has the other.
+			str := c.openRaw(t, s, append(appendFrame(nil, frameData, []byte("hello")), tc.before...))
+			defer str.CancelRead(0)
+			defer str.CancelWrite(0)
+			conn := recv(t, conns, "handler call")
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got := make([]byte, 5)
+			if _, err := io.ReadFull(conn, got); err != nil || string(got) != "hello" {
+				t.Fatalf("first frame: %q, %v", got, err)
+			}
+			conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, err := conn.Read(got); !isTimeout(err) {
+				t.Fatalf("Read past the deadline: %d, %v; want a timeout", n, err)
+			}
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := str.Write(tc.rest); err != nil {
+				t.Fatal(err)
+			}
+			clear(got)
+			if _, err := io.ReadFull(conn, got); err != nil || string(got) != "world" {
+				t.Errorf("the frame after the deadline: %q, %v; want \"world\"", got, err)
+			}
+		})
+	}
+}
+
+// TestFraming sends a stream framed as quic-go's client never frames one
+// (RFC 9114, section 7): the handler reads the payload of the DATA frames
+// and nothing else, up to a clean end of the stream, and fails on a stream
+// cut inside a frame or a frame that has no place on a request stream.
+func TestFraming(t *testing.T) {
+	type result struct {
+		data []byte
+		err  error
+	}
+	u := cooper.New(cooper.Protocols("websocket"))
+	results := make(chan result, 1)
+	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		data, err := io.ReadAll(conn)
+		results <- result{data, err}
+	}), nil)
+	c := s.dial(t)
+	data := func(p string) []byte { return appendFrame(nil, frameData, []byte(p)) }
+	for _, tc := range []struct {
+		name   string
+		frames []byte
+		want   string
+		err    error // nil: a clean end of the stream
+	}{
+		{"DATA frames are read in order", slices.Concat(data("one "), data("two")), "one two", nil},
+		{"empty DATA frames are skipped", slices.Concat(data(""), data("one"), data("")), "one", nil},
+		{"frames of unknown types are skipped (RFC 9114, section 9)",
+			slices.Concat(appendFrame(nil, 0x21, []byte("grease")), data("one"), appendFrame(nil, 0x1f*7+0x21, nil), data(" two")), "one two", nil},
+		{"a frame type in two bytes is read whole", slices.Concat(appendFrame(nil, 0x40, []byte("xx")), data("one")), "one", nil},
+		{"trailers are skipped", slices.Concat(data("one"), appendFrame(nil, frameHeaders, []byte{0, 0})), "one", nil},
+		{"a stream cut inside a DATA frame fails with io.ErrUnexpectedEOF", data("one")[:4], "on", io.ErrUnexpectedEOF},
+		{"a stream cut inside a frame header fails with io.ErrUnexpectedEOF", append(data("one"), frameData), "one", io.ErrUnexpectedEOF},
+		{"a stream cut inside a skipped frame fails with io.ErrUnexpectedEOF", append(data("one"), 0x21, 3, 'x'), "one", io.ErrUnexpectedEOF},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			str := c.openRaw(t, s, tc.frames)
+			defer str.CancelRead(0)
+			str.Close()
+			r := recv(t, results, "handler's read")
+			if string(r.data) != tc.want || !errors.Is(r.err, tc.err) || (tc.err == nil) != (r.err == nil) {
+				t.Errorf("read %q, %v; want %q, %v", r.data, r.err, tc.want, tc.err)
+			}
+		})
+	}
+	for _, typ := range []uint64{0x2, 0x3, 0x4, 0x5, 0x7, 0xd, 0xf0700} {
+		t.Run(fmt.Sprintf("a frame of type %#x fails Read and stops the reading", typ), func(t *testing.T) {
+			str := c.openRaw(t, s, slices.Concat(data("one"), appendFrame(nil, typ, []byte{0}), data("two")))
+			defer str.CancelRead(0)
+			r := recv(t, results, "handler's read")
+			if string(r.data) != "one" || r.err == nil {
+				t.Errorf("read %q, %v; want \"one\" and an error", r.data, r.err)
+			}
+			// The server's STOP_SENDING fails a Write once it arrives.
+			_, err := str.Write(data("more"))
+			for deadline := time.Now().Add(10 * time.Second); err == nil && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+				_, err = str.Write(data("more"))
+			}
+			var se *quic.StreamError
+			if !errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(http3.ErrCodeFrameUnexpected) {
+				t.Errorf("writing after the frame: %v, want the server's STOP_SENDING with H3_FRAME_UNEXPECTED", err)
+			}
+		})
+	}
+}
+
+// isTimeout reports whether err is a net.Error that timed out.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
