@@ -47,8 +47,8 @@ import (
 //
 // The connection cooper hands over is the request's stream as a net.Conn:
 // its addresses are those of the QUIC connection; Close sends the end of
-// the stream, or resets it while a Write is blocked, and ends any Read or
-// Write blocked on it; deadlines are the stream's, and a Read that one ends
+// the stream, or resets it while a Write is blocked or after one that a
+// deadline cut short, and ends any Read or Write blocked on it; deadlines are the stream's, and a Read that one ends
 // loses nothing; a stream the peer resets or a QUIC connection that ends
 // fails Read and Write, and a stream that ends inside an HTTP/3 frame fails
 // Read with io.ErrUnexpectedEOF. Panics if h is nil.
@@ -108,20 +108,23 @@ const (
 	codeFrameUnexpected = quic.StreamErrorCode(http3.ErrCodeFrameUnexpected)
 )
 
-// A conn is an HTTP/3 request stream as a net.Conn. quic-go's streams may
-// be read and written at once, but their Close must not run during a
-// Write, so writes and the end of the stream are serialised by wmu, and a
-// Close that finds a Write under way resets the stream instead, which ends
-// the Write (RFC 9220, section 4: an abnormal close is
-// H3_REQUEST_CANCELLED). cooper keeps the rest of net.Conn's rule on Close
-// (see [cooper.StreamTakeover]).
+// A conn is an HTTP/3 request stream as a net.Conn, which frames the data
+// of the QUIC stream beneath itself. quic-go's streams may be read and
+// written at once, but their Close must not run during a Write, so writes
+// and the end of the stream are serialised by wmu, and a Close that finds
+// a Write under way resets the stream instead, which ends the Write (RFC
+// 9220, section 4: an abnormal close is H3_REQUEST_CANCELLED). cooper
+// keeps the rest of net.Conn's rule on Close (see [cooper.StreamTakeover]).
 type conn struct {
 	s      *http3.Stream
-	q      *quic.Stream // s's QUIC stream, which Read reads
+	q      *quic.Stream // s's QUIC stream, which Read and Write frame
 	local  net.Addr
 	remote net.Addr
 
-	wmu sync.Mutex // held by Write, and by Close while it ends the stream
+	wmu   sync.Mutex // held by Write, and by Close while it ends the stream
+	wleft uint64     // payload bytes the last frame written still lacks
+	whdr  []byte     // the part of its header not yet written, in wbuf
+	wbuf  [9]byte
 
 	// Read's place in the framing, kept across a Read that fails.
 	hdr  [16]byte // the start of the next frame's header: hdr[:nhdr]
@@ -207,21 +210,47 @@ func headerLen(h []byte) int {
 	return t + 1<<(h[t]>>6)
 }
 
-// Write sends p on the stream, in an HTTP/3 DATA frame.
+// Write sends p on the stream in a DATA frame (RFC 9114, section 7.2.1),
+// which it writes itself, to know whether the last frame is whole. A Write
+// that fails partway, as when a deadline passes, leaves its frame
+// unfinished: the next Write's bytes finish it first.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.s.Write(p)
+	n := 0
+	for n < len(p) {
+		if c.wleft == 0 {
+			c.wleft = uint64(len(p) - n)
+			c.whdr = quicvarint.Append(append(c.wbuf[:0], 0x0), c.wleft)
+		}
+		if len(c.whdr) > 0 {
+			m, err := c.q.Write(c.whdr)
+			c.whdr = c.whdr[m:]
+			if err != nil {
+				return n, err
+			}
+		}
+		m, err := c.q.Write(p[n : n+int(min(uint64(len(p)-n), c.wleft))])
+		n += m
+		c.wleft -= uint64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // Close ends the stream: it stops reading, and sends the end of the stream
-// after what was written, or, while a Write is blocked, resets the stream,
-// which ends that Write.
+// after what was written. While a Write is blocked, or when one left its
+// frame unfinished, it resets the stream instead, which ends that Write: an
+// end of the stream would cut the frame short (RFC 9114, section 7.1).
 func (c *conn) Close() error {
 	c.s.CancelRead(codeNoError)
 	if c.wmu.TryLock() {
 		defer c.wmu.Unlock()
-		return c.s.Close()
+		if c.wleft == 0 {
+			return c.s.Close()
+		}
 	}
 	c.s.CancelWrite(codeRequestCancel)
 	return nil

@@ -1,6 +1,7 @@
 package cooperh3_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -177,6 +178,124 @@ func TestFraming(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWriteDeadlineInAFrame makes a write deadline pass while the
+// handler's Write is blocked on flow control in the middle of a DATA
+// frame: the Write fails with a timeout; once the deadline is lifted the
+// next Writes finish the frame and the client reads every byte in order,
+// up to a clean end; a Close with the frame unfinished resets the stream
+// (H3_REQUEST_CANCELLED) instead of ending it inside the frame, which RFC
+// 9114, section 7.1 makes an error of the whole QUIC connection.
+func TestWriteDeadlineInAFrame(t *testing.T) {
+	for _, goOn := range []bool{true, false} {
+		name := "Close with the frame unfinished resets the stream"
+		if goOn {
+			name = "Writes after the deadline is lifted finish the frame"
+		}
+		t.Run(name, func(t *testing.T) {
+			u := cooper.New(cooper.Protocols("websocket"))
+			timedOut := make(chan error, 1)
+			s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+				defer conn.Close()
+				conn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+				pos, err := writePattern(conn, 0, 1<<30)
+				timedOut <- err
+				if goOn {
+					conn.SetWriteDeadline(time.Time{})
+					writePattern(conn, pos, pos+128<<10)
+				}
+			}), nil)
+			str := s.dial(t).openRaw(t, s, nil) // the client reads nothing yet
+			defer str.CancelRead(0)
+			str.Close()
+			if err := recv(t, timedOut, "end of the Write"); !isTimeout(err) {
+				t.Fatalf("Write past the deadline: %v, want a timeout", err)
+			}
+			str.SetReadDeadline(time.Now().Add(10 * time.Second))
+			status, data, err := readAnswer(str)
+			if status != "200" {
+				t.Fatalf("status %q, want 200", status)
+			}
+			for i, b := range data {
+				if b != byte(i%251) {
+					t.Fatalf("byte %d of %d read is %d, want %d: the stream lost or repeated bytes", i, len(data), b, i%251)
+				}
+			}
+			var se *quic.StreamError
+			if goOn && err != nil {
+				t.Errorf("reading the stream after %d bytes: %v, want a clean end", len(data), err)
+			} else if !goOn && (!errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(http3.ErrCodeRequestCanceled)) {
+				t.Errorf("reading the stream after %d bytes: %v, want a reset with H3_REQUEST_CANCELLED", len(data), err)
+			}
+		})
+	}
+}
+
+// writePattern writes to conn, 64 KiB at a time, the bytes of a stream
+// whose byte i is i%251, from position from until to or an error, and
+// returns the position it reached.
+func writePattern(conn net.Conn, from, to int) (int, error) {
+	chunk := make([]byte, 64<<10)
+	for from < to {
+		p := chunk[:min(len(chunk), to-from)]
+		for i := range p {
+			p[i] = byte((from + i) % 251)
+		}
+		n, err := conn.Write(p)
+		from += n
+		if err != nil {
+			return from, err
+		}
+	}
+	return from, nil
+}
+
+// readAnswer reads str, a raw request stream, to its end, frame by frame:
+// the status of the answer's HEADERS frame, and the payload of the DATA
+// frames after it. err is nil at a clean end, io.ErrUnexpectedEOF when the
+// stream ends inside a frame, or the error that ended the reading.
+func readAnswer(str io.Reader) (status string, data []byte, err error) {
+	r := bufio.NewReader(str)
+	for {
+		typ, err := quicvarint.Read(r)
+		if err == io.EOF {
+			return status, data, nil
+		} else if err != nil {
+			return status, data, err
+		}
+		n, err := quicvarint.Read(r)
+		if err != nil {
+			return status, data, unexpected(err)
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return status, data, unexpected(err)
+		}
+		switch typ {
+		case frameHeaders:
+			for dec := qpack.NewDecoder().Decode(payload); ; {
+				f, err := dec()
+				if err != nil {
+					break
+				}
+				if f.Name == ":status" {
+					status = f.Value
+				}
+			}
+		case frameData:
+			data = append(data, payload...)
+		}
+	}
+}
+
+// unexpected returns err, or io.ErrUnexpectedEOF for io.EOF: the stream
+// ended inside a frame.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // isTimeout reports whether err is a net.Error that timed out.
