@@ -404,9 +404,9 @@ func TestPlainRequestsPassThrough(t *testing.T) {
 }
 
 // TestConnContract checks the handler's connection keeps the net.Conn
-// contract: a deadline that passes fails a blocked Read with a timeout,
-// which can be lifted; Close ends a Read and a Write blocked on flow
-// control, with net.ErrClosed.
+// contract: a deadline that passes fails a blocked Read with a timeout;
+// SetDeadline sets both deadlines; Close ends a Read and a Write blocked on
+// flow control, with net.ErrClosed, the Write by resetting the stream.
 func TestConnContract(t *testing.T) {
 	u := cooper.New(cooper.Protocols("websocket"))
 	conns := make(chan net.Conn, 1)
@@ -448,7 +448,7 @@ func TestConnContract(t *testing.T) {
 
 	t.Run("Close ends a Write blocked on flow control", func(t *testing.T) {
 		c := s.dial(t)
-		c.roundTrip(t, s.webSocketRequest("/ws", nil)) // the client never reads
+		_, str := c.roundTrip(t, s.webSocketRequest("/ws", nil)) // the client reads only once the handler's Write is blocked
 		conn := recv(t, conns, "handler call")
 		wrote := make(chan error, 1)
 		go func() {
@@ -468,6 +468,43 @@ func TestConnContract(t *testing.T) {
 		conn.Close()
 		if err := recv(t, wrote, "end of the Write"); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("Write blocked during Close: %v, want net.ErrClosed", err)
+		}
+		str.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := io.Copy(io.Discard, str)
+		var he *http3.Error
+		if !errors.As(err, &he) || he.ErrorCode != http3.ErrCodeRequestCanceled || !he.Remote {
+			t.Errorf("the client's read after Close: %v, want the server's reset with H3_REQUEST_CANCELLED (RFC 9220, section 4)", err)
+		}
+	})
+
+	t.Run("SetDeadline sets the read and the write deadline", func(t *testing.T) {
+		c := s.dial(t)
+		c.roundTrip(t, s.webSocketRequest("/ws", nil)) // the client neither sends nor reads
+		conn := recv(t, conns, "handler call")
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("Read past the deadline: %v, want a timeout", err)
+		}
+		wrote := make(chan error, 1)
+		go func() {
+			chunk := make([]byte, 64<<10)
+			for {
+				if _, err := conn.Write(chunk); err != nil {
+					wrote <- err
+					return
+				}
+			}
+		}()
+		select {
+		case err := <-wrote:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Write past the deadline: %v, want a timeout", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Write still blocked on flow control 10 s past the deadline")
+			conn.Close()
+			<-wrote
 		}
 	})
 }
