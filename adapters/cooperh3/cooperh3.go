@@ -48,10 +48,12 @@ import (
 // The connection cooper hands over is the request's stream as a net.Conn:
 // its addresses are those of the QUIC connection; Close sends the end of
 // the stream, or resets it while a Write is blocked or after one that a
-// deadline cut short, and ends any Read or Write blocked on it; deadlines are the stream's, and a Read that one ends
-// loses nothing; a stream the peer resets or a QUIC connection that ends
-// fails Read and Write, and a stream that ends inside an HTTP/3 frame fails
-// Read with io.ErrUnexpectedEOF. Panics if h is nil.
+// deadline cut short, and ends any Read or Write blocked on it; deadlines
+// are the stream's, and a Read that one ends loses nothing; the peer's
+// reset of its side of the stream fails Read, its STOP_SENDING fails
+// Write, the end of the QUIC connection fails both, and a stream that ends
+// inside an HTTP/3 frame fails Read with io.ErrUnexpectedEOF. Panics if h
+// is nil.
 func Handler(h http.Handler) http.Handler {
 	if h == nil {
 		panic("cooperh3: Handler: nil handler")
