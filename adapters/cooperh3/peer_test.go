@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,4 +197,72 @@ func TestShutdownEndsBlockedHandlers(t *testing.T) {
 		t.Errorf("the writer's client: %v, want a reset with H3_REQUEST_CANCELLED", err)
 	}
 	waitIdle(t, u)
+}
+
+// TestManyStreamsOnOneConnection opens 50 WebSockets on one QUIC
+// connection to an Upgrader with a connection limit: each stream is one
+// upgrade, so the first ones up to the limit are upgraded and the others
+// refused with the limit's status and Retry-After, each refusal ending its
+// stream; once the handlers return, every upgraded stream ends cleanly
+// and the Upgrader holds nothing.
+func TestManyStreamsOnOneConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		opt    cooper.Option
+		limit  int
+		status int
+		err    error
+	}{
+		{"MaxConnections(10) refuses the 11th stream on with 503", cooper.MaxConnections(10), 10, http.StatusServiceUnavailable, cooper.ErrTooManyConnections},
+		{"MaxConnectionsPerClient(5) refuses the 6th stream on with 429", cooper.MaxConnectionsPerClient(5), 5, http.StatusTooManyRequests, cooper.ErrTooManyClientConnections},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var refusals atomic.Int32
+			u := cooper.New(cooper.Protocols("websocket"), tc.opt, cooper.OnError(func(err error) {
+				if errors.Is(err, tc.err) {
+					refusals.Add(1)
+				}
+			}))
+			release := make(chan struct{})
+			s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+				defer conn.Close()
+				<-release
+			}), nil)
+			releaseAll := sync.OnceFunc(func() { close(release) })
+			defer releaseAll()
+			c := s.dial(t)
+			const streams = 50
+			var upgraded []*http3.RequestStream
+			for i := range streams {
+				resp, str := c.roundTrip(t, s.webSocketRequest("/ws", nil))
+				str.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if i < tc.limit {
+					if resp.StatusCode != http.StatusOK {
+						t.Fatalf("stream %d: %s, want 200", i, resp.Status)
+					}
+					upgraded = append(upgraded, str)
+					continue
+				}
+				if resp.StatusCode != tc.status || resp.Header.Get("Retry-After") == "" {
+					t.Fatalf("stream %d: %s, Retry-After %q; want %d with Retry-After", i, resp.Status, resp.Header.Get("Retry-After"), tc.status)
+				}
+				if _, err := io.ReadAll(resp.Body); err != nil {
+					t.Errorf("stream %d: the refusal does not end cleanly: %v", i, err)
+				}
+			}
+			if st := u.Stats(); st.Active != tc.limit || st.Upgrades != uint64(tc.limit) {
+				t.Errorf("Stats() = %+v, want %d active and upgraded", st, tc.limit)
+			}
+			if n := refusals.Load(); n != streams-int32(tc.limit) {
+				t.Errorf("OnError got %d refusals matching %v, want %d", n, tc.err, streams-tc.limit)
+			}
+			releaseAll()
+			for i, str := range upgraded {
+				if _, err := io.ReadAll(str); err != nil {
+					t.Errorf("upgraded stream %d: %v, want a clean end once its handler returned", i, err)
+				}
+			}
+			waitIdle(t, u)
+		})
+	}
 }
