@@ -310,7 +310,8 @@ func TestWebSocketOverHTTP3(t *testing.T) {
 // TestRefusalsOverHTTP3 sends requests that must be refused over HTTP/3 as
 // over HTTP/2 (RFC 9220, section 3; RFC 8441, sections 4 and 5): the
 // status, the header the refusal carries, no Upgrade or Connection (RFC
-// 9114, section 4.2), the sentinel, and no handler call.
+// 9114, section 4.2), the sentinel, no handler call, and a clean end of
+// the stream.
 func TestRefusalsOverHTTP3(t *testing.T) {
 	var mu sync.Mutex
 	var reported []error
@@ -340,6 +341,12 @@ func TestRefusalsOverHTTP3(t *testing.T) {
 			http.StatusBadRequest, "Sec-Websocket-Version: 13", cooper.ErrWebSocketVersion},
 		{"no version is refused with 400 and Sec-WebSocket-Version: 13", func(r *http.Request) { r.Header.Del("Sec-WebSocket-Version") },
 			http.StatusBadRequest, "Sec-Websocket-Version: 13", cooper.ErrWebSocketVersion},
+		{"version 13 sent twice is refused with 400 and Sec-WebSocket-Version: 13", func(r *http.Request) { r.Header["Sec-Websocket-Version"] = []string{"13", "13"} },
+			http.StatusBadRequest, "Sec-Websocket-Version: 13", cooper.ErrWebSocketVersion},
+		{"a version list with 13 in it is refused with 400 and Sec-WebSocket-Version: 13", func(r *http.Request) { r.Header.Set("Sec-WebSocket-Version", "13, 8") },
+			http.StatusBadRequest, "Sec-Websocket-Version: 13", cooper.ErrWebSocketVersion},
+		{"a malformed Sec-WebSocket-Protocol is refused with 400", func(r *http.Request) { r.Header.Set("Sec-WebSocket-Protocol", "chat, super chat") },
+			http.StatusBadRequest, "", cooper.ErrMalformedHeader},
 		{"another origin is refused with 403", func(r *http.Request) { r.Header.Set("Origin", "https://attacker.example") },
 			http.StatusForbidden, "", cooper.ErrOrigin},
 		{"a protocol not configured is refused with 400", func(r *http.Request) { r.Proto = "myproto" },
@@ -349,9 +356,13 @@ func TestRefusalsOverHTTP3(t *testing.T) {
 			mu.Lock()
 			reported = nil
 			mu.Unlock()
-			resp, _ := c.roundTrip(t, s.webSocketRequest("/ws", tc.edit))
+			resp, str := c.roundTrip(t, s.webSocketRequest("/ws", tc.edit))
 			if resp.StatusCode != tc.status {
 				t.Errorf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			str.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.ReadAll(resp.Body); err != nil {
+				t.Errorf("the refusal does not end its stream cleanly: %v", err)
 			}
 			if tc.header != "" {
 				name, value, _ := bytes.Cut([]byte(tc.header), []byte(": "))
@@ -379,6 +390,43 @@ func TestRefusalsOverHTTP3(t *testing.T) {
 	}
 	if n := u.Stats().Active; n != 0 {
 		t.Errorf("Stats().Active = %d after refusals, want 0", n)
+	}
+}
+
+// TestBadExtensionOffersOverHTTP3 offers permessage-deflate in ways RFC
+// 7692 does not allow: as over HTTP/1.1 and HTTP/2, the upgrade goes on
+// without the extension (RFC 7692, section 5: a server declines an offer
+// it cannot accept), with no Sec-WebSocket-Extensions in the 200 and no
+// Deflate in the Handshake.
+func TestBadExtensionOffersOverHTTP3(t *testing.T) {
+	u := cooper.New(cooper.Protocols("websocket"), cooper.Deflate(cooper.DeflateParams{}))
+	deflate := make(chan *cooper.DeflateParams, 1)
+	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		deflate <- hs.Deflate
+		conn.Close()
+	}), nil)
+	c := s.dial(t)
+	for _, tc := range []struct {
+		offer  string
+		agreed bool
+	}{
+		{"permessage-deflate", true}, // the offer the others spoil
+		{"permessage-deflate; client_max_window_bits=99", false},
+		{"permessage-deflate; server_no_context_takeover; server_no_context_takeover", false},
+		{"permessage-deflate, a b", false},
+		{`permessage-deflate; server_max_window_bits="1`, false},
+	} {
+		t.Run(tc.offer, func(t *testing.T) {
+			resp, _ := c.roundTrip(t, s.webSocketRequest("/ws", func(r *http.Request) { r.Header.Set("Sec-WebSocket-Extensions", tc.offer) }))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("answered %s, want 200", resp.Status)
+			}
+			_, answered := resp.Header["Sec-Websocket-Extensions"]
+			d := recv(t, deflate, "handler call")
+			if answered != tc.agreed || (d != nil) != tc.agreed {
+				t.Errorf("Sec-WebSocket-Extensions %q, Handshake.Deflate %+v; want the extension agreed: %t", resp.Header.Get("Sec-WebSocket-Extensions"), d, tc.agreed)
+			}
+		})
 	}
 }
 

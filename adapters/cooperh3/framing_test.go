@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,12 +35,26 @@ func appendFrame(b []byte, typ uint64, p []byte) []byte {
 	return append(b, p...)
 }
 
+// webSocketFields is the header section of the extended CONNECT that
+// opens a WebSocket to /ws on s (RFC 9220, section 3), field by field as a
+// client encodes it, changed by edit if not nil.
+func (s *server) webSocketFields(edit func([]qpack.HeaderField) []qpack.HeaderField) []qpack.HeaderField {
+	fields := []qpack.HeaderField{
+		{Name: ":method", Value: http.MethodConnect}, {Name: ":protocol", Value: "websocket"},
+		{Name: ":scheme", Value: "https"}, {Name: ":authority", Value: s.addr.String()}, {Name: ":path", Value: "/ws"},
+		{Name: "sec-websocket-version", Value: "13"}, {Name: "origin", Value: "https://" + s.addr.String()},
+	}
+	if edit != nil {
+		fields = edit(fields)
+	}
+	return fields
+}
+
 // openRaw opens a request stream on c's QUIC connection behind quic-go's
-// HTTP/3 client, and sends on it, written by hand, a HEADERS frame with the
-// extended CONNECT of a WebSocket to /ws on s (RFC 9220, section 3) and
-// then the bytes of more, so that a test can frame the stream as quic-go's
-// client never would. The answer is left unread.
-func (c *client) openRaw(t *testing.T, s *server, more []byte) *quic.Stream {
+// HTTP/3 client, and sends on it, written by hand, a HEADERS frame with
+// fields and then the bytes of more, so that a test can frame the stream
+// as quic-go's client never would. The answer is left unread.
+func (c *client) openRaw(t *testing.T, fields []qpack.HeaderField, more []byte) *quic.Stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -49,17 +64,83 @@ func (c *client) openRaw(t *testing.T, s *server, more []byte) *quic.Stream {
 	}
 	var block bytes.Buffer
 	enc := qpack.NewEncoder(&block)
-	for _, f := range [][2]string{
-		{":method", http.MethodConnect}, {":protocol", "websocket"}, {":scheme", "https"},
-		{":authority", s.addr.String()}, {":path", "/ws"},
-		{"sec-websocket-version", "13"}, {"origin", "https://" + s.addr.String()},
-	} {
-		enc.WriteField(qpack.HeaderField{Name: f[0], Value: f[1]})
+	for _, f := range fields {
+		enc.WriteField(f)
 	}
 	if _, err := str.Write(append(appendFrame(nil, frameHeaders, block.Bytes()), more...)); err != nil {
 		t.Fatalf("sending the request: %v", err)
 	}
 	return str
+}
+
+// TestMalformedExtendedConnect sends extended CONNECTs that RFC 9114,
+// section 4.3.1 and RFC 8441, section 4 make malformed: quic-go's server
+// resets the stream with H3_MESSAGE_ERROR (section 4.1.2) before cooper
+// sees the request, as net/http's HTTP/2 server resets one (RST_STREAM)
+// before an Upgrader sees it; the handler is not called and OnError hears
+// nothing.
+func TestMalformedExtendedConnect(t *testing.T) {
+	without := func(name string) func([]qpack.HeaderField) []qpack.HeaderField {
+		return func(f []qpack.HeaderField) []qpack.HeaderField {
+			return slices.DeleteFunc(f, func(f qpack.HeaderField) bool { return f.Name == name })
+		}
+	}
+	set := func(name, value string) func([]qpack.HeaderField) []qpack.HeaderField {
+		return func(f []qpack.HeaderField) []qpack.HeaderField {
+			for i := range f {
+				if f[i].Name == name {
+					f[i].Value = value
+				}
+			}
+			return f
+		}
+	}
+	var reported atomic.Int32
+	handled := make(chan struct{}, 1)
+	u := cooper.New(cooper.Protocols("websocket"), cooper.OnError(func(error) { reported.Add(1) }))
+	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		handled <- struct{}{}
+		conn.Close()
+	}), nil)
+	c := s.dial(t)
+	for _, tc := range []struct {
+		name string
+		edit func([]qpack.HeaderField) []qpack.HeaderField
+	}{
+		{"without :path", without(":path")},
+		{"without :authority", without(":authority")},
+		{"without :scheme", without(":scheme")},
+		{"with an empty :protocol, a CONNECT that must not have :path", set(":protocol", "")},
+		{"with a :protocol that is not a token", set(":protocol", "web socket")},
+		{"with :protocol twice", func(f []qpack.HeaderField) []qpack.HeaderField {
+			return slices.Insert(f, 1, qpack.HeaderField{Name: ":protocol", Value: "websocket"})
+		}},
+		{"with a pseudo-header after a regular field", func(f []qpack.HeaderField) []qpack.HeaderField {
+			return append(without(":path")(f), qpack.HeaderField{Name: ":path", Value: "/ws"})
+		}},
+		{"with an upper-case field name", func(f []qpack.HeaderField) []qpack.HeaderField {
+			return append(f, qpack.HeaderField{Name: "Sec-WebSocket-Key", Value: "x"})
+		}},
+	} {
+		t.Run("an extended CONNECT "+tc.name+" is reset", func(t *testing.T) {
+			str := c.openRaw(t, s.webSocketFields(tc.edit), nil)
+			defer str.CancelWrite(0)
+			str.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err := io.ReadAll(str)
+			var se *quic.StreamError
+			if !errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(http3.ErrCodeMessageError) {
+				t.Errorf("reading the answer: %v, want a reset with H3_MESSAGE_ERROR", err)
+			}
+		})
+	}
+	select {
+	case <-handled:
+		t.Error("the handler was called")
+	default:
+	}
+	if n, st := reported.Load(), u.Stats(); n != 0 || st.Active != 0 || st.Upgrades != 0 || st.Failures != 0 {
+		t.Errorf("OnError got %d errors, Stats() = %+v; want the Upgrader untouched", n, st)
+	}
 }
 
 // TestReadDeadlineInAFrame makes a read deadline pass while the handler's
@@ -88,7 +169,7 @@ func TestReadDeadlineInAFrame(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// A first frame, then what the deadline is to find, in the
 			// same write: the server has the one once it has the other.
-			str := c.openRaw(t, s, append(appendFrame(nil, frameData, []byte("hello")), tc.before...))
+			str := c.openRaw(t, s.webSocketFields(nil), append(appendFrame(nil, frameData, []byte("hello")), tc.before...))
 			defer str.CancelRead(0)
 			defer str.CancelWrite(0)
 			conn := recv(t, conns, "handler call")
@@ -149,7 +230,7 @@ func TestFraming(t *testing.T) {
 		{"a stream cut inside a skipped frame fails with io.ErrUnexpectedEOF", append(data("one"), 0x21, 3, 'x'), "one", io.ErrUnexpectedEOF},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			str := c.openRaw(t, s, tc.frames)
+			str := c.openRaw(t, s.webSocketFields(nil), tc.frames)
 			defer str.CancelRead(0)
 			str.Close()
 			r := recv(t, results, "handler's read")
@@ -160,7 +241,7 @@ func TestFraming(t *testing.T) {
 	}
 	for _, typ := range []uint64{0x2, 0x3, 0x4, 0x5, 0x7, 0xd, 0xf0700} {
 		t.Run(fmt.Sprintf("a frame of type %#x fails Read and stops the reading", typ), func(t *testing.T) {
-			str := c.openRaw(t, s, slices.Concat(data("one"), appendFrame(nil, typ, []byte{0}), data("two")))
+			str := c.openRaw(t, s.webSocketFields(nil), slices.Concat(data("one"), appendFrame(nil, typ, []byte{0}), data("two")))
 			defer str.CancelRead(0)
 			r := recv(t, results, "handler's read")
 			if string(r.data) != "one" || r.err == nil {
@@ -206,7 +287,7 @@ func TestWriteDeadlineInAFrame(t *testing.T) {
 					writePattern(conn, pos, pos+128<<10)
 				}
 			}), nil)
-			str := s.dial(t).openRaw(t, s, nil) // the client reads nothing yet
+			str := s.dial(t).openRaw(t, s.webSocketFields(nil), nil) // the client reads nothing yet
 			defer str.CancelRead(0)
 			str.Close()
 			if err := recv(t, timedOut, "end of the Write"); !isTimeout(err) {
