@@ -128,7 +128,9 @@ type conn struct {
 	whdr  []byte     // the part of its header not yet written, in wbuf
 	wbuf  [9]byte
 
-	// Read's place in the framing, kept across a Read that fails.
+	// Read's place in the framing, kept across a Read that fails, guarded
+	// by rmu: net.Conn allows Reads at once.
+	rmu  sync.Mutex
 	hdr  [16]byte // the start of the next frame's header: hdr[:nhdr]
 	nhdr int
 	left uint64 // bytes of the current frame not yet read
@@ -146,6 +148,8 @@ func (c *conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
 	for c.left == 0 || !c.data {
 		var err error
 		if c.left > 0 { // p is scratch space until a DATA frame comes

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -383,4 +384,35 @@ func unexpected(err error) error {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestReadsAtOnce reads a stream of many small DATA frames from two
+// goroutines at once, as net.Conn allows: between them they read every
+// byte once (run with -race, which also watches the framing state they
+// share).
+func TestReadsAtOnce(t *testing.T) {
+	u := cooper.New(cooper.Protocols("websocket"))
+	counted := make(chan int, 2)
+	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				n, _ := io.Copy(io.Discard, conn)
+				counted <- int(n)
+			})
+		}
+		wg.Wait()
+	}), nil)
+	var frames []byte
+	for range 2000 {
+		frames = appendFrame(frames, frameData, []byte("0123456789"))
+	}
+	str := s.dial(t).openRaw(t, s.webSocketFields(nil), frames)
+	defer str.CancelRead(0)
+	str.Close()
+	if n := recv(t, counted, "end of a Read loop") + recv(t, counted, "end of the other"); n != 20000 {
+		t.Errorf("read %d bytes between the two, want the 20000 sent", n)
+	}
 }
