@@ -123,6 +123,13 @@ type client struct {
 // cleanup closes it.
 func (s *server) dial(t testing.TB) *client {
 	t.Helper()
+	return s.dialWith(t, nil)
+}
+
+// dialWith dials as dial does, with quicConf for the QUIC connection if
+// not nil.
+func (s *server) dialWith(t testing.TB, quicConf *quic.Config) *client {
+	t.Helper()
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +139,7 @@ func (s *server) dial(t testing.TB) *client {
 	defer cancel()
 	tr := &quic.Transport{Conn: udp}
 	t.Cleanup(func() { tr.Close() })
-	qc, err := tr.Dial(ctx, s.addr, &tls.Config{RootCAs: s.roots, NextProtos: []string{http3.NextProtoH3}}, nil)
+	qc, err := tr.Dial(ctx, s.addr, &tls.Config{RootCAs: s.roots, NextProtos: []string{http3.NextProtoH3}}, quicConf)
 	if err != nil {
 		t.Fatalf("dialing QUIC: %v", err)
 	}

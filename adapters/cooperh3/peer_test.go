@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -264,5 +266,44 @@ func TestManyStreamsOnOneConnection(t *testing.T) {
 			}
 			waitIdle(t, u)
 		})
+	}
+}
+
+// TestAnswerHeldByFlowControl gives the server no room to send the 200
+// (the client's stream flow control window is far smaller than the
+// answer, which carries 16 KiB of the application's headers; quic-go
+// takes a small answer in whole whatever the window): the handshake
+// timeout ends the answer, the upgrade fails and is reported, the handler
+// is not called, and the Upgrader holds nothing and shuts down at once.
+func TestAnswerHeldByFlowControl(t *testing.T) {
+	reported := make(chan error, 1)
+	pad := http.Header{"X-Pad": {strings.Repeat("a", 16<<10)}}
+	u := cooper.New(cooper.Protocols("websocket"), cooper.HandshakeTimeout(200*time.Millisecond),
+		cooper.ResponseHeaders(func(*http.Request, string) http.Header { return pad }),
+		cooper.OnError(func(err error) { reported <- err }))
+	handled := make(chan struct{}, 1)
+	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		handled <- struct{}{}
+		conn.Close()
+	}), nil)
+	c := s.dialWith(t, &quic.Config{InitialStreamReceiveWindow: 32, MaxStreamReceiveWindow: 32})
+	str := c.send(t, s.webSocketRequest("/ws", nil))
+	defer str.CancelRead(0)
+	if err := recv(t, reported, "the failed upgrade"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("OnError got %v, want the answer's deadline passed", err)
+	}
+	waitIdle(t, u)
+	if st := u.Stats(); st.Failures != 1 || st.Upgrades != 0 {
+		t.Errorf("Stats() = %+v, want one failure", st)
+	}
+	select {
+	case <-handled:
+		t.Error("the handler was called")
+	default:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := u.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v, want nil at once", err)
 	}
 }
