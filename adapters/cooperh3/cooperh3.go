@@ -110,6 +110,9 @@ const (
 	codeFrameUnexpected = quic.StreamErrorCode(http3.ErrCodeFrameUnexpected)
 )
 
+// frameData is the type of a DATA frame (RFC 9114, section 7.2.1).
+const frameData = 0x0
+
 // A conn is an HTTP/3 request stream as a net.Conn, which frames the data
 // of the QUIC stream beneath itself. quic-go's streams may be read and
 // written at once, but their Close must not run during a Write, so writes
@@ -178,8 +181,8 @@ func (c *conn) cut(err error) error {
 }
 
 // readHeader reads the next frame's header, its type and length (RFC
-// 9114, section 7.1), into hdr a read at a time, and sets left and data
-// from it.
+// 9114, section 7.1), into hdr and not a byte past it, and sets left and
+// data from it.
 func (c *conn) readHeader() error {
 	for need := headerLen(c.hdr[:c.nhdr]); c.nhdr < need; need = headerLen(c.hdr[:c.nhdr]) {
 		n, err := c.q.Read(c.hdr[c.nhdr:need])
@@ -190,7 +193,7 @@ func (c *conn) readHeader() error {
 	}
 	typ, n, _ := quicvarint.Parse(c.hdr[:c.nhdr])
 	c.left, _, _ = quicvarint.Parse(c.hdr[n:c.nhdr])
-	c.nhdr, c.data = 0, typ == 0x0
+	c.nhdr, c.data = 0, typ == frameData
 	switch typ {
 	case 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0x9, 0xd, 0xf0700, 0xf0701:
 		// HTTP/2's reserved types, and the frames of the control stream
@@ -227,7 +230,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	for n < len(p) {
 		if c.wleft == 0 {
 			c.wleft = uint64(len(p) - n)
-			c.whdr = quicvarint.Append(append(c.wbuf[:0], 0x0), c.wleft)
+			c.whdr = quicvarint.Append(append(c.wbuf[:0], frameData), c.wleft)
 		}
 		if len(c.whdr) > 0 {
 			m, err := c.q.Write(c.whdr)
