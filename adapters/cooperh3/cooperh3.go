@@ -110,8 +110,11 @@ const (
 	codeFrameUnexpected = quic.StreamErrorCode(http3.ErrCodeFrameUnexpected)
 )
 
-// frameData is the type of a DATA frame (RFC 9114, section 7.2.1).
-const frameData = 0x0
+// Frame types (RFC 9114, section 7.2).
+const (
+	frameData    = 0x0
+	frameHeaders = 0x1
+)
 
 // A conn is an HTTP/3 request stream as a net.Conn, which frames the data
 // of the QUIC stream beneath itself. quic-go's streams may be read and
@@ -138,6 +141,7 @@ type conn struct {
 	nhdr int
 	left uint64 // bytes of the current frame not yet read
 	data bool   // the current frame is a DATA frame
+	tail bool   // the trailers came: no frame may follow but unknown ones
 }
 
 // Read reads what the peer sent in the stream's DATA frames. It parses the
@@ -145,8 +149,9 @@ type conn struct {
 // of a frame header it read when a deadline passes, and the stream then
 // reads as garbage; net.Conn's deadlines lose nothing. Other frames are
 // skipped: trailers, and types unknown (RFC 9114, section 9); a frame that
-// is no request stream's stops the reading (section 7.2.8). A stream that
-// ends inside a frame fails Read with io.ErrUnexpectedEOF (section 7.1).
+// has no place on a request stream, or none after the trailers, stops the
+// reading (sections 4.1 and 7.2.8). A stream that ends inside a frame
+// fails Read with io.ErrUnexpectedEOF (section 7.1).
 func (c *conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -194,14 +199,26 @@ func (c *conn) readHeader() error {
 	typ, n, _ := quicvarint.Parse(c.hdr[:c.nhdr])
 	c.left, _, _ = quicvarint.Parse(c.hdr[n:c.nhdr])
 	c.nhdr, c.data = 0, typ == frameData
-	switch typ {
-	case 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0x9, 0xd, 0xf0700, 0xf0701:
-		// HTTP/2's reserved types, and the frames of the control stream
-		// (RFC 9114, sections 7.2.3 to 7.2.8; RFC 9218, section 7.1).
+	if !isInPlace(typ, c.tail) {
 		c.s.CancelRead(codeFrameUnexpected)
-		return fmt.Errorf("cooperh3: frame: type %#x has no place on a request stream (RFC 9114, section 7.2)", typ)
+		return fmt.Errorf("cooperh3: frame: type %#x has no place here on a request stream (RFC 9114, sections 4.1 and 7.2)", typ)
 	}
+	c.tail = c.tail || typ == frameHeaders
 	return nil
+}
+
+// isInPlace reports whether a frame of type typ may follow a request's
+// HEADERS, after the trailers if tail: DATA and HEADERS (the trailers)
+// only before them, unknown types anywhere, HTTP/2's and the control
+// stream's nowhere (RFC 9114, sections 4.1 and 7.2; RFC 9218, section 7.1).
+func isInPlace(typ uint64, tail bool) bool {
+	switch typ {
+	case frameData, frameHeaders:
+		return !tail
+	case 0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0x9, 0xd, 0xf0700, 0xf0701:
+		return false
+	}
+	return true
 }
 
 // headerLen returns the length of the frame header that begins with h:

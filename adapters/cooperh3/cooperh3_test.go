@@ -912,9 +912,21 @@ func TestFraming(t *testing.T) {
 			}
 		})
 	}
+	type misplaced struct {
+		name  string
+		frame []byte // sent after a DATA frame "one"
+	}
+	trailers := appendFrame(nil, frameHeaders, []byte{0, 0})
+	cases := []misplaced{
+		{"DATA after the trailers", slices.Concat(trailers, data("two"))},
+		{"HEADERS after the trailers", slices.Concat(trailers, trailers)},
+	}
 	for _, typ := range []uint64{0x2, 0x3, 0x4, 0x5, 0x7, 0xd, 0xf0700} {
-		t.Run(fmt.Sprintf("a frame of type %#x fails Read and stops the reading", typ), func(t *testing.T) {
-			str := c.openRaw(t, s.webSocketFields(nil), slices.Concat(data("one"), appendFrame(nil, typ, []byte{0}), data("two")))
+		cases = append(cases, misplaced{fmt.Sprintf("a frame of type %#x", typ), slices.Concat(appendFrame(nil, typ, []byte{0}), data("two"))})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+" fails Read and stops the reading", func(t *testing.T) {
+			str := c.openRaw(t, s.webSocketFields(nil), slices.Concat(data("one"), tc.frame))
 			defer str.CancelRead(0)
 			r := recv(t, results, "handler's read")
 			if string(r.data) != "one" || r.err == nil {
