@@ -122,8 +122,9 @@ type Upgrader struct {
 type Stats struct {
 	// Active counts the connections the Upgrader holds: those being taken
 	// over and those handed over whose handler still runs (for
-	// [Upgrader.Accept], whose caller's ServeHTTP still runs). It is what
-	// [MaxConnections] bounds and what [Upgrader.Shutdown] waits for.
+	// [Upgrader.Accept], whose caller's ServeHTTP still runs, over HTTP/2
+	// while its stream lasts). It is what [MaxConnections] bounds and what
+	// [Upgrader.Shutdown] waits for.
 	Active int
 	// Upgrades counts the connections handed over.
 	Upgrades uint64
@@ -246,7 +247,11 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 // is not cancelled when ServeHTTP returns, only by Shutdown. Over HTTP/2
 // and HTTP/3, conn is the request's stream, as for a handler (see the
 // package documentation, Handlers): over HTTP/2 the caller must be done
-// with it before ServeHTTP returns, and must not use it afterwards.
+// with it before ServeHTTP returns, and must not use it afterwards. There
+// the stream may end before ServeHTTP returns, when the client resets it or
+// closes its connection: the Upgrader then stops tracking conn at once, its
+// Read fails with the stream's error and its Write with another error, not
+// net.ErrClosed, which only the caller's Close causes.
 func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
 	t, err := u.accept(w, r, nil)
 	if err != nil {
@@ -257,7 +262,7 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 	context.AfterFunc(r.Context(), func() {
 		u.untrack(t)
 		if s, ok := conn.(*streamConn); ok {
-			s.closed.Store(true)
+			s.stop()
 		}
 	})
 	return conn, hs, nil

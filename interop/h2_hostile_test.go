@@ -628,3 +628,51 @@ func TestH2HostileManyStreams(t *testing.T) {
 		})
 	}
 }
+
+// TestH2HostileResetAccept resets the stream of an upgrade that
+// Upgrader.Accept handed over, while the caller reads it inside its
+// ServeHTTP. The caller did not close the connection, so nothing it does
+// fails with net.ErrClosed: its Read reports the reset, a Write fails
+// otherwise, and its Close, the first, succeeds. The Upgrader stops
+// tracking the stream, which is gone, though ServeHTTP still runs.
+func TestH2HostileResetAccept(t *testing.T) {
+	if !testkit.InExtendedConnectProcess(t) {
+		return
+	}
+	type result struct {
+		read, write, close error
+	}
+	results := make(chan result, 1)
+	proceed := make(chan struct{})
+	u := cooper.New(cooper.Protocols("websocket"))
+	s := newH2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := u.Accept(w, r)
+		if err != nil {
+			t.Errorf("Accept: %v", err)
+			return
+		}
+		var res result
+		_, res.read = conn.Read(make([]byte, 1))
+		<-proceed
+		_, res.write = conn.Write([]byte("x"))
+		res.close = conn.Close()
+		results <- res
+	}), nil)
+	c := dialH2(t, s)
+	c.connect(1, false)
+	c.answered(1)
+	c.write(func() error { return c.fr.WriteRSTStream(1, http2.ErrCodeCancel) })
+	// The stream's context is done before ServeHTTP returns.
+	poll.Until(t, 10*time.Second, "the reset stream to be released", func() bool { return u.Stats().Active == 0 })
+	close(proceed)
+	res := testkit.RecvWithin(t, results, 10*time.Second, "the caller's calls")
+	if res.read == nil || errors.Is(res.read, net.ErrClosed) {
+		t.Errorf("Read ended by the reset = %v, want the stream's error, not net.ErrClosed", res.read)
+	}
+	if res.write == nil || errors.Is(res.write, net.ErrClosed) {
+		t.Errorf("Write after the reset = %v, want an error other than net.ErrClosed", res.write)
+	}
+	if res.close != nil {
+		t.Errorf("the caller's first Close = %v, want nil", res.close)
+	}
+}
