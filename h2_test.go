@@ -427,19 +427,34 @@ func TestStreamConn(t *testing.T) {
 		io.Copy(io.Discard, resp.Body) // until the handler returns
 		waitDone(t, done)
 	})
-	t.Run("a read deadline that passes ends a Read with os.ErrDeadlineExceeded", func(t *testing.T) {
-		s, done := streamServer(t, func(c *streamConn) {
-			if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
-				t.Fatalf("SetReadDeadline: %v", err)
-			}
-			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Errorf("Read past the deadline = %v, want os.ErrDeadlineExceeded", err)
-			}
+	for _, tc := range []struct {
+		name string
+		set  func(c *streamConn, d time.Time) error // sets the read deadline d
+	}{
+		{"a read deadline that passes ends a Read with os.ErrDeadlineExceeded", (*streamConn).SetReadDeadline},
+		// The write deadline would reset the stream, ending the Read too;
+		// cleared, only SetDeadline's read deadline is left.
+		{"SetDeadline sets the read deadline", func(c *streamConn, d time.Time) error {
+			return errors.Join(c.SetDeadline(d), c.SetWriteDeadline(time.Time{}))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, done := streamServer(t, func(c *streamConn) {
+				if err := tc.set(c, time.Now().Add(50*time.Millisecond)); err != nil {
+					t.Fatalf("setting the deadline: %v", err)
+				}
+				// Without the deadline, Close ends the Read, and the test fails.
+				watchdog := time.AfterFunc(5*time.Second, func() { c.Close() })
+				defer watchdog.Stop()
+				if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Errorf("Read past the deadline = %v, want os.ErrDeadlineExceeded", err)
+				}
+			})
+			_, resp := openStream(t, s)
+			io.Copy(io.Discard, resp.Body)
+			waitDone(t, done)
 		})
-		_, resp := openStream(t, s)
-		io.Copy(io.Discard, resp.Body)
-		waitDone(t, done)
-	})
+	}
 	// A Write held by the flow control of a client that does not read ends
 	// when the stream is closed or when its write deadline passes.
 	for _, tc := range []struct {
@@ -452,6 +467,8 @@ func TestStreamConn(t *testing.T) {
 			what: "Close", end: (*streamConn).Close, want: net.ErrClosed},
 		{name: "a write deadline that passes ends a blocked Write",
 			what: "SetWriteDeadline", end: func(c *streamConn) error { return c.SetWriteDeadline(time.Now()) }},
+		{name: "SetDeadline sets the write deadline",
+			what: "SetDeadline", end: func(c *streamConn) error { return c.SetDeadline(time.Now()) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, done := streamServer(t, func(c *streamConn) {
