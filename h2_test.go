@@ -372,8 +372,9 @@ func waitErr(t *testing.T, errs <-chan error, what string) (error, time.Duration
 // TestStreamConn checks that an HTTP/2 stream keeps the net.Conn contract:
 // bytes go both ways, Close ends a Read and a Write under way, a Write
 // held by the client's flow control included, every call after Close fails
-// with net.ErrClosed, deadlines end the stream's Read and Write, and the
-// stream ends when the handler returns.
+// with net.ErrClosed, deadlines end the stream's Read and Write (SetDeadline
+// both), and the stream ends when the handler returns, cutting short a
+// Write that outlived it.
 func TestStreamConn(t *testing.T) {
 	t.Run("bytes go both ways and the stream ends when the handler returns", func(t *testing.T) {
 		s, done := streamServer(t, func(c *streamConn) {
@@ -469,6 +470,8 @@ func TestStreamConn(t *testing.T) {
 			what: "SetWriteDeadline", end: func(c *streamConn) error { return c.SetWriteDeadline(time.Now()) }},
 		{name: "SetDeadline sets the write deadline",
 			what: "SetDeadline", end: func(c *streamConn) error { return c.SetDeadline(time.Now()) }},
+		{name: "the end of ServeHTTP ends a blocked Write that outlived the handler",
+			what: "end", end: func(c *streamConn) error { c.end(); return nil }, want: net.ErrClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, done := streamServer(t, func(c *streamConn) {
