@@ -260,10 +260,10 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 	conn, hs := t.netConn(), t.hs
 	t.hs = nil
 	context.AfterFunc(r.Context(), func() {
-		u.untrack(t)
 		if s, ok := conn.(*streamConn); ok {
 			s.stop()
 		}
+		u.untrack(t)
 	})
 	return conn, hs, nil
 }

@@ -629,50 +629,92 @@ func TestH2HostileManyStreams(t *testing.T) {
 	}
 }
 
-// TestH2HostileResetAccept resets the stream of an upgrade that
-// Upgrader.Accept handed over, while the caller reads it inside its
-// ServeHTTP. The caller did not close the connection, so nothing it does
-// fails with net.ErrClosed: its Read reports the reset, a Write fails
-// otherwise, and its Close, the first, succeeds. The Upgrader stops
-// tracking the stream, which is gone, though ServeHTTP still runs.
-func TestH2HostileResetAccept(t *testing.T) {
+// TestH2HostileAccept resets the stream of an upgrade that Upgrader.Accept
+// handed over while the caller reads it inside its ServeHTTP. The caller
+// did not close the connection, so nothing it does fails with
+// net.ErrClosed: its Read reports the reset, a Write fails otherwise, and
+// its Close, the first, succeeds. The Upgrader stops tracking the stream,
+// which is gone, though ServeHTTP still runs. A caller that uses the
+// connection after ServeHTTP returned, which Accept forbids, gets errors,
+// not a panic.
+func TestH2HostileAccept(t *testing.T) {
 	if !testkit.InExtendedConnectProcess(t) {
 		return
 	}
 	type result struct {
-		read, write, close error
+		read, write, deadline, close error
 	}
-	results := make(chan result, 1)
-	proceed := make(chan struct{})
-	u := cooper.New(cooper.Protocols("websocket"))
-	s := newH2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, _, err := u.Accept(w, r)
-		if err != nil {
-			t.Errorf("Accept: %v", err)
-			return
+	// serve starts a server whose handler accepts, reads unless late,
+	// waits for the stream to be released and for proceed to be closed,
+	// then calls the connection's methods, and sends their results; after
+	// ServeHTTP returns when late.
+	serve := func(t *testing.T, late bool, proceed <-chan struct{}) (*rawH2, chan result) {
+		results := make(chan result, 1)
+		u := cooper.New(cooper.Protocols("websocket"))
+		s := newH2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := u.Accept(w, r)
+			if err != nil {
+				t.Errorf("Accept: %v", err)
+				return
+			}
+			calls := func() {
+				var res result
+				if !late {
+					_, res.read = conn.Read(make([]byte, 1))
+				}
+				for deadline := time.Now().Add(10 * time.Second); u.Stats().Active != 0; time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Error("the stream was not released within 10 s")
+						break
+					}
+				}
+				<-proceed
+				_, res.write = conn.Write([]byte("x"))
+				res.deadline = conn.SetDeadline(time.Now().Add(time.Second))
+				res.close = conn.Close()
+				results <- res
+			}
+			if late {
+				go calls()
+				return
+			}
+			calls()
+		}), nil)
+		return dialH2(t, s), results
+	}
+	check := func(t *testing.T, res result, read bool) {
+		t.Helper()
+		if read && (res.read == nil || errors.Is(res.read, net.ErrClosed)) {
+			t.Errorf("Read ended by the reset = %v, want the stream's error, not net.ErrClosed", res.read)
 		}
-		var res result
-		_, res.read = conn.Read(make([]byte, 1))
-		<-proceed
-		_, res.write = conn.Write([]byte("x"))
-		res.close = conn.Close()
-		results <- res
-	}), nil)
-	c := dialH2(t, s)
-	c.connect(1, false)
-	c.answered(1)
-	c.write(func() error { return c.fr.WriteRSTStream(1, http2.ErrCodeCancel) })
-	// The stream's context is done before ServeHTTP returns.
-	poll.Until(t, 10*time.Second, "the reset stream to be released", func() bool { return u.Stats().Active == 0 })
-	close(proceed)
-	res := testkit.RecvWithin(t, results, 10*time.Second, "the caller's calls")
-	if res.read == nil || errors.Is(res.read, net.ErrClosed) {
-		t.Errorf("Read ended by the reset = %v, want the stream's error, not net.ErrClosed", res.read)
+		if res.write == nil || errors.Is(res.write, net.ErrClosed) {
+			t.Errorf("Write = %v, want an error other than net.ErrClosed", res.write)
+		}
+		if res.deadline == nil || errors.Is(res.deadline, net.ErrClosed) {
+			t.Errorf("SetDeadline = %v, want an error other than net.ErrClosed", res.deadline)
+		}
+		if res.close != nil {
+			t.Errorf("the caller's first Close = %v, want nil", res.close)
+		}
 	}
-	if res.write == nil || errors.Is(res.write, net.ErrClosed) {
-		t.Errorf("Write after the reset = %v, want an error other than net.ErrClosed", res.write)
-	}
-	if res.close != nil {
-		t.Errorf("the caller's first Close = %v, want nil", res.close)
-	}
+	t.Run("a reset while ServeHTTP runs", func(t *testing.T) {
+		proceed := make(chan struct{})
+		close(proceed)
+		c, results := serve(t, false, proceed)
+		c.connect(1, false)
+		c.answered(1)
+		c.write(func() error { return c.fr.WriteRSTStream(1, http2.ErrCodeCancel) })
+		check(t, testkit.RecvWithin(t, results, 20*time.Second, "the caller's calls"), true)
+	})
+	t.Run("calls after ServeHTTP returned", func(t *testing.T) {
+		proceed := make(chan struct{})
+		c, results := serve(t, true, proceed)
+		c.connect(1, false)
+		c.answered(1)
+		if _, reset, ended := c.rest(1); !ended || reset != 0 {
+			t.Errorf("the stream ended %v, reset %v; want it ended cleanly with ServeHTTP", ended, reset)
+		}
+		close(proceed) // net/http has taken the ResponseWriter back
+		check(t, testkit.RecvWithin(t, results, 20*time.Second, "the caller's calls"), false)
+	})
 }
