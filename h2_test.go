@@ -3,6 +3,7 @@ package cooper
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -177,18 +178,12 @@ func TestStreamTakeover(t *testing.T) {
 		_, err = conn.Write(buf)
 		results <- append(errs, err)
 	})
-	s := newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		take := func() (net.Conn, error) {
-			// The write deadline that bounded the answer, left on the
-			// stream as StreamTakeover allows, and passed by now.
-			counted.SetWriteDeadline(time.Now())
-			return counted, nil
-		}
-		r = WithStreamTakeover(r, take)
-		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
-		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
-		h.ServeHTTP(w, r)
-	}))
+	s := takeoverServer(t, h, func() (net.Conn, error) {
+		// The write deadline that bounded the answer, left on the stream
+		// as StreamTakeover allows, and passed by now.
+		counted.SetWriteDeadline(time.Now())
+		return counted, nil
+	})
 	type answer struct {
 		status string // or the request's error
 		header http.Header
@@ -232,6 +227,86 @@ func TestStreamTakeover(t *testing.T) {
 		t.Errorf("answer's headers = %v, want ResponseHeaders' X-App and not its Sec-WebSocket-Accept", got.header)
 	}
 }
+
+// takeoverServer starts a server whose middleware shapes each request as
+// a transport's adapter shapes an extended CONNECT over HTTP/3, attaches
+// take to it, and passes it to h.
+func takeoverServer(t *testing.T, h http.Handler, take StreamTakeover) *testServer {
+	t.Helper()
+	return newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = WithStreamTakeover(r, take)
+		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
+		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// TestStreamTakeoverFails has a StreamTakeover fail, or Shutdown's
+// deadline pass while it runs: the upgrade fails and is reported to
+// OnError and counted in Stats, the handler does not run, and a stream
+// handed over is closed once, while one that was not is left to the
+// server, as StreamTakeover's documentation says.
+func TestStreamTakeoverFails(t *testing.T) {
+	cases := []struct {
+		name   string
+		take   func(u *Upgrader, stream net.Conn) (net.Conn, error)
+		want   string // in the error OnError gets
+		is     error  // matched by that error, when set
+		closes int32  // how often the Upgrader closes the stream
+	}{
+		{name: "an error: the stream stays the server's",
+			take: func(_ *Upgrader, stream net.Conn) (net.Conn, error) { return stream, errors.New("no stream") },
+			want: "cooper: write 200: no stream"},
+		{name: "no connection",
+			take: func(*Upgrader, net.Conn) (net.Conn, error) { return nil, nil },
+			want: "cooper: write 200: the StreamTakeover returned no connection"},
+		{name: "a stream whose write deadline cannot be cleared is closed",
+			take: func(_ *Upgrader, stream net.Conn) (net.Conn, error) { return noDeadline{stream}, nil },
+			want: "cooper: write 200: no deadlines here", closes: 1},
+		{name: "Shutdown's deadline passed meanwhile: the stream is closed",
+			take: func(u *Upgrader, stream net.Conn) (net.Conn, error) {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				u.Shutdown(ctx)
+				return stream, nil
+			},
+			is: ErrShutdown, closes: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			peer, stream := net.Pipe()
+			defer peer.Close()
+			counted := &closeCounter{Conn: stream, reads: make(chan struct{}, 1)}
+			errs := make(chan error, 1)
+			u := New(Protocols("websocket"), OnError(func(err error) { errs <- err }))
+			h := u.Handler(func(conn net.Conn, hs *Handshake) {
+				t.Error("the handler ran")
+				conn.Close()
+			})
+			s := takeoverServer(t, h, func() (net.Conn, error) { return tc.take(u, counted) })
+			resp, err := s.Client().Get(s.URL + "/ws")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			err = wait(t, errs, "OnError")
+			if !strings.Contains(fmt.Sprint(err), tc.want) || tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("OnError got %v, want %q (matching %v)", err, tc.want, tc.is)
+			}
+			if st := u.Stats(); st.Failures != 1 || st.Upgrades != 0 || st.Active != 0 {
+				t.Errorf("Stats = %+v, want one failure, nothing upgraded or active", st)
+			}
+			if n := counted.closes.Load(); n != tc.closes {
+				t.Errorf("the stream was closed %d times, want %d", n, tc.closes)
+			}
+		})
+	}
+}
+
+// noDeadline is a stream whose deadlines cannot be set.
+type noDeadline struct{ net.Conn }
+
+func (noDeadline) SetWriteDeadline(time.Time) error { return errors.New("no deadlines here") }
 
 // A closeCounter counts its Close calls, and says on reads (if there is
 // room) each time a Read reaches it.
