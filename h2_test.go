@@ -1,6 +1,7 @@
 package cooper
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -445,7 +447,8 @@ func waitErr(t *testing.T, errs <-chan error, what string) (error, time.Duration
 }
 
 // TestStreamConn checks that an HTTP/2 stream keeps the net.Conn contract:
-// bytes go both ways, Close ends a Read and a Write under way, a Write
+// bytes go both ways, Writes from many goroutines at once each arrive
+// whole, Close ends a Read and a Write under way, a Write
 // held by the client's flow control included, every call after Close fails
 // with net.ErrClosed, deadlines end the stream's Read and Write (SetDeadline
 // both), and the stream ends when the handler returns, cutting short a
@@ -469,6 +472,31 @@ func TestStreamConn(t *testing.T) {
 		got, err := io.ReadAll(resp.Body)
 		if string(got) != "ping" || err != nil {
 			t.Errorf("client read %q, %v; want \"ping\" and the end of the stream", got, err)
+		}
+		waitDone(t, done)
+	})
+	t.Run("Writes from many goroutines at once each arrive whole", func(t *testing.T) {
+		const writers, size = 8, 1000
+		s, done := streamServer(t, func(c *streamConn) {
+			var wg sync.WaitGroup
+			for i := range writers {
+				wg.Go(func() {
+					if _, err := c.Write(bytes.Repeat([]byte{'a' + byte(i)}, size)); err != nil {
+						t.Errorf("Write: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+		})
+		_, resp := openStream(t, s)
+		got, err := io.ReadAll(resp.Body)
+		if len(got) != writers*size || err != nil {
+			t.Fatalf("client read %d bytes, %v; want %d and the end of the stream", len(got), err, writers*size)
+		}
+		for i := 0; i < len(got); i += size {
+			if piece := got[i : i+size]; bytes.Count(piece, piece[:1]) != size {
+				t.Fatalf("bytes %d to %d mix Writes: %q", i, i+size, piece)
+			}
 		}
 		waitDone(t, done)
 	})
