@@ -68,7 +68,9 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 // 9220): a method other than CONNECT gets 405 with Allow: CONNECT, a
 // CONNECT without :protocol 400 ([ErrNotUpgrade]), and what would be a 426
 // is a 400, since HTTP/2 and HTTP/3 responses may not carry Upgrade or
-// Connection (RFC 9113, section 8.2.2; RFC 9114, section 4.2).
+// Connection (RFC 9113, section 8.2.2; RFC 9114, section 4.2). There a
+// Sec-WebSocket-Key, which RFC 8441, section 5 does not use, is ignored,
+// and no Sec-WebSocket-Accept is sent.
 type Upgrader struct {
 	cfg *config
 

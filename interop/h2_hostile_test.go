@@ -347,13 +347,17 @@ func TestH2HostileRefusals(t *testing.T) {
 	cases := []struct {
 		name   string
 		edits  []string // changes to the valid request, as connect takes them
-		fields []string // instead of the valid request, when set; :authority is added
+		fields []string // instead of the valid request, when set; "" is the server's address
 		status string
 		header string // a header the refusal must carry, as "name: value"
 		err    error
 	}{
+		{name: "a :protocol on a GET is refused with 405 and Allow: CONNECT",
+			fields: []string{":method", "GET", ":protocol", "websocket", ":scheme", "https", ":path", "/ws", ":authority", "",
+				"sec-websocket-version", "13"},
+			status: "405", header: "allow: CONNECT", err: cooper.ErrMethod},
 		{name: "a CONNECT without :protocol, a tunnel, is refused with 400",
-			fields: []string{":method", "CONNECT"}, status: "400", err: cooper.ErrNotUpgrade},
+			fields: []string{":method", "CONNECT", ":authority", ""}, status: "400", err: cooper.ErrNotUpgrade},
 		{name: "a :protocol not served is refused with 400",
 			edits: []string{":protocol", "chat"}, status: "400", err: cooper.ErrProtocol},
 		{name: "a missing Sec-WebSocket-Version is refused with 400 and Sec-WebSocket-Version: 13",
@@ -376,7 +380,9 @@ func TestH2HostileRefusals(t *testing.T) {
 			}, nil)
 			c := dialH2(t, s)
 			if tc.fields != nil {
-				c.headers(1, false, append(tc.fields[:len(tc.fields):len(tc.fields)], ":authority", c.host)...)
+				fields := slices.Clone(tc.fields)
+				fields[slices.Index(fields, "")] = c.host
+				c.headers(1, false, fields...)
 			} else {
 				c.connect(1, false, tc.edits...)
 			}
@@ -403,6 +409,40 @@ func TestH2HostileRefusals(t *testing.T) {
 				t.Errorf("Stats = %+v, want nothing active or upgraded", st)
 			}
 		})
+	}
+}
+
+// TestH2HostileOffers sends extended CONNECTs that are odd but that the
+// Upgrader accepts: a Sec-WebSocket-Key, which RFC 8441, section 5 does
+// not use, is ignored and not answered with Sec-WebSocket-Accept; a
+// malformed permessage-deflate offer is declined, and the upgrade goes on
+// without it.
+func TestH2HostileOffers(t *testing.T) {
+	if !testkit.InExtendedConnectProcess(t) {
+		return
+	}
+	s, _ := hostileServer(t, make(chan error, 4), func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		if hs.Deflate != nil {
+			t.Errorf("Handshake.Deflate = %+v for a malformed offer, want nil", hs.Deflate)
+		}
+	}, nil, cooper.Deflate(cooper.DeflateParams{}))
+	c := dialH2(t, s)
+	for i, edits := range [][]string{
+		{"sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="},
+		{"sec-websocket-extensions", "permessage-deflate; server_max_window_bits=99"},
+	} {
+		id := uint32(2*i + 1)
+		c.connect(id, false, edits...)
+		header, _, reset, ended := c.response(id)
+		if header.Get(":status") != "200" || !ended || reset != 0 {
+			t.Errorf("%q: status %s, ended %v, reset %v; want 200 and the stream ended with the handler", edits, header.Get(":status"), ended, reset)
+		}
+		for _, name := range []string{"sec-websocket-accept", "sec-websocket-extensions"} {
+			if v := header.Values(name); len(v) > 0 {
+				t.Errorf("%q: the answer carries %s: %q", edits, name, v)
+			}
+		}
 	}
 }
 
