@@ -469,6 +469,21 @@ func TestH2HostileStreams(t *testing.T) {
 	}
 	// The client's stream window: a handler's Write stalls past it.
 	const window = 1 << 10
+	echoes := func(conn net.Conn, _ <-chan struct{}) error {
+		_, err := io.Copy(conn, conn)
+		return err
+	}
+	writes := func(conn net.Conn, _ <-chan struct{}) error { return writeAll(conn) }
+	// opened opens stream 1 and reads its 200; stalled then reads what the
+	// window lets the handler write.
+	opened := func(c *rawH2) {
+		c.connect(1, false)
+		c.answered(1)
+	}
+	stalled := func(c *rawH2) {
+		opened(c)
+		c.readN(1, window)
+	}
 	cases := []struct {
 		name      string
 		configure func(*http.Server)
@@ -478,10 +493,7 @@ func TestH2HostileStreams(t *testing.T) {
 		noErr     bool  // the handler must return no error
 	}{
 		{name: "data sent before the 200 reaches the handler, then the rest, in order",
-			handler: func(conn net.Conn, _ <-chan struct{}) error {
-				_, err := io.Copy(conn, conn)
-				return err
-			},
+			handler: echoes,
 			client: func(t *testing.T, c *rawH2, _ chan<- struct{}) {
 				c.connect(1, false)
 				c.data(1, false, []byte("early"))
@@ -517,26 +529,19 @@ func TestH2HostileStreams(t *testing.T) {
 				return err
 			},
 			client: func(t *testing.T, c *rawH2, _ chan<- struct{}) {
-				c.connect(1, false)
-				c.answered(1)
+				opened(c)
 				c.write(func() error { return c.fr.WriteRSTStream(1, http2.ErrCodeCancel) })
 			}},
 		{name: "RST_STREAM while the handler's Write is held by flow control ends its Write",
-			handler: func(conn net.Conn, _ <-chan struct{}) error { return writeAll(conn) },
+			handler: writes,
 			client: func(t *testing.T, c *rawH2, _ chan<- struct{}) {
-				c.connect(1, false)
-				c.answered(1)
-				c.readN(1, window)
+				stalled(c)
 				c.write(func() error { return c.fr.WriteRSTStream(1, http2.ErrCodeCancel) })
 			}},
 		{name: "GOAWAY leaves the stream open; closing the connection then ends the handler's Read",
-			handler: func(conn net.Conn, _ <-chan struct{}) error {
-				_, err := io.Copy(conn, conn)
-				return err
-			},
+			handler: echoes,
 			client: func(t *testing.T, c *rawH2, _ chan<- struct{}) {
-				c.connect(1, false)
-				c.answered(1)
+				opened(c)
 				c.write(func() error { return c.fr.WriteGoAway(1, http2.ErrCodeNo, nil) })
 				c.data(1, false, []byte("after GOAWAY"))
 				if got := c.readN(1, 12); got != "after GOAWAY" {
@@ -545,11 +550,9 @@ func TestH2HostileStreams(t *testing.T) {
 				c.conn.Close()
 			}},
 		{name: "closing the connection while the handler's Write is held by flow control ends its Write",
-			handler: func(conn net.Conn, _ <-chan struct{}) error { return writeAll(conn) },
+			handler: writes,
 			client: func(t *testing.T, c *rawH2, _ chan<- struct{}) {
-				c.connect(1, false)
-				c.answered(1)
-				c.readN(1, window)
+				stalled(c)
 				c.conn.Close()
 			}},
 		{name: "a write deadline ends a Write held by flow control",
@@ -558,9 +561,7 @@ func TestH2HostileStreams(t *testing.T) {
 				return writeAll(conn)
 			},
 			client: func(t *testing.T, c *rawH2, _ chan<- struct{}) {
-				c.connect(1, false)
-				c.answered(1)
-				c.readN(1, window)
+				stalled(c)
 			},
 			want: os.ErrDeadlineExceeded},
 		{name: "a client that sends more than the stream's window is reset, and the handler's Read fails",
@@ -575,8 +576,7 @@ func TestH2HostileStreams(t *testing.T) {
 			},
 			client: func(t *testing.T, c *rawH2, release chan<- struct{}) {
 				defer close(release)
-				c.connect(1, false)
-				c.answered(1)
+				opened(c)
 				c.data(1, false, make([]byte, 64<<10+1))
 				if ev := c.next(1); ev.typ != http2.FrameRSTStream || ev.code != http2.ErrCodeFlowControl {
 					t.Errorf("after the overrun: %v %v, want RST_STREAM with FLOW_CONTROL_ERROR", ev.typ, ev.code)
