@@ -1,13 +1,16 @@
 package cooper
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -177,18 +180,12 @@ func TestStreamTakeover(t *testing.T) {
 		_, err = conn.Write(buf)
 		results <- append(errs, err)
 	})
-	s := newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		take := func() (net.Conn, error) {
-			// The write deadline that bounded the answer, left on the
-			// stream as StreamTakeover allows, and passed by now.
-			counted.SetWriteDeadline(time.Now())
-			return counted, nil
-		}
-		r = WithStreamTakeover(r, take)
-		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
-		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
-		h.ServeHTTP(w, r)
-	}))
+	s := takeoverServer(t, h, func() (net.Conn, error) {
+		// The write deadline that bounded the answer, left on the stream
+		// as StreamTakeover allows, and passed by now.
+		counted.SetWriteDeadline(time.Now())
+		return counted, nil
+	})
 	type answer struct {
 		status string // or the request's error
 		header http.Header
@@ -232,6 +229,86 @@ func TestStreamTakeover(t *testing.T) {
 		t.Errorf("answer's headers = %v, want ResponseHeaders' X-App and not its Sec-WebSocket-Accept", got.header)
 	}
 }
+
+// takeoverServer starts a server whose middleware shapes each request as
+// a transport's adapter shapes an extended CONNECT over HTTP/3, attaches
+// take to it, and passes it to h.
+func takeoverServer(t *testing.T, h http.Handler, take StreamTakeover) *testServer {
+	t.Helper()
+	return newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = WithStreamTakeover(r, take)
+		r.Method, r.Proto, r.ProtoMajor, r.ProtoMinor = http.MethodConnect, "HTTP/3.0", 3, 0
+		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
+		h.ServeHTTP(w, r)
+	}))
+}
+
+// TestStreamTakeoverFails has a StreamTakeover fail, or Shutdown's
+// deadline pass while it runs: the upgrade fails and is reported to
+// OnError and counted in Stats, the handler does not run, and a stream
+// handed over is closed once, while one that was not is left to the
+// server, as StreamTakeover's documentation says.
+func TestStreamTakeoverFails(t *testing.T) {
+	cases := []struct {
+		name   string
+		take   func(u *Upgrader, stream net.Conn) (net.Conn, error)
+		want   string // in the error OnError gets
+		is     error  // matched by that error, when set
+		closes int32  // how often the Upgrader closes the stream
+	}{
+		{name: "an error: the stream stays the server's",
+			take: func(_ *Upgrader, stream net.Conn) (net.Conn, error) { return stream, errors.New("no stream") },
+			want: "cooper: write 200: no stream"},
+		{name: "no connection",
+			take: func(*Upgrader, net.Conn) (net.Conn, error) { return nil, nil },
+			want: "cooper: write 200: the StreamTakeover returned no connection"},
+		{name: "a stream whose write deadline cannot be cleared is closed",
+			take: func(_ *Upgrader, stream net.Conn) (net.Conn, error) { return noDeadline{stream}, nil },
+			want: "cooper: write 200: no deadlines here", closes: 1},
+		{name: "Shutdown's deadline passed meanwhile: the stream is closed",
+			take: func(u *Upgrader, stream net.Conn) (net.Conn, error) {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				u.Shutdown(ctx)
+				return stream, nil
+			},
+			is: ErrShutdown, closes: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			peer, stream := net.Pipe()
+			defer peer.Close()
+			counted := &closeCounter{Conn: stream, reads: make(chan struct{}, 1)}
+			errs := make(chan error, 1)
+			u := New(Protocols("websocket"), OnError(func(err error) { errs <- err }))
+			h := u.Handler(func(conn net.Conn, hs *Handshake) {
+				t.Error("the handler ran")
+				conn.Close()
+			})
+			s := takeoverServer(t, h, func() (net.Conn, error) { return tc.take(u, counted) })
+			resp, err := s.Client().Get(s.URL + "/ws")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			err = wait(t, errs, "OnError")
+			if !strings.Contains(fmt.Sprint(err), tc.want) || tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("OnError got %v, want %q (matching %v)", err, tc.want, tc.is)
+			}
+			if st := u.Stats(); st.Failures != 1 || st.Upgrades != 0 || st.Active != 0 {
+				t.Errorf("Stats = %+v, want one failure, nothing upgraded or active", st)
+			}
+			if n := counted.closes.Load(); n != tc.closes {
+				t.Errorf("the stream was closed %d times, want %d", n, tc.closes)
+			}
+		})
+	}
+}
+
+// noDeadline is a stream whose deadlines cannot be set.
+type noDeadline struct{ net.Conn }
+
+func (noDeadline) SetWriteDeadline(time.Time) error { return errors.New("no deadlines here") }
 
 // A closeCounter counts its Close calls, and says on reads (if there is
 // room) each time a Read reaches it.
@@ -370,10 +447,12 @@ func waitErr(t *testing.T, errs <-chan error, what string) (error, time.Duration
 }
 
 // TestStreamConn checks that an HTTP/2 stream keeps the net.Conn contract:
-// bytes go both ways, Close ends a Read and a Write under way, a Write
+// bytes go both ways, Writes from many goroutines at once each arrive
+// whole, Close ends a Read and a Write under way, a Write
 // held by the client's flow control included, every call after Close fails
-// with net.ErrClosed, deadlines end the stream's Read and Write, and the
-// stream ends when the handler returns.
+// with net.ErrClosed, deadlines end the stream's Read and Write (SetDeadline
+// both), and the stream ends when the handler returns, cutting short a
+// Write that outlived it.
 func TestStreamConn(t *testing.T) {
 	t.Run("bytes go both ways and the stream ends when the handler returns", func(t *testing.T) {
 		s, done := streamServer(t, func(c *streamConn) {
@@ -393,6 +472,31 @@ func TestStreamConn(t *testing.T) {
 		got, err := io.ReadAll(resp.Body)
 		if string(got) != "ping" || err != nil {
 			t.Errorf("client read %q, %v; want \"ping\" and the end of the stream", got, err)
+		}
+		waitDone(t, done)
+	})
+	t.Run("Writes from many goroutines at once each arrive whole", func(t *testing.T) {
+		const writers, size = 8, 1000
+		s, done := streamServer(t, func(c *streamConn) {
+			var wg sync.WaitGroup
+			for i := range writers {
+				wg.Go(func() {
+					if _, err := c.Write(bytes.Repeat([]byte{'a' + byte(i)}, size)); err != nil {
+						t.Errorf("Write: %v", err)
+					}
+				})
+			}
+			wg.Wait()
+		})
+		_, resp := openStream(t, s)
+		got, err := io.ReadAll(resp.Body)
+		if len(got) != writers*size || err != nil {
+			t.Fatalf("client read %d bytes, %v; want %d and the end of the stream", len(got), err, writers*size)
+		}
+		for i := 0; i < len(got); i += size {
+			if piece := got[i : i+size]; bytes.Count(piece, piece[:1]) != size {
+				t.Fatalf("bytes %d to %d mix Writes: %q", i, i+size, piece)
+			}
 		}
 		waitDone(t, done)
 	})
@@ -427,19 +531,34 @@ func TestStreamConn(t *testing.T) {
 		io.Copy(io.Discard, resp.Body) // until the handler returns
 		waitDone(t, done)
 	})
-	t.Run("a read deadline that passes ends a Read with os.ErrDeadlineExceeded", func(t *testing.T) {
-		s, done := streamServer(t, func(c *streamConn) {
-			if err := c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
-				t.Fatalf("SetReadDeadline: %v", err)
-			}
-			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
-				t.Errorf("Read past the deadline = %v, want os.ErrDeadlineExceeded", err)
-			}
+	for _, tc := range []struct {
+		name string
+		set  func(c *streamConn, d time.Time) error // sets the read deadline d
+	}{
+		{"a read deadline that passes ends a Read with os.ErrDeadlineExceeded", (*streamConn).SetReadDeadline},
+		// The write deadline would reset the stream, ending the Read too;
+		// cleared, only SetDeadline's read deadline is left.
+		{"SetDeadline sets the read deadline", func(c *streamConn, d time.Time) error {
+			return errors.Join(c.SetDeadline(d), c.SetWriteDeadline(time.Time{}))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, done := streamServer(t, func(c *streamConn) {
+				if err := tc.set(c, time.Now().Add(50*time.Millisecond)); err != nil {
+					t.Fatalf("setting the deadline: %v", err)
+				}
+				// Without the deadline, Close ends the Read, and the test fails.
+				watchdog := time.AfterFunc(5*time.Second, func() { c.Close() })
+				defer watchdog.Stop()
+				if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Errorf("Read past the deadline = %v, want os.ErrDeadlineExceeded", err)
+				}
+			})
+			_, resp := openStream(t, s)
+			io.Copy(io.Discard, resp.Body)
+			waitDone(t, done)
 		})
-		_, resp := openStream(t, s)
-		io.Copy(io.Discard, resp.Body)
-		waitDone(t, done)
-	})
+	}
 	// A Write held by the flow control of a client that does not read ends
 	// when the stream is closed or when its write deadline passes.
 	for _, tc := range []struct {
@@ -452,6 +571,10 @@ func TestStreamConn(t *testing.T) {
 			what: "Close", end: (*streamConn).Close, want: net.ErrClosed},
 		{name: "a write deadline that passes ends a blocked Write",
 			what: "SetWriteDeadline", end: func(c *streamConn) error { return c.SetWriteDeadline(time.Now()) }},
+		{name: "SetDeadline sets the write deadline",
+			what: "SetDeadline", end: func(c *streamConn) error { return c.SetDeadline(time.Now()) }},
+		{name: "the end of ServeHTTP ends a blocked Write that outlived the handler",
+			what: "end", end: func(c *streamConn) error { c.end(); return nil }, want: net.ErrClosed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, done := streamServer(t, func(c *streamConn) {

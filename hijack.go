@@ -68,7 +68,9 @@ func Hijack(h func(conn net.Conn, proto string), opts ...Option) http.Handler {
 // 9220): a method other than CONNECT gets 405 with Allow: CONNECT, a
 // CONNECT without :protocol 400 ([ErrNotUpgrade]), and what would be a 426
 // is a 400, since HTTP/2 and HTTP/3 responses may not carry Upgrade or
-// Connection (RFC 9113, section 8.2.2; RFC 9114, section 4.2).
+// Connection (RFC 9113, section 8.2.2; RFC 9114, section 4.2). There a
+// Sec-WebSocket-Key, which RFC 8441, section 5 does not use, is ignored,
+// and no Sec-WebSocket-Accept is sent.
 type Upgrader struct {
 	cfg *config
 
@@ -122,8 +124,9 @@ type Upgrader struct {
 type Stats struct {
 	// Active counts the connections the Upgrader holds: those being taken
 	// over and those handed over whose handler still runs (for
-	// [Upgrader.Accept], whose caller's ServeHTTP still runs). It is what
-	// [MaxConnections] bounds and what [Upgrader.Shutdown] waits for.
+	// [Upgrader.Accept], whose caller's ServeHTTP still runs, over HTTP/2
+	// while its stream lasts). It is what [MaxConnections] bounds and what
+	// [Upgrader.Shutdown] waits for.
 	Active int
 	// Upgrades counts the connections handed over.
 	Upgrades uint64
@@ -246,7 +249,11 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 // is not cancelled when ServeHTTP returns, only by Shutdown. Over HTTP/2
 // and HTTP/3, conn is the request's stream, as for a handler (see the
 // package documentation, Handlers): over HTTP/2 the caller must be done
-// with it before ServeHTTP returns, and must not use it afterwards.
+// with it before ServeHTTP returns, and must not use it afterwards. There
+// the stream may end before ServeHTTP returns, when the client resets it or
+// closes its connection: the Upgrader then stops tracking conn at once, its
+// Read fails with the stream's error and its Write with another error, not
+// net.ErrClosed, which only the caller's Close causes.
 func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
 	t, err := u.accept(w, r, nil)
 	if err != nil {
@@ -255,10 +262,10 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Ha
 	conn, hs := t.netConn(), t.hs
 	t.hs = nil
 	context.AfterFunc(r.Context(), func() {
-		u.untrack(t)
 		if s, ok := conn.(*streamConn); ok {
-			s.closed.Store(true)
+			s.stop()
 		}
+		u.untrack(t)
 	})
 	return conn, hs, nil
 }

@@ -18,9 +18,9 @@ import (
 // request body, each write is flushed to the response at once, deadlines go
 // through http.ResponseController. It keeps the net.Conn contract: Close
 // ends a Read or Write under way, a Write blocked on flow control included,
-// and afterwards every Read and Write fails with net.ErrClosed. Once end has
-// run (when ServeHTTP returns), no method reaches the ResponseWriter, which
-// net/http has then taken back.
+// and afterwards every Read and Write fails with net.ErrClosed. Once stop
+// has run (by end, as ServeHTTP returns), no method reaches the
+// ResponseWriter, which net/http has then taken back.
 type streamConn struct {
 	body   io.ReadCloser
 	w      http.ResponseWriter
@@ -60,8 +60,8 @@ func (c *streamConn) Write(p []byte) (int, error) {
 	defer c.mu.RUnlock()
 	c.writing.Add(1)
 	defer c.writing.Add(-1)
-	if c.ended {
-		return 0, net.ErrClosed
+	if err := c.endedErr(); err != nil {
+		return 0, err
 	}
 	return useOpen(&c.closed, c.writeFlush, p)
 }
@@ -111,10 +111,36 @@ func (c *streamConn) resetWrite() {
 func (c *streamConn) end() {
 	c.closed.Store(true)
 	c.resetWrite()
+	c.stop()
+	c.body.Close()
+}
+
+// stop makes sure no later call reaches w or rc, which net/http takes back
+// when ServeHTTP returns. For the stream of Upgrader.Accept it runs once the
+// request's context is done: ServeHTTP returned, or the client reset the
+// stream or closed the connection first, which net/http does not tell
+// apart. It does not close the stream: a Read still reports how the stream
+// ended, and a Write fails with errStreamEnded.
+func (c *streamConn) stop() {
 	c.mu.Lock()
 	c.ended = true
 	c.mu.Unlock()
-	c.body.Close()
+}
+
+// errStreamEnded fails a Write or a deadline on a stream that stop ended
+// but that was not closed.
+var errStreamEnded = errors.New("cooper: HTTP/2 stream: ended: ServeHTTP returned, or the client reset the stream")
+
+// endedErr returns why the stream can no longer be written, with mu held:
+// net.ErrClosed once closed, errStreamEnded once stopped, else nil.
+func (c *streamConn) endedErr() error {
+	switch {
+	case c.closed.Load():
+		return net.ErrClosed
+	case c.ended:
+		return errStreamEnded
+	}
+	return nil
 }
 
 func (c *streamConn) LocalAddr() net.Addr  { return c.local }
@@ -144,8 +170,8 @@ func (c *streamConn) SetWriteDeadline(t time.Time) error {
 func (c *streamConn) setDeadline(set func(time.Time) error, t time.Time) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.ended || c.closed.Load() {
-		return net.ErrClosed
+	if err := c.endedErr(); err != nil {
+		return err
 	}
 	return set(t)
 }

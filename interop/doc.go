@@ -10,7 +10,9 @@
 // configured by the files in docs/deploy, through rolling deploys.
 // TestScoreboard runs cmd/cooperprobe against cooper's examples, cooper
 // behind nginx and HAProxy, and the other libraries' servers, and checks
-// the README's scoreboard against what it found.
+// the README's scoreboard against what it found. The TestH2Hostile tests
+// speak raw HTTP/2 frames (golang.org/x/net/http2's Framer) to net/http's
+// server, as a broken or hostile client would.
 //
 // Each test starts what it needs on loopback, on free ports, and stops it.
 // Node.js scripts and their pinned packages are in the node folder (run
