@@ -998,6 +998,43 @@ func TestWriteDeadlineInAFrame(t *testing.T) {
 	}
 }
 
+// TestWriteDeadlineBeforeAFrame makes a Write fail on a write deadline
+// already passed, before it writes a byte: it opens no frame, so Close
+// then ends the stream cleanly after what was written before, rather than
+// resetting it, which would let the client drop those bytes (RFC 9000,
+// section 3.2).
+func TestWriteDeadlineBeforeAFrame(t *testing.T) {
+	u := cooper.New(cooper.Protocols("websocket"))
+	failed := make(chan error, 1)
+	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		if _, err := conn.Write([]byte("hello")); err != nil {
+			failed <- err
+			return
+		}
+		conn.SetWriteDeadline(time.Now().Add(-time.Second))
+		n, err := conn.Write([]byte("lost"))
+		if n != 0 || !isTimeout(err) {
+			err = fmt.Errorf("wrote %d, %v; want 0 and a timeout", n, err)
+		} else {
+			err = nil
+		}
+		failed <- err
+	}), nil)
+	str := s.dial(t).openRaw(t, s.webSocketFields(nil), nil)
+	defer str.CancelRead(0)
+	str.Close()
+	if err := recv(t, failed, "the Write past the deadline"); err != nil {
+		t.Fatal(err)
+	}
+	str.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status, data, err := readAnswer(str)
+	if status != "200" || string(data) != "hello" || err != nil {
+		t.Errorf("the client read status %q, %q, %v; want 200, \"hello\" and a clean end", status, data, err)
+	}
+	waitIdle(t, u)
+}
+
 // writeAway writes to conn, on a goroutine of its own, until a Write
 // fails, and sends that Write's error on the channel it returns.
 func writeAway(conn net.Conn) <-chan error {
