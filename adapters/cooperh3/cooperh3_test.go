@@ -950,6 +950,7 @@ func TestFraming(t *testing.T) {
 	trailers := appendFrame(nil, frameHeaders, []byte{0, 0})
 	cases := []misplaced{
 		{"DATA after the trailers", slices.Concat(trailers, data("two"))},
+		{"DATA after the trailers and a frame of unknown type", slices.Concat(trailers, appendFrame(nil, 0x21, nil), data("two"))},
 		{"HEADERS after the trailers", slices.Concat(trailers, trailers)},
 	}
 	// HTTP/2's frame types (section 7.2.8), those of the control stream
