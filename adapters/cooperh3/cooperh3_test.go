@@ -1127,8 +1127,11 @@ func readAnswer(str io.Reader) (status string, data []byte, err error) {
 			return status, data, err
 		}
 		n, err := quicvarint.Read(r)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
 		if err != nil {
-			return status, data, unexpected(err)
+			return status, data, err
 		}
 		// Not make([]byte, n): n comes from the stream.
 		payload, err := io.ReadAll(io.LimitReader(r, int64(n)))
@@ -1153,15 +1156,6 @@ func readAnswer(str io.Reader) (status string, data []byte, err error) {
 			data = append(data, payload...)
 		}
 	}
-}
-
-// unexpected returns err, or io.ErrUnexpectedEOF for io.EOF: the stream
-// ended inside a frame.
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }
 
 // isTimeout reports whether err is a net.Error that timed out.
