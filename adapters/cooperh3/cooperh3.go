@@ -239,13 +239,15 @@ func headerLen(h []byte) int {
 // Write sends p on the stream in a DATA frame (RFC 9114, section 7.2.1),
 // which it writes itself, to know whether the last frame is whole. A Write
 // that fails partway, as when a deadline passes, leaves its frame
-// unfinished: the next Write's bytes finish it first.
+// unfinished: the next Write's bytes finish it first. One that fails
+// before the first byte of its frame's header opens no frame.
 func (c *conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	n := 0
 	for n < len(p) {
-		if c.wleft == 0 {
+		fresh := c.wleft == 0
+		if fresh {
 			c.wleft = uint64(len(p) - n)
 			c.whdr = quicvarint.Append(append(c.wbuf[:0], frameData), c.wleft)
 		}
@@ -253,6 +255,9 @@ func (c *conn) Write(p []byte) (int, error) {
 			m, err := c.q.Write(c.whdr)
 			c.whdr = c.whdr[m:]
 			if err != nil {
+				if fresh && m == 0 {
+					c.wleft = 0 // nothing of the frame is on the stream
+				}
 				return n, err
 			}
 		}

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/quic-go/qpack"
@@ -869,8 +870,9 @@ func TestReadDeadlineInAFrame(t *testing.T) {
 
 // TestFraming sends a stream framed as quic-go's client never frames one
 // (RFC 9114, section 7): the handler reads the payload of the DATA frames
-// and nothing else, up to a clean end of the stream, and fails on a stream
-// cut inside a frame or a frame that has no place on a request stream.
+// and nothing else, up to a clean end of the stream, with a buffer of any
+// size, one byte included, and fails on a stream cut inside a frame or a
+// frame that has no place on a request stream.
 func TestFraming(t *testing.T) {
 	type result struct {
 		data []byte
@@ -881,11 +883,32 @@ func TestFraming(t *testing.T) {
 	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 		defer conn.Close()
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		data, err := io.ReadAll(conn)
+		r := io.Reader(conn)
+		if hs.Request.URL.Path == "/byte" {
+			r = iotest.OneByteReader(conn)
+		}
+		data, err := io.ReadAll(r)
 		results <- result{data, err}
 	}), nil)
 	c := s.dial(t)
 	data := func(p string) []byte { return appendFrame(nil, frameData, []byte(p)) }
+	// sized is a DATA frame with p, its length in size bytes (RFC 9000,
+	// section 16: a length need not take the fewest).
+	sized := func(p string, size int) []byte {
+		return append(quicvarint.AppendWithLen([]byte{frameData}, uint64(len(p)), size), p...)
+	}
+	// at sends the request to path; on "/byte" the handler reads one byte
+	// at a time.
+	at := func(path string) func([]qpack.HeaderField) []qpack.HeaderField {
+		return func(f []qpack.HeaderField) []qpack.HeaderField {
+			for i := range f {
+				if f[i].Name == ":path" {
+					f[i].Value = path
+				}
+			}
+			return f
+		}
+	}
 	for _, tc := range []struct {
 		name   string
 		frames []byte
@@ -897,20 +920,28 @@ func TestFraming(t *testing.T) {
 		{"frames of unknown types are skipped (RFC 9114, section 9)",
 			slices.Concat(appendFrame(nil, 0x21, []byte("grease")), data("one"), appendFrame(nil, 0x1f*7+0x21, nil), data(" two")), "one two", nil},
 		{"a frame type in two bytes is read whole", slices.Concat(appendFrame(nil, 0x40, []byte("xx")), data("one")), "one", nil},
+		{"a frame type in eight bytes is read whole", slices.Concat(appendFrame(nil, 0x1f*0x2aaaaaaaaaa+0x21, []byte("xx")), data("one")), "one", nil},
+		{"lengths in two, four and eight bytes are read whole", slices.Concat(sized("one ", 2), sized("two ", 4), sized("three", 8)), "one two three", nil},
 		{"trailers are skipped", slices.Concat(data("one"), appendFrame(nil, frameHeaders, []byte{0, 0})), "one", nil},
 		{"a stream cut inside a DATA frame fails with io.ErrUnexpectedEOF", data("one")[:4], "on", io.ErrUnexpectedEOF},
 		{"a stream cut inside a frame header fails with io.ErrUnexpectedEOF", append(data("one"), frameData), "one", io.ErrUnexpectedEOF},
 		{"a stream cut inside a skipped frame fails with io.ErrUnexpectedEOF", append(data("one"), 0x21, 3, 'x'), "one", io.ErrUnexpectedEOF},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			str := c.openRaw(t, s.webSocketFields(nil), tc.frames)
-			defer str.CancelRead(0)
-			str.Close()
-			r := recv(t, results, "handler's read")
-			if string(r.data) != tc.want || !errors.Is(r.err, tc.err) || (tc.err == nil) != (r.err == nil) {
-				t.Errorf("read %q, %v; want %q, %v", r.data, r.err, tc.want, tc.err)
+		for _, path := range []string{"/ws", "/byte"} {
+			name := tc.name
+			if path == "/byte" {
+				name += ", one byte at a time"
 			}
-		})
+			t.Run(name, func(t *testing.T) {
+				str := c.openRaw(t, s.webSocketFields(at(path)), tc.frames)
+				defer str.CancelRead(0)
+				str.Close()
+				r := recv(t, results, "handler's read")
+				if string(r.data) != tc.want || !errors.Is(r.err, tc.err) || (tc.err == nil) != (r.err == nil) {
+					t.Errorf("read %q, %v; want %q, %v", r.data, r.err, tc.want, tc.err)
+				}
+			})
+		}
 	}
 	type misplaced struct {
 		name  string
@@ -919,9 +950,12 @@ func TestFraming(t *testing.T) {
 	trailers := appendFrame(nil, frameHeaders, []byte{0, 0})
 	cases := []misplaced{
 		{"DATA after the trailers", slices.Concat(trailers, data("two"))},
+		{"DATA after the trailers and a frame of unknown type", slices.Concat(trailers, appendFrame(nil, 0x21, nil), data("two"))},
 		{"HEADERS after the trailers", slices.Concat(trailers, trailers)},
 	}
-	for _, typ := range []uint64{0x2, 0x3, 0x4, 0x5, 0x7, 0xd, 0xf0700} {
+	// HTTP/2's frame types (section 7.2.8), those of the control stream
+	// (sections 7.2.3 to 7.2.7) and PRIORITY_UPDATE (RFC 9218, section 7.1).
+	for _, typ := range []uint64{0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0x8, 0x9, 0xd, 0xf0700, 0xf0701} {
 		cases = append(cases, misplaced{fmt.Sprintf("a frame of type %#x", typ), slices.Concat(appendFrame(nil, typ, []byte{0}), data("two"))})
 	}
 	for _, tc := range cases {
@@ -962,14 +996,23 @@ func TestWriteDeadlineInAFrame(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			u := cooper.New(cooper.Protocols("websocket"))
 			timedOut := make(chan error, 1)
+			wrote := make(chan int, 1) // the bytes written in all, if goOn
 			s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 				defer conn.Close()
 				conn.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
 				pos, err := writePattern(conn, 0, math.MaxInt)
 				timedOut <- err
 				if goOn {
+					// 1000 bytes a Write, which the unfinished frame does
+					// not lack: the Write that finishes it goes on in a
+					// frame of its own.
 					conn.SetWriteDeadline(time.Time{})
-					writePattern(conn, pos, pos+128<<10)
+					for end := pos + 128<<10; pos < end; {
+						if pos, err = writePattern(conn, pos, min(pos+1000, end)); err != nil {
+							break
+						}
+					}
+					wrote <- pos
 				}
 			}), nil)
 			str := s.dial(t).openRaw(t, s.webSocketFields(nil), nil) // the client reads nothing yet
@@ -994,8 +1037,50 @@ func TestWriteDeadlineInAFrame(t *testing.T) {
 			} else if !goOn && (!errors.As(err, &se) || se.ErrorCode != quic.StreamErrorCode(http3.ErrCodeRequestCanceled)) {
 				t.Errorf("reading the stream after %d bytes: %v, want a reset with H3_REQUEST_CANCELLED", len(data), err)
 			}
+			if goOn {
+				if n := recv(t, wrote, "end of the Writes"); len(data) != n {
+					t.Errorf("the client read %d bytes, want the %d written", len(data), n)
+				}
+			}
 		})
 	}
+}
+
+// TestWriteDeadlineBeforeAFrame makes a Write fail on a write deadline
+// already passed, before it writes a byte: it opens no frame, so Close
+// then ends the stream cleanly after what was written before, rather than
+// resetting it, which would let the client drop those bytes (RFC 9000,
+// section 3.2).
+func TestWriteDeadlineBeforeAFrame(t *testing.T) {
+	u := cooper.New(cooper.Protocols("websocket"))
+	failed := make(chan error, 1)
+	s := newServer(t, u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+		defer conn.Close()
+		if _, err := conn.Write([]byte("hello")); err != nil {
+			failed <- err
+			return
+		}
+		conn.SetWriteDeadline(time.Now().Add(-time.Second))
+		n, err := conn.Write([]byte("lost"))
+		if n != 0 || !isTimeout(err) {
+			err = fmt.Errorf("wrote %d, %v; want 0 and a timeout", n, err)
+		} else {
+			err = nil
+		}
+		failed <- err
+	}), nil)
+	str := s.dial(t).openRaw(t, s.webSocketFields(nil), nil)
+	defer str.CancelRead(0)
+	str.Close()
+	if err := recv(t, failed, "the Write past the deadline"); err != nil {
+		t.Fatal(err)
+	}
+	str.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status, data, err := readAnswer(str)
+	if status != "200" || string(data) != "hello" || err != nil {
+		t.Errorf("the client read status %q, %q, %v; want 200, \"hello\" and a clean end", status, data, err)
+	}
+	waitIdle(t, u)
 }
 
 // writeAway writes to conn, on a goroutine of its own, until a Write
@@ -1042,12 +1127,19 @@ func readAnswer(str io.Reader) (status string, data []byte, err error) {
 			return status, data, err
 		}
 		n, err := quicvarint.Read(r)
-		if err != nil {
-			return status, data, unexpected(err)
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
 		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(r, payload); err != nil {
-			return status, data, unexpected(err)
+		if err != nil {
+			return status, data, err
+		}
+		// Not make([]byte, n): n comes from the stream.
+		payload, err := io.ReadAll(io.LimitReader(r, int64(n)))
+		if err == nil && uint64(len(payload)) < n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return status, data, err
 		}
 		switch typ {
 		case frameHeaders:
@@ -1064,15 +1156,6 @@ func readAnswer(str io.Reader) (status string, data []byte, err error) {
 			data = append(data, payload...)
 		}
 	}
-}
-
-// unexpected returns err, or io.ErrUnexpectedEOF for io.EOF: the stream
-// ended inside a frame.
-func unexpected(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }
 
 // isTimeout reports whether err is a net.Error that timed out.
