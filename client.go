@@ -432,22 +432,3 @@ type cutError struct {
 
 func (e *cutError) Error() string { return e.msg }
 func (e *cutError) Unwrap() error { return e.err }
-
-// A clientError is an error of Dial or Upgrade: a one-line message that
-// names what was wrong, wrapping the foreign error that caused it if any,
-// and the client-side sentinel it matches.
-type clientError struct {
-	sentinel error
-	err      error
-}
-
-func (e *clientError) Error() string   { return e.err.Error() }
-func (e *clientError) Unwrap() []error { return []error{e.sentinel, e.err} }
-
-var _ error = (*clientError)(nil)
-
-// fail returns a clientError matching sentinel, with the message "cooper: "
-// followed by format's result; a %w verb in format wraps a foreign cause.
-func fail(sentinel error, format string, args ...any) error {
-	return &clientError{sentinel: sentinel, err: fmt.Errorf("cooper: "+format, args...)}
-}

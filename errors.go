@@ -8,8 +8,10 @@ import (
 	"strings"
 )
 
-// Sentinel errors of the server side. Every error cooper returns or reports
-// matches one of them with [errors.Is]; a refusal is also an [*UpgradeError].
+// Sentinel errors of the server side. Every error an [Upgrader] returns
+// ([Upgrader.Accept]) or reports ([OnError]) matches one of them with
+// [errors.Is]; a refusal is also an [*UpgradeError]. The errors of a
+// connection handed over, from its Read and Write, are its own.
 var (
 	// ErrMethod: the request's method is not GET (405, with Allow: GET).
 	ErrMethod = errors.New("cooper: method is not GET")
@@ -79,6 +81,14 @@ var (
 	// hijacked (500). The error also matches the cause, such as
 	// [http.ErrNotSupported].
 	ErrHijackFailed = errors.New("cooper: hijack")
+
+	// ErrWriteResponse: once the connection was taken over, the answer (the
+	// 101, or over HTTP/2 and HTTP/3 the 200) could not be written or the
+	// stream not handed over, for instance because the client went away or
+	// [HandshakeTimeout] passed; cooper closed the connection, and nothing
+	// more could be sent. The error also matches the cause, such as
+	// os.ErrDeadlineExceeded.
+	ErrWriteResponse = errors.New("cooper: write response")
 
 	// ErrHandlerPanic: a handler started by [Hijack] or [Upgrader.Handler]
 	// panicked; cooper closed its connection. The error is a [*PanicError].
@@ -155,6 +165,25 @@ var (
 	// section 7 does not allow in an answer to the offer.
 	ErrExtensionMismatch = errors.New("cooper: Sec-WebSocket-Extensions mismatch")
 )
+
+// A sentinelError is an error of Dial or Upgrade, or an Upgrader's failure
+// to answer: a one-line message that names what was wrong, wrapping the
+// foreign error that caused it if any, and the sentinel it matches.
+type sentinelError struct {
+	sentinel error
+	err      error
+}
+
+func (e *sentinelError) Error() string   { return e.err.Error() }
+func (e *sentinelError) Unwrap() []error { return []error{e.sentinel, e.err} }
+
+var _ error = (*sentinelError)(nil)
+
+// fail returns a sentinelError matching sentinel, with the message "cooper: "
+// followed by format's result; a %w verb in format wraps a foreign cause.
+func fail(sentinel error, format string, args ...any) error {
+	return &sentinelError{sentinel: sentinel, err: fmt.Errorf("cooper: "+format, args...)}
+}
 
 // An UpgradeError is a refused upgrade: the request was answered with an
 // error status through the ResponseWriter instead of 101, and the connection

@@ -3,7 +3,6 @@ package cooper
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -140,7 +139,7 @@ func (u *Upgrader) switchStream(w http.ResponseWriter, r *http.Request, d *decis
 	conn.writing.Add(-1)
 	if err != nil {
 		conn.end()
-		return fmt.Errorf("cooper: write 200: %w", err)
+		return fail(ErrWriteResponse, "write 200: %w", err)
 	}
 	return nil
 }
@@ -159,7 +158,7 @@ func takeStream(take StreamTakeover) (net.Conn, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cooper: write 200: %w", err)
+		return nil, fail(ErrWriteResponse, "write 200: %w", err)
 	}
 	// allocates: the wrapper keeps net.Conn's rule on Close, so that no
 	// adapter has to.

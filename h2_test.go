@@ -258,13 +258,13 @@ func TestStreamTakeoverFails(t *testing.T) {
 	}{
 		{name: "an error: the stream stays the server's",
 			take: func(_ *Upgrader, stream net.Conn) (net.Conn, error) { return stream, errors.New("no stream") },
-			want: "cooper: write 200: no stream"},
+			want: "cooper: write 200: no stream", is: ErrWriteResponse},
 		{name: "no connection",
 			take: func(*Upgrader, net.Conn) (net.Conn, error) { return nil, nil },
-			want: "cooper: write 200: the StreamTakeover returned no connection"},
+			want: "cooper: write 200: the StreamTakeover returned no connection", is: ErrWriteResponse},
 		{name: "a stream whose write deadline cannot be cleared is closed",
 			take: func(_ *Upgrader, stream net.Conn) (net.Conn, error) { return noDeadline{stream}, nil },
-			want: "cooper: write 200: no deadlines here", closes: 1},
+			want: "cooper: write 200: no deadlines here", closes: 1, is: ErrWriteResponse},
 		{name: "Shutdown's deadline passed meanwhile: the stream is closed",
 			take: func(u *Upgrader, stream net.Conn) (net.Conn, error) {
 				ctx, cancel := context.WithCancel(context.Background())

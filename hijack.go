@@ -685,7 +685,7 @@ func writeAnswer(conn net.Conn, brw *bufio.ReadWriter, d *decision, extra http.H
 	}
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("cooper: write 101: %w", err)
+		return fail(ErrWriteResponse, "write 101: %w", err)
 	}
 	return nil
 }

@@ -47,11 +47,7 @@ func TestStats(t *testing.T) {
 // sentinel a refusal can match, from ErrMethod to ErrHijackFailed as
 // errors.go lists them, and by nothing else.
 func TestStatsRefusals(t *testing.T) {
-	sentinels := []error{
-		ErrMethod, ErrHTTPVersion, ErrRequestBody, ErrNotUpgrade, ErrProtocol, ErrMalformedHeader,
-		ErrWebSocketKey, ErrWebSocketVersion, ErrOrigin, ErrShutdown, ErrTooManyConnections,
-		ErrUpgradeRate, ErrTooManyClientConnections, ErrResponseHeader, ErrHijackFailed,
-	}
+	sentinels := refusalSentinels
 	u := New(OnError(func(error) {}))
 	for i, err := range sentinels {
 		for range i + 1 {

@@ -677,8 +677,8 @@ func TestHandshakeTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := wait(t, f.errs, "error reported to OnError")
-		if !errors.Is(err, os.ErrDeadlineExceeded) || !strings.HasPrefix(err.Error(), "cooper: write 101: ") {
-			t.Errorf("OnError got %v, want a write 101 error matching os.ErrDeadlineExceeded", err)
+		if !errors.Is(err, ErrWriteResponse) || !errors.Is(err, os.ErrDeadlineExceeded) || !strings.HasPrefix(err.Error(), "cooper: write 101: ") {
+			t.Errorf("OnError got %v, want a write 101 error matching ErrWriteResponse and os.ErrDeadlineExceeded", err)
 		}
 		none(t, f.handled, "handler call")
 		u := f.Config.Handler.(*handler).u

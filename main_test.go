@@ -226,11 +226,30 @@ type fixture struct {
 	errs    chan error      // one per OnError call
 }
 
-// newFixture starts a fixture in mode m with opts after its own OnError.
+// refusalSentinels are the sentinels a refusal can match, from ErrMethod
+// to ErrHijackFailed as errors.go lists them; serverSentinels, every
+// sentinel of the server side.
+var (
+	refusalSentinels = []error{
+		ErrMethod, ErrHTTPVersion, ErrRequestBody, ErrNotUpgrade, ErrProtocol, ErrMalformedHeader,
+		ErrWebSocketKey, ErrWebSocketVersion, ErrOrigin, ErrShutdown, ErrTooManyConnections,
+		ErrUpgradeRate, ErrTooManyClientConnections, ErrResponseHeader, ErrHijackFailed,
+	}
+	serverSentinels = append(slices.Clip(refusalSentinels), ErrWriteResponse, ErrHandlerPanic)
+)
+
+// newFixture starts a fixture in mode m with opts after its own OnError,
+// which fails the test for an error that matches no server sentinel, as
+// errors.go promises every reported error does.
 func newFixture(t *testing.T, m mode, opts ...Option) *fixture {
 	t.Helper()
 	f := &fixture{handled: make(chan *Handshake, 16), conns: make(chan net.Conn, 16), errs: make(chan error, 16)}
-	opts = append([]Option{OnError(func(err error) { f.errs <- err })}, opts...)
+	opts = append([]Option{OnError(func(err error) {
+		if !slices.ContainsFunc(serverSentinels, func(s error) bool { return errors.Is(err, s) }) {
+			t.Errorf("OnError got %v, which matches no server sentinel", err)
+		}
+		f.errs <- err
+	})}, opts...)
 	u := New(opts...)
 	f.testServer = newServer(t, m, u.Handler(func(conn net.Conn, hs *Handshake) {
 		defer conn.Close()

@@ -1464,8 +1464,8 @@ func TestAnswerHeldByFlowControl(t *testing.T) {
 	c := s.dialWith(t, &quic.Config{InitialStreamReceiveWindow: 32, MaxStreamReceiveWindow: 32})
 	str := c.send(t, s.webSocketRequest("/ws", nil))
 	defer str.CancelRead(0)
-	if err := recv(t, reported, "the failed upgrade"); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Errorf("OnError got %v, want the answer's deadline passed", err)
+	if err := recv(t, reported, "the failed upgrade"); !errors.Is(err, cooper.ErrWriteResponse) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("OnError got %v, want ErrWriteResponse: the answer's deadline passed", err)
 	}
 	waitIdle(t, u)
 	if st := u.Stats(); st.Failures != 1 || st.Upgrades != 0 {
