@@ -47,9 +47,10 @@ type rawH2 struct {
 	buf bytes.Buffer // enc's output
 
 	mu      sync.Mutex
-	streams map[uint32]chan h2Event // by stream ID; 0 for the connection
-	done    chan struct{}           // closed when the reader stops
-	err     error                   // why the reader stopped; set before done is closed
+	streams map[uint32]chan h2Event // by stream ID; 0 for the connection; guarded by mu
+
+	done chan struct{} // closed when the reader stops
+	err  error         // why the reader stopped; set before done is closed
 }
 
 // An h2Event is one frame the server sent, its payload copied.
@@ -75,18 +76,21 @@ func dialH2(t *testing.T, s *httptest.Server, settings ...http2.Setting) *rawH2 
 	}
 	c := &rawH2{t: t, conn: conn, host: s.Listener.Addr().String(),
 		streams: map[uint32]chan h2Event{}, done: make(chan struct{})}
-	t.Cleanup(func() {
-		conn.Close()
-		<-c.done
-	})
 	c.fr = http2.NewFramer(conn, conn)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.enc = hpack.NewEncoder(&c.buf)
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
 	c.write(func() error { return c.fr.WriteSettings(settings...) })
+	// The reader starts after the preface, which must come first; the
+	// cleanup, which waits for the reader, after the reader.
 	go c.read()
+	t.Cleanup(func() {
+		conn.Close()
+		<-c.done
+	})
 	ev := c.next(0)
 	if ev.typ != http2.FrameSettings || ev.code != 1 {
 		t.Fatalf("the server's first frame: %v, ENABLE_CONNECT_PROTOCOL %d; want SETTINGS with 1", ev.typ, ev.code)
@@ -94,18 +98,15 @@ func dialH2(t *testing.T, s *httptest.Server, settings ...http2.Setting) *rawH2 
 	return c
 }
 
-// read reads the server's frames until the connection ends.
+// read reads the server's frames until the connection ends, or until a
+// stream has more frames queued than its queue holds: it never blocks on
+// a queue, so closing the connection always stops it.
 func (c *rawH2) read() {
-	var err error
-	defer func() {
-		c.mu.Lock()
-		c.err = err
-		c.mu.Unlock()
-		close(c.done)
-	}()
+	defer close(c.done)
 	for {
-		var f http2.Frame
-		if f, err = c.fr.ReadFrame(); err != nil {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.err = err
 			return
 		}
 		ev := h2Event{typ: f.Header().Type, endStream: f.Header().Flags.Has(http2.FlagDataEndStream)}
@@ -136,9 +137,17 @@ func (c *rawH2) read() {
 		case *http2.GoAwayFrame:
 			ev.code = f.ErrCode
 		}
-		c.queue(f.Header().StreamID) <- ev
+		select {
+		case c.queue(f.Header().StreamID) <- ev:
+		default:
+			c.err = fmt.Errorf("stream %d: more than %d frames unread", f.Header().StreamID, queueLen)
+			return
+		}
 	}
 }
+
+// queueLen is how many frames a stream's queue holds.
+const queueLen = 1024
 
 // queue returns the queue of stream id's events.
 func (c *rawH2) queue(id uint32) chan h2Event {
@@ -146,19 +155,24 @@ func (c *rawH2) queue(id uint32) chan h2Event {
 	defer c.mu.Unlock()
 	q, ok := c.streams[id]
 	if !ok {
-		q = make(chan h2Event, 1024)
+		q = make(chan h2Event, queueLen)
 		c.streams[id] = q
 	}
 	return q
 }
 
 // next returns the next event of stream id, failing the test when none
-// comes within 10 s.
+// comes within 10 s or the connection ended without one.
 func (c *rawH2) next(id uint32) h2Event {
 	c.t.Helper()
 	ev, ok := c.nextWithin(id, 10*time.Second)
 	if !ok {
-		c.t.Fatalf("stream %d: no frame within 10 s", id)
+		select {
+		case <-c.done:
+			c.t.Fatalf("stream %d: no frame before the client stopped reading: %v", id, c.err)
+		default:
+			c.t.Fatalf("stream %d: no frame within 10 s", id)
+		}
 	}
 	return ev
 }
