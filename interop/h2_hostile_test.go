@@ -325,6 +325,13 @@ func (c *rawH2) readN(id uint32, n int) string {
 // goroutine of cooper's or of net/http's is left.
 func hostileServer(t *testing.T, errs chan error, fn func(conn net.Conn, hs *cooper.Handshake), configure func(*http.Server), opts ...cooper.Option) (*httptest.Server, *cooper.Upgrader) {
 	t.Helper()
+	return hostileServerOf(t, errs, func(u *cooper.Upgrader) http.Handler { return u.Handler(fn) }, configure, opts...)
+}
+
+// hostileServerOf is hostileServer for the handler that handler makes of
+// u, such as one that calls u.Accept.
+func hostileServerOf(t *testing.T, errs chan error, handler func(u *cooper.Upgrader) http.Handler, configure func(*http.Server), opts ...cooper.Option) (*httptest.Server, *cooper.Upgrader) {
+	t.Helper()
 	t.Cleanup(func() { // runs last
 		if leaked := leakcheck.Leaked(10*time.Second, "lowbit.dev/cooper.", "net/http."); leaked != "" {
 			t.Errorf("goroutines left running:\n%s", leaked)
@@ -337,7 +344,7 @@ func hostileServer(t *testing.T, errs chan error, fn func(conn net.Conn, hs *coo
 		}
 	})}, opts...)
 	u := cooper.New(opts...)
-	s := newH2Server(t, u.Handler(fn), configure)
+	s := newH2Server(t, handler(u), configure)
 	t.Cleanup(func() { // runs first: before the server closes
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -698,43 +705,38 @@ func TestH2HostileAccept(t *testing.T) {
 	type result struct {
 		read, write, deadline, close error
 	}
-	// serve starts a server whose handler accepts, reads unless late,
-	// waits for the stream to be released and for proceed to be closed,
-	// then calls the connection's methods, and sends their results; after
-	// ServeHTTP returns when late.
-	serve := func(t *testing.T, late bool, proceed <-chan struct{}) (*rawH2, chan result) {
-		results := make(chan result, 1)
-		u := cooper.New(cooper.Protocols("websocket"))
-		s := newH2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			conn, _, err := u.Accept(w, r)
-			if err != nil {
-				t.Errorf("Accept: %v", err)
-				return
-			}
-			calls := func() {
-				var res result
-				if !late {
-					_, res.read = conn.Read(make([]byte, 1))
+	// serve starts a server whose handler accepts, reads unless late, waits
+	// for the test to open proceed, then calls the connection's methods and
+	// sends their results; after ServeHTTP returned when late.
+	serve := func(t *testing.T, late bool) (*rawH2, *cooper.Upgrader, *testkit.Gate, chan result) {
+		results, proceed := make(chan result, 1), testkit.NewGate()
+		s, u := hostileServerOf(t, make(chan error, 4), func(u *cooper.Upgrader) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				conn, _, err := u.Accept(w, r)
+				if err != nil {
+					t.Errorf("Accept: %v", err)
+					return
 				}
-				for deadline := time.Now().Add(10 * time.Second); u.Stats().Active != 0; time.Sleep(5 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Error("the stream was not released within 10 s")
-						break
+				calls := func() {
+					var res result
+					if !late {
+						_, res.read = conn.Read(make([]byte, 1))
 					}
+					proceed.Wait()
+					_, res.write = conn.Write([]byte("x"))
+					res.deadline = conn.SetDeadline(time.Now().Add(time.Second))
+					res.close = conn.Close()
+					results <- res
 				}
-				<-proceed
-				_, res.write = conn.Write([]byte("x"))
-				res.deadline = conn.SetDeadline(time.Now().Add(time.Second))
-				res.close = conn.Close()
-				results <- res
-			}
-			if late {
-				go calls()
-				return
-			}
-			calls()
-		}), nil)
-		return dialH2(t, s), results
+				if late {
+					go calls()
+					return
+				}
+				calls()
+			})
+		}, nil)
+		t.Cleanup(proceed.Open) // after the server's: lets the handler end when the test failed early
+		return dialH2(t, s), u, proceed, results
 	}
 	check := func(t *testing.T, res result, read bool) {
 		t.Helper()
@@ -752,23 +754,23 @@ func TestH2HostileAccept(t *testing.T) {
 		}
 	}
 	t.Run("a reset while ServeHTTP runs", func(t *testing.T) {
-		proceed := make(chan struct{})
-		close(proceed)
-		c, results := serve(t, false, proceed)
+		c, u, proceed, results := serve(t, false)
 		c.connect(1, false)
 		c.answered(1)
 		c.write(func() error { return c.fr.WriteRSTStream(1, http2.ErrCodeCancel) })
-		check(t, testkit.RecvWithin(t, results, 20*time.Second, "the caller's calls"), true)
+		poll.Until(t, 10*time.Second, "the reset stream to be released", func() bool { return u.Stats().Active == 0 })
+		proceed.Open() // ServeHTTP still runs
+		check(t, testkit.RecvWithin(t, results, 10*time.Second, "the caller's calls"), true)
 	})
 	t.Run("calls after ServeHTTP returned", func(t *testing.T) {
-		proceed := make(chan struct{})
-		c, results := serve(t, true, proceed)
+		c, u, proceed, results := serve(t, true)
 		c.connect(1, false)
 		c.answered(1)
 		if _, reset, ended := c.rest(1); !ended || reset != 0 {
 			t.Errorf("the stream ended %v, reset %v; want it ended cleanly with ServeHTTP", ended, reset)
 		}
-		close(proceed) // net/http has taken the ResponseWriter back
-		check(t, testkit.RecvWithin(t, results, 20*time.Second, "the caller's calls"), false)
+		poll.Until(t, 10*time.Second, "the ended stream to be released", func() bool { return u.Stats().Active == 0 })
+		proceed.Open() // net/http has taken the ResponseWriter back
+		check(t, testkit.RecvWithin(t, results, 10*time.Second, "the caller's calls"), false)
 	})
 }
