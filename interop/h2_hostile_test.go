@@ -482,6 +482,7 @@ func writeAll(conn net.Conn) error {
 // request, reset the stream or close the connection while the handler
 // reads or while its Write is held by flow control, send GOAWAY, overrun
 // the stream's window. The handler's Read or Write fails rather than hang,
+// and not with net.ErrClosed, since the handler did not close the stream;
 // the Upgrader lets the stream go, and Shutdown returns with no goroutine
 // left (hostileServer's cleanup).
 func TestH2HostileStreams(t *testing.T) {
@@ -622,6 +623,8 @@ func TestH2HostileStreams(t *testing.T) {
 				t.Error("the handler's Read or Write returned no error")
 			case tc.want != nil && !errors.Is(err, tc.want):
 				t.Errorf("the handler's Read or Write = %v, want %v", err, tc.want)
+			case errors.Is(err, net.ErrClosed):
+				t.Errorf("the handler's Read or Write = %v, which only its own Close may cause", err)
 			}
 			t.Logf("the handler's Read or Write returned %v", err)
 			poll.Until(t, 10*time.Second, "the stream to be released", func() bool { return u.Stats().Active == 0 })
