@@ -451,8 +451,9 @@ func waitErr(t *testing.T, errs <-chan error, what string) (error, time.Duration
 // whole, Close ends a Read and a Write under way, a Write
 // held by the client's flow control included, every call after Close fails
 // with net.ErrClosed, deadlines end the stream's Read and Write (SetDeadline
-// both), and the stream ends when the handler returns, cutting short a
-// Write that outlived it.
+// both), the stream ends when the handler returns, cutting short a Write
+// that outlived it, and one stopped but not closed (Accept's, by a client's
+// reset) fails Write without net.ErrClosed until Close.
 func TestStreamConn(t *testing.T) {
 	t.Run("bytes go both ways and the stream ends when the handler returns", func(t *testing.T) {
 		s, done := streamServer(t, func(c *streamConn) {
@@ -498,6 +499,29 @@ func TestStreamConn(t *testing.T) {
 				t.Fatalf("bytes %d to %d mix Writes: %q", i, i+size, piece)
 			}
 		}
+		waitDone(t, done)
+	})
+	// What Accept's context watcher does when the client resets the stream
+	// while ServeHTTP runs: the caller, who did not close, must not be told
+	// it did.
+	t.Run("after stop, Write and SetDeadline fail with errStreamEnded, not net.ErrClosed, until Close", func(t *testing.T) {
+		s, done := streamServer(t, func(c *streamConn) {
+			c.stop()
+			if _, err := c.Write([]byte("x")); err != errStreamEnded {
+				t.Errorf("Write after stop = %v, want errStreamEnded", err)
+			}
+			if err := c.SetDeadline(time.Now().Add(time.Second)); !errors.Is(err, errStreamEnded) || errors.Is(err, net.ErrClosed) {
+				t.Errorf("SetDeadline after stop = %v, want errStreamEnded", err)
+			}
+			if err := c.Close(); err != nil {
+				t.Errorf("the first Close after stop = %v, want nil", err)
+			}
+			if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Write after stop and Close = %v, want net.ErrClosed", err)
+			}
+		})
+		_, resp := openStream(t, s)
+		io.Copy(io.Discard, resp.Body) // until the handler returns
 		waitDone(t, done)
 	})
 	t.Run("Close ends a Read under way, and every call afterwards fails with net.ErrClosed", func(t *testing.T) {

@@ -253,7 +253,8 @@ func (u *Upgrader) Handler(h func(conn net.Conn, hs *Handshake)) http.Handler {
 // the stream may end before ServeHTTP returns, when the client resets it or
 // closes its connection: the Upgrader then stops tracking conn at once, its
 // Read fails with the stream's error and its Write with another error, not
-// net.ErrClosed, which only the caller's Close causes.
+// net.ErrClosed, which only a Close causes (the caller's, or Shutdown's once
+// its ctx is done).
 func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (net.Conn, *Handshake, error) {
 	t, err := u.accept(w, r, nil)
 	if err != nil {

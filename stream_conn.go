@@ -19,8 +19,9 @@ import (
 // through http.ResponseController. It keeps the net.Conn contract: Close
 // ends a Read or Write under way, a Write blocked on flow control included,
 // and afterwards every Read and Write fails with net.ErrClosed. Once stop
-// has run (by end, as ServeHTTP returns), no method reaches the
-// ResponseWriter, which net/http has then taken back.
+// has run (by end as ServeHTTP returns, or for Upgrader.Accept when the
+// request's context is done), no method reaches the ResponseWriter, which
+// net/http has then taken back.
 type streamConn struct {
 	body   io.ReadCloser
 	w      http.ResponseWriter
@@ -31,7 +32,7 @@ type streamConn struct {
 	closed  atomic.Bool  // set before writing is read; see resetWrite
 	writing atomic.Int32 // writes under way, counted before closed is read
 	wmu     sync.Mutex   // serialises writes
-	mu      sync.RWMutex // read-held while w or rc is used; write-held by end
+	mu      sync.RWMutex // read-held while w or rc is used; write-held by stop
 	ended   bool         // guarded by mu
 }
 

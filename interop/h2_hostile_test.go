@@ -47,9 +47,10 @@ type rawH2 struct {
 	buf bytes.Buffer // enc's output
 
 	mu      sync.Mutex
-	streams map[uint32]chan h2Event // by stream ID; 0 for the connection
-	done    chan struct{}           // closed when the reader stops
-	err     error                   // why the reader stopped; set before done is closed
+	streams map[uint32]chan h2Event // by stream ID; 0 for the connection; guarded by mu
+
+	done chan struct{} // closed when the reader stops
+	err  error         // why the reader stopped; set before done is closed
 }
 
 // An h2Event is one frame the server sent, its payload copied.
@@ -75,18 +76,21 @@ func dialH2(t *testing.T, s *httptest.Server, settings ...http2.Setting) *rawH2 
 	}
 	c := &rawH2{t: t, conn: conn, host: s.Listener.Addr().String(),
 		streams: map[uint32]chan h2Event{}, done: make(chan struct{})}
-	t.Cleanup(func() {
-		conn.Close()
-		<-c.done
-	})
 	c.fr = http2.NewFramer(conn, conn)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.enc = hpack.NewEncoder(&c.buf)
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
 	c.write(func() error { return c.fr.WriteSettings(settings...) })
+	// The reader starts after the preface, which must come first; the
+	// cleanup, which waits for the reader, after the reader.
 	go c.read()
+	t.Cleanup(func() {
+		conn.Close()
+		<-c.done
+	})
 	ev := c.next(0)
 	if ev.typ != http2.FrameSettings || ev.code != 1 {
 		t.Fatalf("the server's first frame: %v, ENABLE_CONNECT_PROTOCOL %d; want SETTINGS with 1", ev.typ, ev.code)
@@ -94,18 +98,15 @@ func dialH2(t *testing.T, s *httptest.Server, settings ...http2.Setting) *rawH2 
 	return c
 }
 
-// read reads the server's frames until the connection ends.
+// read reads the server's frames until the connection ends, or until a
+// stream has more frames queued than its queue holds: it never blocks on
+// a queue, so closing the connection always stops it.
 func (c *rawH2) read() {
-	var err error
-	defer func() {
-		c.mu.Lock()
-		c.err = err
-		c.mu.Unlock()
-		close(c.done)
-	}()
+	defer close(c.done)
 	for {
-		var f http2.Frame
-		if f, err = c.fr.ReadFrame(); err != nil {
+		f, err := c.fr.ReadFrame()
+		if err != nil {
+			c.err = err
 			return
 		}
 		ev := h2Event{typ: f.Header().Type, endStream: f.Header().Flags.Has(http2.FlagDataEndStream)}
@@ -136,9 +137,17 @@ func (c *rawH2) read() {
 		case *http2.GoAwayFrame:
 			ev.code = f.ErrCode
 		}
-		c.queue(f.Header().StreamID) <- ev
+		select {
+		case c.queue(f.Header().StreamID) <- ev:
+		default:
+			c.err = fmt.Errorf("stream %d: more than %d frames unread", f.Header().StreamID, queueLen)
+			return
+		}
 	}
 }
+
+// queueLen is how many frames a stream's queue holds.
+const queueLen = 1024
 
 // queue returns the queue of stream id's events.
 func (c *rawH2) queue(id uint32) chan h2Event {
@@ -146,19 +155,24 @@ func (c *rawH2) queue(id uint32) chan h2Event {
 	defer c.mu.Unlock()
 	q, ok := c.streams[id]
 	if !ok {
-		q = make(chan h2Event, 1024)
+		q = make(chan h2Event, queueLen)
 		c.streams[id] = q
 	}
 	return q
 }
 
 // next returns the next event of stream id, failing the test when none
-// comes within 10 s.
+// comes within 10 s or the connection ended without one.
 func (c *rawH2) next(id uint32) h2Event {
 	c.t.Helper()
 	ev, ok := c.nextWithin(id, 10*time.Second)
 	if !ok {
-		c.t.Fatalf("stream %d: no frame within 10 s", id)
+		select {
+		case <-c.done:
+			c.t.Fatalf("stream %d: no frame before the client stopped reading: %v", id, c.err)
+		default:
+			c.t.Fatalf("stream %d: no frame within 10 s", id)
+		}
 	}
 	return ev
 }
@@ -311,6 +325,13 @@ func (c *rawH2) readN(id uint32, n int) string {
 // goroutine of cooper's or of net/http's is left.
 func hostileServer(t *testing.T, errs chan error, fn func(conn net.Conn, hs *cooper.Handshake), configure func(*http.Server), opts ...cooper.Option) (*httptest.Server, *cooper.Upgrader) {
 	t.Helper()
+	return hostileServerOf(t, errs, func(u *cooper.Upgrader) http.Handler { return u.Handler(fn) }, configure, opts...)
+}
+
+// hostileServerOf is hostileServer for the handler that handler makes of
+// u, such as one that calls u.Accept.
+func hostileServerOf(t *testing.T, errs chan error, handler func(u *cooper.Upgrader) http.Handler, configure func(*http.Server), opts ...cooper.Option) (*httptest.Server, *cooper.Upgrader) {
+	t.Helper()
 	t.Cleanup(func() { // runs last
 		if leaked := leakcheck.Leaked(10*time.Second, "lowbit.dev/cooper.", "net/http."); leaked != "" {
 			t.Errorf("goroutines left running:\n%s", leaked)
@@ -323,7 +344,7 @@ func hostileServer(t *testing.T, errs chan error, fn func(conn net.Conn, hs *coo
 		}
 	})}, opts...)
 	u := cooper.New(opts...)
-	s := newH2Server(t, u.Handler(fn), configure)
+	s := newH2Server(t, handler(u), configure)
 	t.Cleanup(func() { // runs first: before the server closes
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -461,6 +482,7 @@ func writeAll(conn net.Conn) error {
 // request, reset the stream or close the connection while the handler
 // reads or while its Write is held by flow control, send GOAWAY, overrun
 // the stream's window. The handler's Read or Write fails rather than hang,
+// and not with net.ErrClosed, since the handler did not close the stream;
 // the Upgrader lets the stream go, and Shutdown returns with no goroutine
 // left (hostileServer's cleanup).
 func TestH2HostileStreams(t *testing.T) {
@@ -601,6 +623,8 @@ func TestH2HostileStreams(t *testing.T) {
 				t.Error("the handler's Read or Write returned no error")
 			case tc.want != nil && !errors.Is(err, tc.want):
 				t.Errorf("the handler's Read or Write = %v, want %v", err, tc.want)
+			case errors.Is(err, net.ErrClosed):
+				t.Errorf("the handler's Read or Write = %v, which only its own Close may cause", err)
 			}
 			t.Logf("the handler's Read or Write returned %v", err)
 			poll.Until(t, 10*time.Second, "the stream to be released", func() bool { return u.Stats().Active == 0 })
@@ -684,43 +708,38 @@ func TestH2HostileAccept(t *testing.T) {
 	type result struct {
 		read, write, deadline, close error
 	}
-	// serve starts a server whose handler accepts, reads unless late,
-	// waits for the stream to be released and for proceed to be closed,
-	// then calls the connection's methods, and sends their results; after
-	// ServeHTTP returns when late.
-	serve := func(t *testing.T, late bool, proceed <-chan struct{}) (*rawH2, chan result) {
-		results := make(chan result, 1)
-		u := cooper.New(cooper.Protocols("websocket"))
-		s := newH2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			conn, _, err := u.Accept(w, r)
-			if err != nil {
-				t.Errorf("Accept: %v", err)
-				return
-			}
-			calls := func() {
-				var res result
-				if !late {
-					_, res.read = conn.Read(make([]byte, 1))
+	// serve starts a server whose handler accepts, reads unless late, waits
+	// for the test to open proceed, then calls the connection's methods and
+	// sends their results; after ServeHTTP returned when late.
+	serve := func(t *testing.T, late bool) (*rawH2, *cooper.Upgrader, *testkit.Gate, chan result) {
+		results, proceed := make(chan result, 1), testkit.NewGate()
+		s, u := hostileServerOf(t, make(chan error, 4), func(u *cooper.Upgrader) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				conn, _, err := u.Accept(w, r)
+				if err != nil {
+					t.Errorf("Accept: %v", err)
+					return
 				}
-				for deadline := time.Now().Add(10 * time.Second); u.Stats().Active != 0; time.Sleep(5 * time.Millisecond) {
-					if time.Now().After(deadline) {
-						t.Error("the stream was not released within 10 s")
-						break
+				calls := func() {
+					var res result
+					if !late {
+						_, res.read = conn.Read(make([]byte, 1))
 					}
+					proceed.Wait()
+					_, res.write = conn.Write([]byte("x"))
+					res.deadline = conn.SetDeadline(time.Now().Add(time.Second))
+					res.close = conn.Close()
+					results <- res
 				}
-				<-proceed
-				_, res.write = conn.Write([]byte("x"))
-				res.deadline = conn.SetDeadline(time.Now().Add(time.Second))
-				res.close = conn.Close()
-				results <- res
-			}
-			if late {
-				go calls()
-				return
-			}
-			calls()
-		}), nil)
-		return dialH2(t, s), results
+				if late {
+					go calls()
+					return
+				}
+				calls()
+			})
+		}, nil)
+		t.Cleanup(proceed.Open) // after the server's: lets the handler end when the test failed early
+		return dialH2(t, s), u, proceed, results
 	}
 	check := func(t *testing.T, res result, read bool) {
 		t.Helper()
@@ -738,23 +757,23 @@ func TestH2HostileAccept(t *testing.T) {
 		}
 	}
 	t.Run("a reset while ServeHTTP runs", func(t *testing.T) {
-		proceed := make(chan struct{})
-		close(proceed)
-		c, results := serve(t, false, proceed)
+		c, u, proceed, results := serve(t, false)
 		c.connect(1, false)
 		c.answered(1)
 		c.write(func() error { return c.fr.WriteRSTStream(1, http2.ErrCodeCancel) })
-		check(t, testkit.RecvWithin(t, results, 20*time.Second, "the caller's calls"), true)
+		poll.Until(t, 10*time.Second, "the reset stream to be released", func() bool { return u.Stats().Active == 0 })
+		proceed.Open() // ServeHTTP still runs
+		check(t, testkit.RecvWithin(t, results, 10*time.Second, "the caller's calls"), true)
 	})
 	t.Run("calls after ServeHTTP returned", func(t *testing.T) {
-		proceed := make(chan struct{})
-		c, results := serve(t, true, proceed)
+		c, u, proceed, results := serve(t, true)
 		c.connect(1, false)
 		c.answered(1)
 		if _, reset, ended := c.rest(1); !ended || reset != 0 {
 			t.Errorf("the stream ended %v, reset %v; want it ended cleanly with ServeHTTP", ended, reset)
 		}
-		close(proceed) // net/http has taken the ResponseWriter back
-		check(t, testkit.RecvWithin(t, results, 20*time.Second, "the caller's calls"), false)
+		poll.Until(t, 10*time.Second, "the ended stream to be released", func() bool { return u.Stats().Active == 0 })
+		proceed.Open() // net/http has taken the ResponseWriter back
+		check(t, testkit.RecvWithin(t, results, 10*time.Second, "the caller's calls"), false)
 	})
 }

@@ -1207,28 +1207,47 @@ func TestReadMessageAllocs(t *testing.T) {
 }
 
 // TestReadMessageLyingLength checks that a frame header announcing more
-// than comes does not make ReadMessage allocate what it announces: the
-// message grows as bytes come.
+// than comes does not make ReadMessage allocate what it announces, under
+// the default limit or with none, in a message's first frame or in a
+// continuation: the message grows as bytes come.
 func TestReadMessageLyingLength(t *testing.T) {
-	server, client := loopback(t)
-	head := ws.Header{Fin: true, OpCode: ws.OpBinary, Length: coopergobwas.DefaultReadLimit, Masked: true, Mask: [4]byte{1, 2, 3, 4}}
-	if err := ws.WriteHeader(client, head); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Write([]byte("ten bytes.")); err != nil {
-		t.Fatal(err)
-	}
-	server.SetReadDeadline(time.Now().Add(500 * time.Millisecond)) // ends the read the missing bytes would
-	c := coopergobwas.NewConn(server, nil)
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	_, _, err := c.ReadMessage()
-	runtime.ReadMemStats(&after)
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("ReadMessage: %v, want the read deadline's error", err)
-	}
-	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
-		t.Errorf("ReadMessage allocated %d bytes for a frame announcing %d of which 10 came; want at most 64 KiB", n, head.Length)
+	first := ws.Header{OpCode: ws.OpBinary, Length: 10, Masked: true, Mask: [4]byte{1, 2, 3, 4}}
+	for _, tc := range []struct {
+		name  string
+		limit int64
+		heads []ws.Header // each followed by ten bytes
+	}{
+		{"a frame announcing DefaultReadLimit", coopergobwas.DefaultReadLimit,
+			[]ws.Header{{Fin: true, OpCode: ws.OpBinary, Length: coopergobwas.DefaultReadLimit, Masked: true}}},
+		{"a frame announcing 2^62 bytes with no limit", 0,
+			[]ws.Header{{Fin: true, OpCode: ws.OpBinary, Length: 1 << 62, Masked: true}}},
+		{"a continuation announcing 2^62 bytes with no limit", 0,
+			[]ws.Header{first, {Fin: true, OpCode: ws.OpContinuation, Length: 1 << 62, Masked: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			server, client := loopback(t)
+			for _, h := range tc.heads {
+				if err := ws.WriteHeader(client, h); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := client.Write([]byte("ten bytes.")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			server.SetReadDeadline(time.Now().Add(500 * time.Millisecond)) // ends the read the missing bytes would
+			c := coopergobwas.NewConn(server, nil)
+			c.SetReadLimit(tc.limit)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, _, err := c.ReadMessage()
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("ReadMessage: %v, want the read deadline's error", err)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+				t.Errorf("ReadMessage allocated %d bytes for a frame announcing %d of which 10 came; want at most 64 KiB", n, tc.heads[len(tc.heads)-1].Length)
+			}
+		})
 	}
 }
 
