@@ -139,7 +139,7 @@ func (c *Conn) read() (ws.OpCode, []byte, error) {
 		if err := ws.CheckHeader(h, state); err != nil {
 			return 0, nil, fmt.Errorf("%w: %w", ErrProtocol, err)
 		}
-		if h.Rsv&^ws.Rsv(true, false, false) != 0 || h.Rsv1() && (c.deflate == nil || h.OpCode.IsControl() || h.OpCode == ws.OpContinuation) { // RFC 7692, section 6: RSV1 marks a compressed message's first frame
+		if h.Rsv&^ws.Rsv(true, false, false) != 0 || h.Rsv1() && (c.deflate == nil || h.OpCode.IsControl() || h.OpCode == ws.OpContinuation) { // RSV1: RFC 7692, section 6
 			return 0, nil, fmt.Errorf("%w: RSV bits %03b on a frame of opcode %d", ErrProtocol, h.Rsv, h.OpCode)
 		}
 		if !h.OpCode.IsControl() && c.limit > 0 && h.Length > c.limit-int64(len(msg)) {
