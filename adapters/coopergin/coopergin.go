@@ -8,7 +8,8 @@
 //
 // The upgrade takes the connection over before anything writes the
 // response's header, which gin 1.11 and later refuse to hijack after, and
-// ends the handler chain, so no later handler writes to the connection.
+// ends the handler chain, so no later handler writes to the connection;
+// what a middleware writes once the chain returns to it is discarded.
 // gin.Logger logs the upgrade as 101 and a refusal with its own status;
 // gin.Recovery recovers panics in the chain, while a panic in the upgraded
 // handler is cooper's: the connection is closed and the panic goes to
@@ -45,19 +46,38 @@ func Handler(u *cooper.Upgrader, h func(c *gin.Context, conn net.Conn, hs *coope
 	}
 	return func(c *gin.Context) {
 		cp := c.Copy()
+		w := writer{c.Writer, new(bool)}
 		u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
 			cp.Request = hs.Request
 			h(cp, conn, hs)
-		}).ServeHTTP(writer{c.Writer}, c.Request)
+		}).ServeHTTP(w, c.Request)
+		if *w.hijacked {
+			c.Writer = hijacked{c.Writer}
+		}
 		c.Abort()
 	}
 }
+
+// A hijacked writer is a Context's writer once its connection is taken
+// over: it reports the 101 gin's writer recorded, and discards what
+// middleware writes when the chain returns to it, such as gin.Recovery's
+// 500 or a default body, which net/http would refuse and log.
+type hijacked struct{ gin.ResponseWriter }
+
+func (hijacked) WriteHeader(int)                   {}
+func (hijacked) WriteHeaderNow()                   {}
+func (hijacked) Write(b []byte) (int, error)       { return len(b), nil }
+func (hijacked) WriteString(s string) (int, error) { return len(s), nil }
+func (hijacked) Flush()                            {}
 
 // A writer is the ResponseWriter cooper upgrades through. It takes the
 // connection over through gin's own writer, so gin knows the response is
 // gone and writes nothing more, after recording 101 as the status for
 // gin.Logger, which gin's writer does without writing anything.
-type writer struct{ gin.ResponseWriter }
+type writer struct {
+	gin.ResponseWriter
+	hijacked *bool // set once the connection is taken over
+}
 
 func (w writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
@@ -74,5 +94,7 @@ func (w writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	w.ResponseWriter.WriteHeader(http.StatusSwitchingProtocols)
-	return w.ResponseWriter.Hijack()
+	conn, brw, err := w.ResponseWriter.Hijack()
+	*w.hijacked = err == nil
+	return conn, brw, err
 }
