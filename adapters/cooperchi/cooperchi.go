@@ -6,6 +6,11 @@
 //		join(conn, chi.URLParam(hs.Request, "room")) // a framing layer takes conn over
 //	}))
 //
+// Over HTTP/2 an upgrade is an extended CONNECT (RFC 8441), which a route
+// registered with Get alone answers with chi's 405: where the server turns
+// it on, register the handler with Connect too (or with Handle; cooper
+// answers other methods with 405 itself).
+//
 // # Middleware
 //
 // cooper's handler runs on a goroutine of its own once ServeHTTP has
