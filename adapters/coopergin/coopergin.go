@@ -10,6 +10,9 @@
 // response's header, which gin 1.11 and later refuse to hijack after, and
 // ends the handler chain, so no later handler writes to the connection;
 // what a middleware writes once the chain returns to it is discarded.
+// Over HTTP/2 an upgrade is an extended CONNECT (RFC 8441), which a route
+// registered with GET alone does not match: where the server turns it on,
+// register the handler with Match([]string{"GET", "CONNECT"}, ...).
 // gin.Logger logs the upgrade as 101 and a refusal with its own status;
 // gin.Recovery recovers panics in the chain, while a panic in the upgraded
 // handler is cooper's: the connection is closed and the panic goes to
@@ -22,6 +25,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 	"lowbit.dev/cooper"
@@ -46,29 +50,31 @@ func Handler(u *cooper.Upgrader, h func(c *gin.Context, conn net.Conn, hs *coope
 	}
 	return func(c *gin.Context) {
 		cp := c.Copy()
-		w := writer{c.Writer, new(bool)}
+		w := writer{c.Writer, new(atomic.Bool)}
 		u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+			w.switched.Store(true) // over HTTP/2, before ServeHTTP returns
 			cp.Request = hs.Request
 			h(cp, conn, hs)
 		}).ServeHTTP(w, c.Request)
-		if *w.hijacked {
-			c.Writer = hijacked{c.Writer}
+		if w.switched.Load() {
+			c.Writer = switched{c.Writer}
 		}
 		c.Abort()
 	}
 }
 
-// A hijacked writer is a Context's writer once its connection is taken
-// over: it reports the 101 gin's writer recorded, and discards what
-// middleware writes when the chain returns to it, such as gin.Recovery's
-// 500 or a default body, which net/http would refuse and log.
-type hijacked struct{ gin.ResponseWriter }
+// A switched writer is a Context's writer once the connection, or over
+// HTTP/2 the stream, belongs to the new protocol: it reports the status
+// gin's writer recorded (101, or 200 over HTTP/2), and discards what
+// middleware writes when the chain returns to it, which net/http would
+// refuse and log, or send on the stream after the protocol's last byte.
+type switched struct{ gin.ResponseWriter }
 
-func (hijacked) WriteHeader(int)                   {}
-func (hijacked) WriteHeaderNow()                   {}
-func (hijacked) Write(b []byte) (int, error)       { return len(b), nil }
-func (hijacked) WriteString(s string) (int, error) { return len(s), nil }
-func (hijacked) Flush()                            {}
+func (switched) WriteHeader(int)                   {}
+func (switched) WriteHeaderNow()                   {}
+func (switched) Write(b []byte) (int, error)       { return len(b), nil }
+func (switched) WriteString(s string) (int, error) { return len(s), nil }
+func (switched) Flush()                            {}
 
 // A writer is the ResponseWriter cooper upgrades through. It takes the
 // connection over through gin's own writer, so gin knows the response is
@@ -76,7 +82,7 @@ func (hijacked) Flush()                            {}
 // gin.Logger, which gin's writer does without writing anything.
 type writer struct {
 	gin.ResponseWriter
-	hijacked *bool // set once the connection is taken over
+	switched *atomic.Bool // set once the connection is taken over
 }
 
 func (w writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
@@ -95,6 +101,8 @@ func (w writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.ResponseWriter.WriteHeader(http.StatusSwitchingProtocols)
 	conn, brw, err := w.ResponseWriter.Hijack()
-	*w.hijacked = err == nil
+	if err == nil {
+		w.switched.Store(true)
+	}
 	return conn, brw, err
 }
