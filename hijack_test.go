@@ -1223,63 +1223,6 @@ func TestDrainEndToEnd(t *testing.T) {
 	}
 }
 
-// A delegatingWriter, as an adapter's, hijacks through the chain beneath
-// it, which it can also unwrap.
-type delegatingWriter struct{ http.ResponseWriter }
-
-func (w delegatingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (w delegatingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.ResponseWriter).Hijack()
-}
-
-// TestUnhijackableWriterNamed checks that the reason of a failed hijack
-// names the writer to fix, past writers that only pass the hijack on.
-func TestUnhijackableWriterNamed(t *testing.T) {
-	cases := []struct {
-		name string
-		wrap func(http.ResponseWriter) http.ResponseWriter
-		want string
-	}{
-		{"a writer with neither Hijack nor Unwrap is named",
-			func(w http.ResponseWriter) http.ResponseWriter { return opaqueWriter{w} },
-			"cooper.opaqueWriter cannot be hijacked: give it an Unwrap() http.ResponseWriter method"},
-		{"a writer with Unwrap only is looked past",
-			func(w http.ResponseWriter) http.ResponseWriter { return &unwrapOnly{opaqueWriter{w}} },
-			"cooper.opaqueWriter cannot be hijacked: give it an Unwrap() http.ResponseWriter method"},
-		{"a writer that hijacks through the chain beneath it is looked past",
-			func(w http.ResponseWriter) http.ResponseWriter { return delegatingWriter{&unwrapOnly{opaqueWriter{w}}} },
-			"cooper.opaqueWriter cannot be hijacked: give it an Unwrap() http.ResponseWriter method"},
-		{"a writer whose Hijack refuses is named",
-			func(w http.ResponseWriter) http.ResponseWriter { return &unwrapOnly{refusingWriter{w}} },
-			"cooper.refusingWriter.Hijack: feature not supported"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			errs := make(chan error, 1)
-			u := New(Protocols("websocket"), OnError(func(err error) { errs <- err }))
-			inner := u.Handler(func(conn net.Conn, hs *Handshake) { conn.Close() })
-			s := newServer(t, h1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				inner.ServeHTTP(tc.wrap(w), r)
-			}))
-			resp, body, _, _ := s.roundTrip(t, s.wsRequest(), "")
-			if want := "cooper: hijack: " + tc.want; resp.StatusCode != http.StatusInternalServerError || !strings.HasPrefix(body, want) {
-				t.Fatalf("answer = %d %q, want 500 %q", resp.StatusCode, body, want)
-			}
-			if err := wait(t, errs, "OnError"); !errors.Is(err, ErrHijackFailed) {
-				t.Errorf("OnError got %v, want ErrHijackFailed", err)
-			}
-		})
-	}
-}
-
-// A refusingWriter's Hijack always fails with http.ErrNotSupported.
-type refusingWriter struct{ http.ResponseWriter }
-
-func (refusingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return nil, nil, fmt.Errorf("%w", http.ErrNotSupported)
-}
-
 // TestGenericUpgradeBytes upgrades to a protocol other than WebSocket with
 // raw requests and reads the raw answer: a 101 names exactly the one
 // protocol agreed, in the server's spelling, and nothing of WebSocket's
