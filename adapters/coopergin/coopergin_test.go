@@ -152,6 +152,8 @@ func TestMiddlewareAroundTheUpgrade(t *testing.T) {
 			func(c *gin.Context) { c.Next(); c.String(http.StatusOK, "written after the upgrade") }},
 		{"a status and header written after the chain are discarded",
 			func(c *gin.Context) { c.Next(); c.AbortWithStatus(http.StatusInternalServerError); c.Writer.Flush() }},
+		{"a panic after the chain, which gin.Recovery answers with 500, leaves the connection alone",
+			func(c *gin.Context) { c.Next(); panic("middleware failed after the upgrade") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
