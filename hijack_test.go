@@ -1242,6 +1242,7 @@ func TestGenericUpgradeBytes(t *testing.T) {
 		header  http.Header
 		want    string // the answer's head, for a 101
 		status  int    // otherwise
+		err     error  // which the refusal matches
 	}{
 		{name: "the protocol asked for is answered alone",
 			upgrade: []string{"myproto/1"}, want: fmt.Sprintf(switched, "myproto/1")},
@@ -1250,9 +1251,15 @@ func TestGenericUpgradeBytes(t *testing.T) {
 		{name: "WebSocket's headers on a generic upgrade are neither checked nor answered",
 			upgrade: []string{"myproto/1"}, header: wsHeaders, want: fmt.Sprintf(switched, "myproto/1")},
 		{name: "a version the server lacks is refused with 426 naming those it has",
-			upgrade: []string{"myproto/3"}, status: http.StatusUpgradeRequired},
+			upgrade: []string{"myproto/3"}, status: http.StatusUpgradeRequired, err: ErrProtocol},
 		{name: "a protocol with a bare slash is refused with 400",
-			upgrade: []string{"myproto/"}, status: http.StatusBadRequest},
+			upgrade: []string{"myproto/"}, status: http.StatusBadRequest, err: ErrMalformedHeader},
+		{name: "a protocol with a second slash is refused with 400",
+			upgrade: []string{"myproto/1/2"}, status: http.StatusBadRequest, err: ErrMalformedHeader},
+		{name: "a quoted protocol is refused with 400",
+			upgrade: []string{`"myproto/1"`}, status: http.StatusBadRequest, err: ErrMalformedHeader},
+		{name: "a protocol with a byte beyond ASCII is refused with 400, even after an acceptable one",
+			upgrade: []string{"myproto/1, myprot\xc3\xb6/1"}, status: http.StatusBadRequest, err: ErrMalformedHeader},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1274,6 +1281,9 @@ func TestGenericUpgradeBytes(t *testing.T) {
 					t.Errorf("Upgrade = %q, want \"myproto/1, myproto/2\"", got)
 				}
 				checkReason(t, resp, body)
+				if err := wait(t, f.errs, "OnError"); !errors.Is(err, tc.err) {
+					t.Errorf("OnError got %v, want %v", err, tc.err)
+				}
 				none(t, f.handled, "handler call")
 				return
 			}
