@@ -28,7 +28,7 @@ func verifyResponse(r *http.Request, resp *http.Response, br *bufio.Reader, prot
 	switch up := resp.Header[hdrUpgrade]; {
 	case len(up) == 0:
 		return hs, fail(ErrMissingUpgradeHeader, "Upgrade: missing from the 101")
-	case len(up) > 1 || !tokenEqual(trimOWS(up[0]), proto):
+	case !namesOnly(up, proto):
 		return hs, fail(ErrProtocolMismatch, "Upgrade: %s is not the %s requested", quoteLines(up), quote(proto))
 	}
 	conn := resp.Header[hdrConnection]
@@ -54,6 +54,19 @@ func verifyResponse(r *http.Request, resp *http.Response, br *bufio.Reader, prot
 		return hs, err
 	}
 	return hs, nil
+}
+
+// namesOnly reports whether the Upgrade lines of a 101 list proto and no
+// other protocol, ignoring ASCII case and the empty list elements a
+// recipient must accept (RFC 9110, section 5.6.1).
+func namesOnly(lines []string, proto string) bool {
+	n, match := 0, false
+	ok := scanList(lines, isProtocol, func(elem string) bool {
+		n++
+		match = tokenEqual(elem, proto)
+		return true
+	})
+	return ok && n == 1 && match
 }
 
 // unexpectedStatus returns the error for an answer other than 101, with

@@ -97,7 +97,8 @@
 // Sec-WebSocket-Key), answers 200, and the handler's net.Conn is the stream;
 // [Handshake].Request.ProtoMajor is 2 (see Handlers for where the handler
 // runs). As net/http implements them, a read or write deadline that passes ends
-// the stream.
+// the stream. A protocol other than WebSocket opens the same way, as an
+// extended CONNECT whose :protocol names it; [Dial] speaks HTTP/1.1 only.
 //
 // Go's HTTP/2 server announces extended CONNECT only when the process
 // starts with it turned on:

@@ -648,16 +648,23 @@ func takeOver(w http.ResponseWriter, r *http.Request, c *config) (net.Conn, *buf
 
 // unhijackable says which writer of w's chain stopped
 // [http.ResponseController.Hijack] with err, and how to fix it. It walks
-// the chain as the controller does: a writer with Hijack is the one that
-// refused; otherwise the first without Unwrap is the one the controller
-// could not see past.
+// the chain as the controller does: the first writer with Hijack is the
+// one that refused, unless it also has Unwrap, as an adapter's writer that
+// hijacks through the chain beneath it does, and that chain ends in a
+// writer with neither Hijack nor Unwrap, which the controller could not see
+// past.
 func unhijackable(w http.ResponseWriter, err error) string {
+	var refused http.ResponseWriter
 	for {
-		if _, ok := w.(http.Hijacker); ok {
-			return fmt.Sprintf("%T.Hijack: %v", w, err)
+		_, hijacks := w.(http.Hijacker)
+		if hijacks && refused == nil {
+			refused = w
 		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
+		u, unwraps := w.(interface{ Unwrap() http.ResponseWriter })
+		if hijacks && !unwraps {
+			return fmt.Sprintf("%T.Hijack: %v", refused, err)
+		}
+		if !unwraps {
 			break
 		}
 		w = u.Unwrap()

@@ -1222,3 +1222,85 @@ func TestDrainEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestGenericUpgradeBytes upgrades to a protocol other than WebSocket with
+// raw requests and reads the raw answer: a 101 names exactly the one
+// protocol agreed, in the server's spelling, and nothing of WebSocket's
+// even when the request carries WebSocket's headers and the server is set
+// up for subprotocols and permessage-deflate; the bytes sent with the
+// request reach the handler first; a version the server lacks is refused
+// with 426 naming every one it has (RFC 9110, section 15.5.22).
+func TestGenericUpgradeBytes(t *testing.T) {
+	const switched = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: %s\r\nConnection: Upgrade\r\n\r\n"
+	wsHeaders := http.Header{
+		"Sec-Websocket-Key": {"not a key"}, "Sec-Websocket-Version": {"8"},
+		"Sec-Websocket-Protocol": {"chat"}, "Sec-Websocket-Extensions": {"permessage-deflate"},
+	}
+	cases := []struct {
+		name    string
+		upgrade []string
+		header  http.Header
+		want    string // the answer's head, for a 101
+		status  int    // otherwise
+		err     error  // which the refusal matches
+	}{
+		{name: "the protocol asked for is answered alone",
+			upgrade: []string{"myproto/1"}, want: fmt.Sprintf(switched, "myproto/1")},
+		{name: "the client's first acceptable protocol across lines wins, in the server's spelling",
+			upgrade: []string{"other/1, MYPROTO/2", "myproto/1"}, want: fmt.Sprintf(switched, "myproto/2")},
+		{name: "WebSocket's headers on a generic upgrade are neither checked nor answered",
+			upgrade: []string{"myproto/1"}, header: wsHeaders, want: fmt.Sprintf(switched, "myproto/1")},
+		{name: "a version the server lacks is refused with 426 naming those it has",
+			upgrade: []string{"myproto/3"}, status: http.StatusUpgradeRequired, err: ErrProtocol},
+		{name: "a protocol with a bare slash is refused with 400",
+			upgrade: []string{"myproto/"}, status: http.StatusBadRequest, err: ErrMalformedHeader},
+		{name: "a protocol with a second slash is refused with 400",
+			upgrade: []string{"myproto/1/2"}, status: http.StatusBadRequest, err: ErrMalformedHeader},
+		{name: "a quoted protocol is refused with 400",
+			upgrade: []string{`"myproto/1"`}, status: http.StatusBadRequest, err: ErrMalformedHeader},
+		{name: "a protocol with a byte beyond ASCII is refused with 400, even after an acceptable one",
+			upgrade: []string{"myproto/1, myprot\xc3\xb6/1"}, status: http.StatusBadRequest, err: ErrMalformedHeader},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, h1, Protocols("myproto/1", "myproto/2"), Subprotocols("chat"), Deflate(DeflateParams{}))
+			r := f.wsRequest()
+			delete(r.Header, "Sec-Websocket-Key")
+			delete(r.Header, "Sec-Websocket-Version")
+			r.Header["Upgrade"] = tc.upgrade
+			for k, v := range tc.header {
+				r.Header[k] = v
+			}
+			const early = "first bytes of the protocol"
+			if tc.want == "" {
+				resp, body, _, _ := f.roundTrip(t, r, "")
+				if resp.StatusCode != tc.status {
+					t.Fatalf("status = %d, want %d", resp.StatusCode, tc.status)
+				}
+				if got := resp.Header.Values("Upgrade"); tc.status == http.StatusUpgradeRequired && (len(got) != 1 || got[0] != "myproto/1, myproto/2") {
+					t.Errorf("Upgrade = %q, want \"myproto/1, myproto/2\"", got)
+				}
+				checkReason(t, resp, body)
+				if err := wait(t, f.errs, "OnError"); !errors.Is(err, tc.err) {
+					t.Errorf("OnError got %v, want %v", err, tc.err)
+				}
+				none(t, f.handled, "handler call")
+				return
+			}
+			c := f.dial(t)
+			if _, err := c.Write(appendRequest(nil, r, early)); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(tc.want)+len(early))
+			if _, err := io.ReadFull(c, got); err != nil {
+				t.Fatalf("reading the 101 and the echo: %v (got %q)", err, got)
+			}
+			if want := tc.want + early; string(got) != want {
+				t.Fatalf("answer = %q, want %q", got, want)
+			}
+			if hs := wait(t, f.handled, "handler call"); hs.Subprotocol != "" || hs.Deflate != nil {
+				t.Errorf("Handshake = %+v, want no subprotocol and no deflate", hs)
+			}
+		})
+	}
+}

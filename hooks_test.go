@@ -245,6 +245,16 @@ func (hijackRefuser) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return nil, nil, http.ErrNotSupported
 }
 
+// A delegatingWriter, as an adapter's, hijacks through the chain beneath
+// it, which it can also unwrap.
+type delegatingWriter struct{ http.ResponseWriter }
+
+func (w delegatingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w delegatingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
 // TestUnhijackableReasons checks that the 500 for a ResponseWriter chain
 // that cannot be hijacked names the writer that stopped it and the fix,
 // with real servers and real middleware.
@@ -264,6 +274,13 @@ func TestUnhijackableReasons(t *testing.T) {
 			func(h http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					h.ServeHTTP(&unwrapOnly{&opaqueWriter{w}}, r)
+				})
+			},
+			"cooper: hijack: *cooper.opaqueWriter" + fix},
+		{"a writer that hijacks through the chain beneath it, as an adapter's, is looked past",
+			func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					h.ServeHTTP(delegatingWriter{&unwrapOnly{&opaqueWriter{w}}}, r)
 				})
 			},
 			"cooper: hijack: *cooper.opaqueWriter" + fix},

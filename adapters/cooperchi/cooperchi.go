@@ -6,6 +6,11 @@
 //		join(conn, chi.URLParam(hs.Request, "room")) // a framing layer takes conn over
 //	}))
 //
+// Over HTTP/2 an upgrade is an extended CONNECT (RFC 8441), which a route
+// registered with Get alone answers with chi's 405: where the server turns
+// it on, register the handler with Connect too (or with Handle; cooper
+// answers other methods with 405 itself).
+//
 // # Middleware
 //
 // cooper's handler runs on a goroutine of its own once ServeHTTP has
@@ -21,8 +26,7 @@
 //     upgraded handler is cooper's: the connection is closed and the panic
 //     goes to [cooper.OnError].
 //   - Compress leaves the connection alone: the upgrade writes no body.
-//     Its writer can be hijacked when the writer beneath it implements
-//     http.Hijacker itself, as net/http's and chi's own do.
+//     Above a writer with only Unwrap, it is stepped over in the hijack.
 //   - Throttle counts handshakes in progress, not open connections: its
 //     slot is released when the connection is handed over. Bound open
 //     connections in the handler, for instance with a semaphore.
@@ -41,6 +45,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"reflect"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -80,7 +85,7 @@ type writer struct{ http.ResponseWriter }
 func (w writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	conn, brw, err := http.NewResponseController(hijacker(w.ResponseWriter)).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,5 +99,25 @@ func (w writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return conn, brw, nil
 		}
 		rw = u.Unwrap()
+	}
+}
+
+// hijacker returns the writer of rw's chain to hijack through: rw, or the
+// one beneath a writer of chi's Compress that would fail, because that one
+// has no Hijack of its own, with an error after which cooper could not
+// answer (net/http would send an empty 200). An upgrade writes no body for
+// Compress to handle.
+func hijacker(rw http.ResponseWriter) http.ResponseWriter {
+	for w := rw; ; {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return rw
+		}
+		t := reflect.TypeOf(w) // chi does not export Compress's writer
+		if _, ok := u.Unwrap().(http.Hijacker); !ok && t.String() == "*middleware.compressResponseWriter" &&
+			t.Elem().PkgPath() == "github.com/go-chi/chi/v5/middleware" {
+			return u.Unwrap()
+		}
+		w = u.Unwrap()
 	}
 }

@@ -127,6 +127,23 @@ func TestMiddleware(t *testing.T) {
 			logs.WaitFor(t, " - 101 0B")
 		},
 	}, {
+		name: "Compress above a writer with only Unwrap is stepped over",
+		use: func(*testkit.LockedBuffer) []func(http.Handler) http.Handler {
+			return []func(http.Handler) http.Handler{wrap(func(w http.ResponseWriter) http.ResponseWriter { return unwrapOnly{w} }), middleware.Compress(5)}
+		},
+		header: http.Header{"Accept-Encoding": {"gzip"}},
+	}, {
+		name: "Compress above a writer with only Unwrap, inside Logger",
+		use: func(logs *testkit.LockedBuffer) []func(http.Handler) http.Handler {
+			return []func(http.Handler) http.Handler{
+				wrap(func(w http.ResponseWriter) http.ResponseWriter { return unwrapOnly{w} }), logger(logs), middleware.Compress(5),
+			}
+		},
+		header: http.Header{"Accept-Encoding": {"gzip"}},
+		check: func(t *testing.T, hs *cooper.Handshake, logs *testkit.LockedBuffer) {
+			logs.WaitFor(t, " - 101 0B")
+		},
+	}, {
 		name: "Throttle lets the upgrade through",
 		use: func(*testkit.LockedBuffer) []func(http.Handler) http.Handler {
 			return []func(http.Handler) http.Handler{middleware.Throttle(1)}
@@ -178,6 +195,44 @@ func TestMiddleware(t *testing.T) {
 // logger is chi's Logger, writing to logs without colour.
 func logger(logs *testkit.LockedBuffer) func(http.Handler) http.Handler {
 	return middleware.RequestLogger(&middleware.DefaultLogFormatter{Logger: log.New(logs, "", 0), NoColor: true})
+}
+
+// wrap is a middleware that hands the next handler its writer as fn
+// wraps it.
+func wrap(fn func(http.ResponseWriter) http.ResponseWriter) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(fn(w), r) })
+	}
+}
+
+// An unwrapOnly writer, as a metrics middleware's, has Unwrap and no Hijack.
+type unwrapOnly struct{ http.ResponseWriter }
+
+func (w unwrapOnly) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// An opaque writer hides the writer it wraps: it has neither Unwrap nor
+// Hijack.
+type opaque struct{ http.ResponseWriter }
+
+// TestCompressOverUnhijackableWriter checks that an upgrade behind Compress
+// whose chain cannot be hijacked at all is refused with 500, a reason that
+// names the writer to fix, and ErrHijackFailed, not left to net/http's
+// empty 200.
+func TestCompressOverUnhijackableWriter(t *testing.T) {
+	s := serve(t, func(r chi.Router, u *cooper.Upgrader) {
+		r.Use(wrap(func(w http.ResponseWriter) http.ResponseWriter { return opaque{w} }), middleware.Compress(5))
+		r.Get("/ws", cooperchi.Handler(u, testkit.Echo))
+	})
+	c := testkit.Dial(t, s.URL+"/ws", nil) // without gzip, so the body can be read
+	if c.Resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("status = %s, want 500", c.Resp.Status)
+	}
+	if want := "cooper: hijack: cooperchi_test.opaque cannot be hijacked: give it an Unwrap() http.ResponseWriter method"; !strings.HasPrefix(c.Body, want) {
+		t.Errorf("body = %q, want it to start with %q", c.Body, want)
+	}
+	if err := s.NextErr(t); !errors.Is(err, cooper.ErrHijackFailed) {
+		t.Errorf("OnError got %v, want ErrHijackFailed", err)
+	}
 }
 
 // TestRefusal checks that a request cooper refuses gets cooper's answer

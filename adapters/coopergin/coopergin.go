@@ -8,7 +8,11 @@
 //
 // The upgrade takes the connection over before anything writes the
 // response's header, which gin 1.11 and later refuse to hijack after, and
-// ends the handler chain, so no later handler writes to the connection.
+// ends the handler chain, so no later handler writes to the connection;
+// what a middleware writes once the chain returns to it is discarded.
+// Over HTTP/2 an upgrade is an extended CONNECT (RFC 8441), which a route
+// registered with GET alone does not match: where the server turns it on,
+// register the handler with Match([]string{"GET", "CONNECT"}, ...).
 // gin.Logger logs the upgrade as 101 and a refusal with its own status;
 // gin.Recovery recovers panics in the chain, while a panic in the upgraded
 // handler is cooper's: the connection is closed and the panic goes to
@@ -21,6 +25,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 	"lowbit.dev/cooper"
@@ -45,19 +50,40 @@ func Handler(u *cooper.Upgrader, h func(c *gin.Context, conn net.Conn, hs *coope
 	}
 	return func(c *gin.Context) {
 		cp := c.Copy()
+		w := writer{c.Writer, new(atomic.Bool)}
 		u.Handler(func(conn net.Conn, hs *cooper.Handshake) {
+			w.switched.Store(true) // over HTTP/2, before ServeHTTP returns
 			cp.Request = hs.Request
 			h(cp, conn, hs)
-		}).ServeHTTP(writer{c.Writer}, c.Request)
+		}).ServeHTTP(w, c.Request)
+		if w.switched.Load() {
+			c.Writer = switched{c.Writer}
+		}
 		c.Abort()
 	}
 }
+
+// A switched writer is a Context's writer once the connection, or over
+// HTTP/2 the stream, belongs to the new protocol: it reports the status
+// gin's writer recorded (101, or 200 over HTTP/2), and discards what
+// middleware writes when the chain returns to it, which net/http would
+// refuse and log, or send on the stream after the protocol's last byte.
+type switched struct{ gin.ResponseWriter }
+
+func (switched) WriteHeader(int)                   {}
+func (switched) WriteHeaderNow()                   {}
+func (switched) Write(b []byte) (int, error)       { return len(b), nil }
+func (switched) WriteString(s string) (int, error) { return len(s), nil }
+func (switched) Flush()                            {}
 
 // A writer is the ResponseWriter cooper upgrades through. It takes the
 // connection over through gin's own writer, so gin knows the response is
 // gone and writes nothing more, after recording 101 as the status for
 // gin.Logger, which gin's writer does without writing anything.
-type writer struct{ gin.ResponseWriter }
+type writer struct {
+	gin.ResponseWriter
+	switched *atomic.Bool // set once the connection is taken over
+}
 
 func (w writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
@@ -74,5 +100,9 @@ func (w writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	w.ResponseWriter.WriteHeader(http.StatusSwitchingProtocols)
-	return w.ResponseWriter.Hijack()
+	conn, brw, err := w.ResponseWriter.Hijack()
+	if err == nil {
+		w.switched.Store(true)
+	}
+	return conn, brw, err
 }

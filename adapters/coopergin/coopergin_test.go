@@ -135,6 +135,55 @@ func TestLogger(t *testing.T) {
 	s.logs.WaitFor(t, `| 426 |`)
 }
 
+// TestMiddlewareAroundTheUpgrade upgrades behind gin middleware that
+// touches the response before or after the chain: each upgrade works, is
+// logged as 101, and nothing a middleware writes reaches the connection or
+// makes net/http log (testkit.Serve fails the test if it does).
+func TestMiddlewareAroundTheUpgrade(t *testing.T) {
+	tests := []struct {
+		name string
+		mw   gin.HandlerFunc
+	}{
+		{"a status set before the chain is replaced by 101",
+			func(c *gin.Context) { c.Status(http.StatusUnauthorized); c.Next() }},
+		{"a writer that records the body, as loggers of bodies do",
+			func(c *gin.Context) { c.Writer = bodyRecorder{c.Writer, &strings.Builder{}}; c.Next() }},
+		{"a body written after the chain is discarded",
+			func(c *gin.Context) { c.Next(); c.String(http.StatusOK, "written after the upgrade") }},
+		{"a status and header written after the chain are discarded",
+			func(c *gin.Context) { c.Next(); c.AbortWithStatus(http.StatusInternalServerError); c.Writer.Flush() }},
+		{"a panic after the chain, which gin.Recovery answers with 500, leaves the connection alone",
+			func(c *gin.Context) { c.Next(); panic("middleware failed after the upgrade") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := serve(t, func(e *gin.Engine, u *cooper.Upgrader) {
+				e.Use(tt.mw)
+				e.GET("/ws", coopergin.Handler(u, echo))
+			}, nil)
+			c := testkit.Dial(t, s.URL+"/ws", nil)
+			c.Echoes(t, "hello through gin")
+			line := s.logs.WaitFor(t, `| 101 |`)
+			if strings.Contains(line, "Error #") {
+				t.Errorf("gin.Logger logged an error: %q", line)
+			}
+			c.Echoes(t, "and again")
+		})
+	}
+}
+
+// A bodyRecorder is a gin middleware's writer that records the body it
+// passes on; it hides gin's Unwrap, as such writers do.
+type bodyRecorder struct {
+	gin.ResponseWriter
+	body *strings.Builder
+}
+
+func (w bodyRecorder) Write(b []byte) (int, error) {
+	w.body.Write(b)
+	return w.ResponseWriter.Write(b)
+}
+
 // TestRecovery checks that gin.Recovery keeps working around the upgrade:
 // a middleware's panic after a refusal is recovered without touching the
 // refusal, and a panic in the upgraded handler is cooper's, which closes

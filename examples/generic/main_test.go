@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -112,5 +113,42 @@ func TestConnect(t *testing.T) {
 	err := connect(ctx, e.URL+"/elsewhere", strings.NewReader("x\n"), &out)
 	if !errors.Is(err, cooper.ErrUnexpectedStatus) {
 		t.Errorf("connect to a path that does not upgrade = %v, want cooper.ErrUnexpectedStatus", err)
+	}
+}
+
+// TestRawClients speaks to the example as clients that write their own
+// bytes do: the request's Upgrade in another case, over several lines or
+// with WebSocket's headers, and lines sent in the same write as the
+// request. The 101 names lines/1 alone, and the early lines are answered
+// first, in order.
+func TestRawClients(t *testing.T) {
+	e := wstest.Start(t, run)
+	for _, tt := range []struct {
+		name    string
+		headers string
+	}{
+		{"the protocol in upper case", "Upgrade: LINES/1\r\n"},
+		{"the protocol after another, on a second line", "Upgrade: chat/2\r\nUpgrade: websocket, lines/1\r\n"},
+		{"with WebSocket's headers, which are ignored",
+			"Upgrade: lines/1\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", e.Addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			request := "GET /lines HTTP/1.1\r\nHost: " + e.Addr + "\r\nConnection: Upgrade\r\n" + tt.headers + "\r\n"
+			if _, err := io.WriteString(conn, request+"sent with the request\nand another\n"); err != nil {
+				t.Fatal(err)
+			}
+			const want = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: lines/1\r\nConnection: Upgrade\r\n\r\n" +
+				"SENT WITH THE REQUEST\nAND ANOTHER\n"
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(conn, got); err != nil || string(got) != want {
+				t.Fatalf("read %q, %v; want %q", got, err, want)
+			}
+		})
 	}
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 	"github.com/gorilla/websocket"
-	"golang.org/x/net/http2"
 	"lowbit.dev/cooper/examples/internal/serve"
 	"lowbit.dev/cooper/examples/internal/tlsserve"
 	"lowbit.dev/cooper/internal/testkit"
@@ -393,29 +392,7 @@ func CheckShutdown(t *testing.T, e *Example, url string) {
 // test's cleanup closes; it fails the test when the request fails.
 func (e *Example) ConnectH2(t *testing.T, header http.Header) (*http.Response, io.ReadWriter) {
 	t.Helper()
-	tr := &http2.Transport{TLSClientConfig: &tls.Config{RootCAs: e.Roots}}
-	t.Cleanup(tr.CloseIdleConnections)
-	pr, pw := io.Pipe()
-	t.Cleanup(func() { pw.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, e.URL+"/ws", pr)
-	for name, values := range header {
-		for _, v := range values {
-			req.Header.Add(name, v)
-		}
-	}
-	req.Header.Set(":protocol", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("extended CONNECT: %v", err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp, struct {
-		io.Reader
-		io.Writer
-	}{resp.Body, pw}
+	return testkit.ConnectH2(t, &tls.Config{RootCAs: e.Roots}, e.URL+"/ws", header)
 }
 
 // CheckStreamShutdown stops the example while stream, a WebSocket over
