@@ -87,6 +87,8 @@ func TestRefusals(t *testing.T) {
 			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Version", "013") }, status: 426, header: swv, err: ErrWebSocketVersion},
 		{name: "Sec-WebSocket-Version sent twice is refused with 400 and Sec-WebSocket-Version: 13",
 			edit: func(r *http.Request) { r.Header["Sec-Websocket-Version"] = []string{"13", "13"} }, status: 400, header: swv, err: ErrWebSocketVersion},
+		{name: "Sec-WebSocket-Version 8 and 13 on two lines is refused with 400 and Sec-WebSocket-Version: 13",
+			edit: func(r *http.Request) { r.Header["Sec-Websocket-Version"] = []string{"8", "13"} }, status: 400, header: swv, err: ErrWebSocketVersion},
 		{name: "a request without Sec-WebSocket-Key is refused with 400",
 			edit: func(r *http.Request) { r.Header.Del("Sec-Websocket-Key") }, status: 400, err: ErrWebSocketKey},
 		{name: "a key of 15 bytes is refused with 400",
@@ -156,6 +158,12 @@ func TestRefusals(t *testing.T) {
 					if got := resp.Header.Values(k); strings.Join(got, ", ") != strings.Join(v, ", ") {
 						t.Errorf("%s = %q, want %q", k, got, v)
 					}
+				}
+				if tc.status == http.StatusUpgradeRequired && resp.Header.Get("Upgrade") == "" {
+					t.Error("a 426 without Upgrade, which RFC 9110 section 15.5.22 requires")
+				}
+				if _, err := time.Parse(http.TimeFormat, resp.Header.Get("Date")); err != nil {
+					t.Errorf("Date = %q, want an IMF-fixdate in GMT (RFC 9110 section 5.6.7)", resp.Header.Get("Date"))
 				}
 				if r.Method != "HEAD" {
 					checkReason(t, resp, body)
