@@ -295,6 +295,13 @@ func TestAccepted(t *testing.T) {
 		{name: "no common subprotocol upgrades without one",
 			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
 			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "mqtt") }, proto: "websocket"},
+		{name: "a client that offers no subprotocol upgrades without one",
+			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
+			edit: func(r *http.Request) { r.Header.Del("Sec-Websocket-Protocol") }, proto: "websocket"},
+		{name: "empty elements of Sec-WebSocket-Protocol are ignored",
+			opts:  []Option{Protocols("websocket"), Subprotocols("chat")},
+			edit:  func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", " , ,chat ,") },
+			proto: "websocket", subprotocol: "chat"},
 		{name: "permessage-deflate offered without Deflate is not answered",
 			edit: func(r *http.Request) {
 				r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits")
