@@ -836,13 +836,26 @@ func TestAccept(t *testing.T) {
 				return
 			}
 			defer conn.Close()
+			// A second upgrade of the same request fails without a byte
+			// written or a connection left counted; the first goes on.
+			if _, _, err := u.Accept(w, r); !errors.Is(err, ErrHijackFailed) || u.Stats().Active != 1 {
+				fmt.Fprintf(conn, "second Accept: %v, %d active", err, u.Stats().Active)
+				return
+			}
 			if hs.Subprotocol != "chat" || hs.Request.Context().Err() != nil {
 				conn.Write([]byte("bad handshake"))
 				return
 			}
 			io.Copy(conn, conn)
 		}))
-		t.Cleanup(func() { u.Shutdown(context.Background()) })
+		t.Cleanup(func() {
+			// Bounded: a connection left counted would hold Shutdown forever.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := u.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
 
 		r := s.wsRequest()
 		r.Header.Set("Sec-Websocket-Version", "12")
