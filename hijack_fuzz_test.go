@@ -71,6 +71,10 @@ func TestHostileRequests(t *testing.T) {
 			func(r *http.Request) { r.Header["Origin"] = slicesRepeat(r.Header.Get("Origin"), 50) }, 403},
 		{"a version of a thousand digits is refused with 426",
 			func(r *http.Request) { r.Header.Set("Sec-Websocket-Version", strings.Repeat("1", 1000)) }, 426},
+		{"an HTTP/1.1 request without Host is refused with 400",
+			func(r *http.Request) { r.Host = "" }, 400},
+		{"two Host lines are refused with 400",
+			func(r *http.Request) { r.Header["Host"] = []string{r.Host} }, 400},
 	}
 	run(t, func(t *testing.T, m mode) {
 		f := newFixture(t, m, Protocols("websocket"), Subprotocols("chat"), Deflate(DeflateParams{}))

@@ -87,6 +87,8 @@ func TestRefusals(t *testing.T) {
 			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Version", "013") }, status: 426, header: swv, err: ErrWebSocketVersion},
 		{name: "Sec-WebSocket-Version sent twice is refused with 400 and Sec-WebSocket-Version: 13",
 			edit: func(r *http.Request) { r.Header["Sec-Websocket-Version"] = []string{"13", "13"} }, status: 400, header: swv, err: ErrWebSocketVersion},
+		{name: "Sec-WebSocket-Version 8 and 13 on two lines is refused with 400 and Sec-WebSocket-Version: 13",
+			edit: func(r *http.Request) { r.Header["Sec-Websocket-Version"] = []string{"8", "13"} }, status: 400, header: swv, err: ErrWebSocketVersion},
 		{name: "a request without Sec-WebSocket-Key is refused with 400",
 			edit: func(r *http.Request) { r.Header.Del("Sec-Websocket-Key") }, status: 400, err: ErrWebSocketKey},
 		{name: "a key of 15 bytes is refused with 400",
@@ -156,6 +158,12 @@ func TestRefusals(t *testing.T) {
 					if got := resp.Header.Values(k); strings.Join(got, ", ") != strings.Join(v, ", ") {
 						t.Errorf("%s = %q, want %q", k, got, v)
 					}
+				}
+				if tc.status == http.StatusUpgradeRequired && resp.Header.Get("Upgrade") == "" {
+					t.Error("a 426 without Upgrade, which RFC 9110 section 15.5.22 requires")
+				}
+				if _, err := time.Parse(http.TimeFormat, resp.Header.Get("Date")); err != nil {
+					t.Errorf("Date = %q, want an IMF-fixdate in GMT (RFC 9110 section 5.6.7)", resp.Header.Get("Date"))
 				}
 				if r.Method != "HEAD" {
 					checkReason(t, resp, body)
@@ -287,6 +295,13 @@ func TestAccepted(t *testing.T) {
 		{name: "no common subprotocol upgrades without one",
 			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
 			edit: func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", "mqtt") }, proto: "websocket"},
+		{name: "a client that offers no subprotocol upgrades without one",
+			opts: []Option{Protocols("websocket"), Subprotocols("chat")},
+			edit: func(r *http.Request) { r.Header.Del("Sec-Websocket-Protocol") }, proto: "websocket"},
+		{name: "empty elements of Sec-WebSocket-Protocol are ignored",
+			opts:  []Option{Protocols("websocket"), Subprotocols("chat")},
+			edit:  func(r *http.Request) { r.Header.Set("Sec-Websocket-Protocol", " , ,chat ,") },
+			proto: "websocket", subprotocol: "chat"},
 		{name: "permessage-deflate offered without Deflate is not answered",
 			edit: func(r *http.Request) {
 				r.Header.Set("Sec-Websocket-Extensions", "permessage-deflate; client_max_window_bits")
@@ -821,13 +836,26 @@ func TestAccept(t *testing.T) {
 				return
 			}
 			defer conn.Close()
+			// A second upgrade of the same request fails without a byte
+			// written or a connection left counted; the first goes on.
+			if _, _, err := u.Accept(w, r); !errors.Is(err, ErrHijackFailed) || u.Stats().Active != 1 {
+				fmt.Fprintf(conn, "second Accept: %v, %d active", err, u.Stats().Active)
+				return
+			}
 			if hs.Subprotocol != "chat" || hs.Request.Context().Err() != nil {
 				conn.Write([]byte("bad handshake"))
 				return
 			}
 			io.Copy(conn, conn)
 		}))
-		t.Cleanup(func() { u.Shutdown(context.Background()) })
+		t.Cleanup(func() {
+			// Bounded: a connection left counted would hold Shutdown forever.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := u.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
 
 		r := s.wsRequest()
 		r.Header.Set("Sec-Websocket-Version", "12")

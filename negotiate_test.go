@@ -195,6 +195,8 @@ func TestNegotiateDeflate(t *testing.T) {
 			[]string{pmd + "; server_max_window_bits=10"}, p{}, "", p{}},
 		{"server_max_window_bits=8 is accepted by a policy of 8",
 			[]string{pmd + "; server_max_window_bits=8"}, p{ServerMaxWindowBits: 8}, pmd + "; server_max_window_bits=8", p{ServerMaxWindowBits: 8, ClientMaxWindowBits: 15}},
+		{"server_max_window_bits=8 is declined by a policy of 10, whose window is larger",
+			[]string{pmd + "; server_max_window_bits=8"}, p{ServerMaxWindowBits: 10}, "", p{}},
 		{"server_max_window_bits=10 is answered with the policy's smaller window",
 			[]string{pmd + "; server_max_window_bits=10"}, p{ServerMaxWindowBits: 9}, pmd + "; server_max_window_bits=9", p{ServerMaxWindowBits: 9, ClientMaxWindowBits: 15}},
 		{"a policy window is not announced to a client that did not offer server_max_window_bits",

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // pipeConn returns a replayConn over one end of a loopback TCP connection
@@ -103,6 +105,30 @@ func TestReplayConnReadFrom(t *testing.T) {
 	got, _ := io.ReadAll(peer)
 	if err != nil || n != 11 || string(got) != "to the peer" {
 		t.Errorf("io.Copy into the conn = %d, %v; peer read %q", n, err, got)
+	}
+}
+
+// TestReplayConnReadDeadline lets a read deadline pass once the replayed
+// bytes are read: that Read fails with os.ErrDeadlineExceeded and the
+// connection stays open, so once the deadline is cleared the socket's bytes
+// come through (a deadline that closes the connection is coder/websocket
+// issue 228).
+func TestReplayConnReadDeadline(t *testing.T) {
+	rc, peer := pipeConn(t, "early")
+	buf := make([]byte, 16)
+	if n, err := rc.Read(buf); err != nil || string(buf[:n]) != "early" {
+		t.Fatalf("Read = %q, %v, want the replayed bytes", buf[:n], err)
+	}
+	rc.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if _, err := rc.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline = %v, want os.ErrDeadlineExceeded", err)
+	}
+	rc.SetReadDeadline(time.Time{})
+	if _, err := peer.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rc.Read(buf); err != nil || string(buf[:n]) != "late" {
+		t.Errorf("Read after the deadline was cleared = %q, %v, want %q", buf[:n], err, "late")
 	}
 }
 
