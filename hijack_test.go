@@ -848,14 +848,7 @@ func TestAccept(t *testing.T) {
 			}
 			io.Copy(conn, conn)
 		}))
-		t.Cleanup(func() {
-			// Bounded: a connection left counted would hold Shutdown forever.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := u.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-		})
+		shutdownAtEnd(t, u)
 
 		r := s.wsRequest()
 		r.Header.Set("Sec-Websocket-Version", "12")

@@ -257,15 +257,21 @@ func newFixture(t *testing.T, m mode, opts ...Option) *fixture {
 		f.conns <- conn
 		io.Copy(conn, conn)
 	}))
+	shutdownAtEnd(t, u) // by then the test's clients are closed, so every handler returns
+	return f
+}
+
+// shutdownAtEnd shuts u down when the test ends and fails it unless every
+// connection is done within 5 s: bounded, since a connection left counted
+// would hold Shutdown forever.
+func shutdownAtEnd(t *testing.T, u *Upgrader) {
 	t.Cleanup(func() {
-		// By now the test's clients are closed, so every handler returns.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := u.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	return f
 }
 
 // wait returns the next value from c, failing the test after 5 s.
